@@ -1,0 +1,157 @@
+//! `videoroom-server`: the Videoroom SFU (selective forwarding unit).
+//!
+//! Clients join rooms by name over a WebSocket (`/ws`, protocol in `docs/protocol.md`) and send
+//! their audio and video over one WebRTC connection to the server, which forwards every published
+//! track to every other peer of the room. It does not mix, transcode or record media.
+//!
+//! Where to start: [`start`] binds and serves; `signaling.rs` is one WebSocket session;
+//! `room.rs` the room actor; `peer.rs` one peer's WebRTC endpoint; `forwarder.rs` the RTP path.
+//! `docs/ARCHITECTURE.md` shows how data flows between them.
+
+pub mod config;
+pub mod forwarder;
+pub mod media;
+pub mod metrics;
+pub mod peer;
+pub mod registry;
+pub mod room;
+pub mod rtc_config;
+pub mod signaling;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::info;
+
+pub use config::{Cli, Config};
+pub use metrics::Metrics;
+
+/// What every task of the server shares.
+pub struct Shared {
+    /// Effective configuration.
+    pub config: Config,
+    /// Exported metrics.
+    pub metrics: Arc<Metrics>,
+    /// How PeerConnections are built.
+    pub rtc: rtc_config::RtcConfig,
+    /// Open rooms.
+    pub rooms: registry::Rooms,
+    /// Cancelled on shutdown.
+    pub shutdown: CancellationToken,
+    connections: Arc<Semaphore>,
+    sessions: TaskTracker,
+}
+
+/// A running server.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    serve: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds `config.listen` and starts serving `/ws`, `/healthz` and `/metrics`.
+pub async fn start(config: Config) -> std::io::Result<RunningServer> {
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let local_addr = listener.local_addr()?;
+    let shared = Arc::new(Shared {
+        rtc: rtc_config::RtcConfig::new(&config),
+        connections: Arc::new(Semaphore::new(config.max_connections)),
+        config,
+        metrics: Arc::new(Metrics::default()),
+        rooms: registry::Rooms::default(),
+        shutdown: CancellationToken::new(),
+        sessions: TaskTracker::new(),
+    });
+    let app = Router::new()
+        .route("/ws", get(ws_upgrade))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(Arc::clone(&shared));
+    let token = shared.shutdown.clone();
+    let serve = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await
+    });
+    info!(%local_addr, "videoroom-server listening (WebSocket at /ws)");
+    Ok(RunningServer { local_addr, shared, serve })
+}
+
+impl RunningServer {
+    /// The bound HTTP address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.shared.metrics)
+    }
+
+    /// Number of open rooms.
+    pub fn room_count(&self) -> usize {
+        self.shared.rooms.len()
+    }
+
+    /// Stops taking joins, tells every peer, closes every room and waits (at most `grace`) for
+    /// every session to end. Returns whether everything ended in time.
+    pub async fn shutdown(self, grace: Duration) -> bool {
+        info!("shutting down: refusing joins, closing rooms");
+        self.shared.rooms.shutdown().await;
+        self.shared.shutdown.cancel();
+        self.shared.sessions.close();
+        let drained = tokio::time::timeout(grace, async {
+            self.shared.sessions.wait().await;
+            let _ = self.serve.await;
+        })
+        .await
+        .is_ok();
+        info!(drained, "shutdown complete");
+        drained
+    }
+}
+
+async fn ws_upgrade(
+    ws: WebSocketUpgrade,
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+) -> Response {
+    if shared.rooms.is_shutting_down() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "server is shutting down\n").into_response();
+    }
+    let Ok(permit) = Arc::clone(&shared.connections).try_acquire_owned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections; try again later\n")
+            .into_response();
+    };
+    let limit = shared.config.max_message_bytes;
+    let tracker = shared.sessions.clone();
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| {
+            tracker.track_future(signaling::run(socket, shared, permit, remote.to_string()))
+        })
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.rooms.is_shutting_down() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    } else {
+        (StatusCode::OK, "ok\n").into_response()
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        shared.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,56 @@
+//! The `videoroom-server` binary: parse configuration, log, serve until SIGINT/SIGTERM.
+
+use clap::Parser;
+use std::process::ExitCode;
+use std::time::Duration;
+use tracing_subscriber::EnvFilter;
+use videoroom_server::{Cli, Config};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::from_cli(Cli::parse()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("videoroom-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if config.log_json {
+        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    let listen = config.listen;
+    let server = match videoroom_server::start(config).await {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("videoroom-server: cannot listen on {listen}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // Printed on stdout so scripts and tests can find the port when --listen uses port 0.
+    println!("listening on {}", server.local_addr());
+    wait_for_signal().await;
+    // Exit within 5 s whatever happens: 4 s for a clean drain, then we go.
+    if !server.shutdown(Duration::from_secs(4)).await {
+        tracing::warn!("some sessions did not end within 4 s; exiting anyway");
+    }
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}

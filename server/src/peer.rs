@@ -1,0 +1,678 @@
+//! One participant's server-side WebRTC endpoint: an actor that owns the participant's
+//! PeerConnection and its negotiation.
+//!
+//! It receives the client's SDP and candidates (from the session), subscribe/unsubscribe orders
+//! (from the room) and the PeerConnection's own events, and it:
+//! - answers client offers, rolling back its own offer first when they cross (the server is the
+//!   polite side of the glare rule in docs/protocol.md);
+//! - turns each track the client publishes into a [`Forwarder`] and announces it to the room;
+//! - adds a `sendonly` transceiver per subscribed track, offers, and once the client answered,
+//!   starts the [`Subscription`] that feeds it;
+//! - reports a peer whose ICE failed, or never connected, to the room.
+
+use crate::forwarder::{Forwarder, ForwarderHandle, SUBSCRIBER_QUEUE, Subscription};
+use crate::media;
+use crate::metrics::Metrics;
+use crate::room::RoomHandle;
+use crate::rtc_config::RtcConfig;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info, info_span, warn};
+use videoroom_protocol::{
+    ErrorCode, IceCandidate, MediaKind, PeerId, PublishedTrack, ServerMessage, TrackId, TrackInfo,
+    TrackSource, validate_track_id,
+};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSessionDescription,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+/// How long a negotiated connection may take to reach "connected" before the peer is removed.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection may stay "disconnected" before the peer is removed.
+pub const DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(15);
+/// Consecutive failed server offers after which the endpoint stops re-offering until the next change.
+const MAX_OFFER_FAILURES: u32 = 3;
+
+/// Orders for an endpoint.
+#[derive(Debug)]
+pub enum EndpointCommand {
+    /// The client's `sdp_offer`.
+    ClientOffer {
+        /// SDP text.
+        sdp: String,
+        /// The tracks the client says it publishes.
+        tracks: Vec<PublishedTrack>,
+    },
+    /// The client's `sdp_answer`.
+    ClientAnswer {
+        /// SDP text.
+        sdp: String,
+    },
+    /// A client ICE candidate.
+    ClientCandidate(IceCandidate),
+    /// Start forwarding another peer's track to this peer.
+    Subscribe {
+        /// The track's forwarder.
+        forwarder: ForwarderHandle,
+        /// The track.
+        info: TrackInfo,
+    },
+    /// Stop forwarding a track to this peer.
+    Unsubscribe {
+        /// The track.
+        track_id: TrackId,
+    },
+    /// Close the PeerConnection and end.
+    Close,
+}
+
+impl std::fmt::Debug for ForwarderHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Forwarder({})", self.track_id)
+    }
+}
+
+/// Events from the PeerConnection's driver, and from forwarders this endpoint started.
+enum PcEvent {
+    LocalCandidate(RTCIceCandidateInit),
+    State(RTCPeerConnectionState),
+    RemoteTrack(Arc<dyn TrackRemote>),
+    ForwarderEnded(TrackId),
+}
+
+/// Handle to an endpoint actor.
+#[derive(Clone)]
+pub struct EndpointHandle {
+    tx: mpsc::Sender<EndpointCommand>,
+}
+
+impl EndpointHandle {
+    /// Sends an order, waiting while the endpoint's queue is full (used by the peer's own session).
+    pub async fn send(&self, command: EndpointCommand) -> bool {
+        self.tx.send(command).await.is_ok()
+    }
+
+    /// Sends an order without waiting; returns false if the endpoint is gone or wedged.
+    pub fn try_send(&self, command: EndpointCommand) -> bool {
+        self.tx.try_send(command).is_ok()
+    }
+}
+
+struct Handler {
+    events: mpsc::Sender<PcEvent>,
+}
+
+impl Handler {
+    fn emit(&self, event: PcEvent) {
+        // 1024 slots, drained by the endpoint between its own awaits; a full queue means the
+        // endpoint is gone or wedged, and the watchdog or the room will remove the peer.
+        if self.events.try_send(event).is_err() {
+            warn!("endpoint event queue full or closed; event dropped");
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        match event.candidate.to_json() {
+            Ok(init) => self.emit(PcEvent::LocalCandidate(init)),
+            Err(e) => warn!("local candidate not serializable: {e}"),
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.emit(PcEvent::State(state));
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        self.emit(PcEvent::RemoteTrack(track));
+    }
+}
+
+/// A track forwarded to this peer.
+struct Sub {
+    info: TrackInfo,
+    forwarder: ForwarderHandle,
+    track: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn RtpSender>,
+    ssrc: u32,
+    key: u64,
+    /// Included in the offer now awaiting an answer.
+    offered: bool,
+    /// Negotiated and fed by a running Subscription.
+    active: bool,
+}
+
+/// The endpoint actor.
+pub struct Endpoint {
+    peer_id: PeerId,
+    pc: Arc<dyn PeerConnection>,
+    out: mpsc::Sender<ServerMessage>,
+    room: RoomHandle,
+    metrics: Arc<Metrics>,
+    commands: mpsc::Receiver<EndpointCommand>,
+    events: mpsc::Receiver<PcEvent>,
+    events_tx: mpsc::Sender<PcEvent>,
+    declared: HashMap<TrackId, PublishedTrack>,
+    published: HashMap<TrackId, ForwarderHandle>,
+    subs: HashMap<TrackId, Sub>,
+    have_local_offer: bool,
+    negotiation_needed: bool,
+    offer_failures: u32,
+    remote_set: bool,
+    pending_candidates: Vec<RTCIceCandidateInit>,
+    negotiating_since: Option<Instant>,
+    connected: bool,
+    disconnected_since: Option<Instant>,
+    failed: bool,
+    stalled: bool,
+}
+
+static NEXT_SUBSCRIBER_KEY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl Endpoint {
+    /// Builds the PeerConnection and spawns the actor.
+    pub async fn spawn(
+        peer_id: PeerId,
+        room: RoomHandle,
+        out: mpsc::Sender<ServerMessage>,
+        rtc: &RtcConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<EndpointHandle, webrtc::error::Error> {
+        let (events_tx, events) = mpsc::channel(1024);
+        let handler = Arc::new(Handler {
+            events: events_tx.clone(),
+        });
+        let pc = rtc.build_peer_connection(handler).await?;
+        let (tx, commands) = mpsc::channel(256);
+        let span = info_span!("peer", room = %room.name, peer = %peer_id);
+        let endpoint = Endpoint {
+            peer_id,
+            pc,
+            out,
+            room,
+            metrics,
+            commands,
+            events,
+            events_tx,
+            declared: HashMap::new(),
+            published: HashMap::new(),
+            subs: HashMap::new(),
+            have_local_offer: false,
+            negotiation_needed: false,
+            offer_failures: 0,
+            remote_set: false,
+            pending_candidates: Vec::new(),
+            negotiating_since: None,
+            connected: false,
+            disconnected_since: None,
+            failed: false,
+            stalled: false,
+        };
+        tokio::spawn(endpoint.run().instrument(span));
+        Ok(EndpointHandle { tx })
+    }
+
+    async fn run(mut self) {
+        let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+        watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(EndpointCommand::Close) | None => break,
+                    Some(command) => self.handle_command(command).await,
+                },
+                Some(event) = self.events.recv() => self.handle_event(event).await,
+                _ = watchdog.tick() => self.check_liveness(Instant::now()).await,
+            }
+            if self.stalled {
+                self.stalled = false;
+                self.fail("client stopped reading signaling messages").await;
+            }
+        }
+        for sub in self.subs.values() {
+            sub.forwarder.unsubscribe(sub.key);
+        }
+        if let Err(e) = self.pc.close().await {
+            debug!("closing peer connection: {e}");
+        }
+        info!("endpoint closed");
+    }
+
+    fn reply(&mut self, message: ServerMessage) {
+        // The session's outbound queue is bounded (256); a full one means the client stopped
+        // reading, and the peer is removed (see `run`) rather than left missing an SDP.
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.out.try_send(message) {
+            self.stalled = true;
+        }
+    }
+
+    fn error(&mut self, code: ErrorCode, message: impl Into<String>) {
+        self.metrics.signaling_errors.inc();
+        self.reply(ServerMessage::Error {
+            code,
+            message: message.into(),
+        });
+    }
+
+    async fn handle_command(&mut self, command: EndpointCommand) {
+        match command {
+            EndpointCommand::ClientOffer { sdp, tracks } => self.on_client_offer(sdp, tracks).await,
+            EndpointCommand::ClientAnswer { sdp } => self.on_client_answer(sdp).await,
+            EndpointCommand::ClientCandidate(c) => self.on_client_candidate(c).await,
+            EndpointCommand::Subscribe { forwarder, info } => self.subscribe(forwarder, info).await,
+            EndpointCommand::Unsubscribe { track_id } => self.unsubscribe(&track_id).await,
+            EndpointCommand::Close => {}
+        }
+    }
+
+    async fn on_client_offer(&mut self, sdp: String, tracks: Vec<PublishedTrack>) {
+        let mut declared = HashMap::new();
+        for t in tracks {
+            if let Err(e) = validate_track_id(t.track_id.as_str()) {
+                return self.error(e.code, e.message);
+            }
+            declared.insert(t.track_id.clone(), t);
+        }
+        let offer = match RTCSessionDescription::offer(sdp) {
+            Ok(offer) => offer,
+            Err(e) => return self.error(ErrorCode::InvalidSdp, format!("offer is not valid SDP: {e}")),
+        };
+        let sending = match sending_track_ids(&offer) {
+            Ok(ids) => ids,
+            Err(e) => return self.error(ErrorCode::InvalidSdp, format!("offer is not valid SDP: {e}")),
+        };
+        if self.have_local_offer {
+            // Glare: the server is polite. Roll our offer back and offer again after answering.
+            debug!("client offer crossed ours; rolling back");
+            match RTCSessionDescription::rollback(None) {
+                Ok(rb) => {
+                    if let Err(e) = self.pc.set_local_description(rb).await {
+                        warn!("rollback failed: {e}");
+                    }
+                }
+                Err(e) => warn!("rollback description: {e}"),
+            }
+            self.have_local_offer = false;
+            self.negotiation_needed = true;
+            for sub in self.subs.values_mut() {
+                sub.offered = false;
+            }
+        }
+        if let Err(e) = self.pc.set_remote_description(offer).await {
+            self.error(ErrorCode::InvalidSdp, format!("offer could not be applied: {e}"));
+            return self.maybe_offer().await;
+        }
+        self.remote_applied().await;
+        let answer = match self.pc.create_answer(None).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                self.error(ErrorCode::InvalidSdp, format!("cannot answer this offer: {e}"));
+                return self.maybe_offer().await;
+            }
+        };
+        if let Err(e) = self.pc.set_local_description(answer).await {
+            self.error(ErrorCode::Internal, format!("cannot apply own answer: {e}"));
+            return self.maybe_offer().await;
+        }
+        match self.pc.local_description().await {
+            Some(desc) => self.reply(ServerMessage::SdpAnswer { sdp: desc.sdp }),
+            None => self.error(ErrorCode::Internal, "answer missing after negotiation"),
+        }
+        self.declared = declared;
+        // Tracks the client no longer sends are unpublished.
+        let gone: Vec<TrackId> = self
+            .published
+            .keys()
+            .filter(|id| !sending.contains(id.as_str()))
+            .cloned()
+            .collect();
+        for track_id in gone {
+            self.published.remove(&track_id);
+            self.room.track_unpublished(self.peer_id.clone(), track_id).await;
+        }
+        self.maybe_offer().await;
+    }
+
+    async fn on_client_answer(&mut self, sdp: String) {
+        if !self.have_local_offer {
+            return self.error(
+                ErrorCode::InvalidState,
+                "`sdp_answer` without a server offer to answer",
+            );
+        }
+        let applied = match RTCSessionDescription::answer(sdp) {
+            Ok(answer) => self.pc.set_remote_description(answer).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = applied {
+            self.error(ErrorCode::InvalidSdp, format!("answer could not be applied: {e}"));
+            // Return to stable and try again with a fresh offer (a bounded number of times).
+            if let Ok(rb) = RTCSessionDescription::rollback(None)
+                && let Err(e) = self.pc.set_local_description(rb).await
+            {
+                warn!("rollback after bad answer failed: {e}");
+            }
+            self.have_local_offer = false;
+            self.negotiation_needed = true;
+            self.offer_failures += 1;
+            for sub in self.subs.values_mut() {
+                sub.offered = false;
+            }
+            return self.maybe_offer().await;
+        }
+        self.have_local_offer = false;
+        self.offer_failures = 0;
+        self.remote_applied().await;
+        self.activate_offered().await;
+        self.maybe_offer().await;
+    }
+
+    async fn remote_applied(&mut self) {
+        self.remote_set = true;
+        self.negotiating_since.get_or_insert_with(Instant::now);
+        for candidate in std::mem::take(&mut self.pending_candidates) {
+            if let Err(e) = self.pc.add_ice_candidate(candidate).await {
+                debug!("buffered candidate refused: {e}");
+            }
+        }
+    }
+
+    async fn on_client_candidate(&mut self, c: IceCandidate) {
+        if c.candidate.trim().is_empty() {
+            return; // end-of-candidates
+        }
+        let init = RTCIceCandidateInit {
+            candidate: c.candidate,
+            sdp_mid: c.sdp_mid,
+            sdp_mline_index: c.sdp_mline_index,
+            username_fragment: c.username_fragment,
+            ..Default::default()
+        };
+        if !self.remote_set {
+            if self.pending_candidates.len() >= 64 {
+                return self.error(ErrorCode::InvalidCandidate, "too many candidates before an offer");
+            }
+            self.pending_candidates.push(init);
+            return;
+        }
+        if let Err(e) = self.pc.add_ice_candidate(init).await {
+            self.error(ErrorCode::InvalidCandidate, format!("candidate refused: {e}"));
+        }
+    }
+
+    async fn subscribe(&mut self, forwarder: ForwarderHandle, info: TrackInfo) {
+        if self.subs.contains_key(&info.track_id) {
+            return;
+        }
+        let (kind, codec) = match info.kind {
+            MediaKind::Audio => (RtpCodecKind::Audio, media::opus_codec()),
+            MediaKind::Video => (RtpCodecKind::Video, media::vp8_codec()),
+        };
+        let ssrc: u32 = rand::random::<u32>().max(1);
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            info.peer_id.to_string(),
+            info.track_id.to_string(),
+            format!("{}-{}", info.peer_id, info.track_id),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec,
+                ..Default::default()
+            }],
+        )));
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![info.peer_id.to_string()],
+            send_encodings: vec![],
+        };
+        let sender = match self
+            .pc
+            .add_transceiver_from_track(Arc::clone(&track) as Arc<dyn TrackLocal>, Some(init))
+            .await
+        {
+            Ok(transceiver) => match transceiver.sender().await {
+                Ok(Some(sender)) => sender,
+                other => {
+                    warn!(track = %info.track_id, "transceiver without sender: {:?}", other.err());
+                    return;
+                }
+            },
+            Err(e) => {
+                warn!(track = %info.track_id, "cannot add forwarded track: {e}");
+                return;
+            }
+        };
+        debug!(track = %info.track_id, ssrc, "subscribed");
+        self.subs.insert(
+            info.track_id.clone(),
+            Sub {
+                info,
+                forwarder,
+                track,
+                sender,
+                ssrc,
+                key: NEXT_SUBSCRIBER_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                offered: false,
+                active: false,
+            },
+        );
+        self.negotiation_needed = true;
+        self.maybe_offer().await;
+    }
+
+    async fn unsubscribe(&mut self, track_id: &TrackId) {
+        let Some(sub) = self.subs.remove(track_id) else {
+            return;
+        };
+        sub.forwarder.unsubscribe(sub.key);
+        if let Err(e) = self.pc.remove_track(&sub.sender).await {
+            debug!(track = %track_id, "remove_track: {e}");
+        }
+        self.negotiation_needed = true;
+        self.maybe_offer().await;
+    }
+
+    /// Sends a server offer if something changed and no offer is outstanding.
+    async fn maybe_offer(&mut self) {
+        if self.have_local_offer || !self.negotiation_needed || self.failed {
+            return;
+        }
+        if self.offer_failures >= MAX_OFFER_FAILURES {
+            warn!("client rejected {MAX_OFFER_FAILURES} offers in a row; waiting for the next change");
+            self.offer_failures = 0;
+            self.negotiation_needed = false;
+            return;
+        }
+        self.negotiation_needed = false;
+        let offer = match self.pc.create_offer(None).await {
+            Ok(offer) => offer,
+            Err(e) => return warn!("cannot create offer: {e}"),
+        };
+        if let Err(e) = self.pc.set_local_description(offer).await {
+            return warn!("cannot apply own offer: {e}");
+        }
+        let Some(desc) = self.pc.local_description().await else {
+            return warn!("offer missing after set_local_description");
+        };
+        self.have_local_offer = true;
+        for sub in self.subs.values_mut() {
+            sub.offered = true;
+        }
+        self.reply(ServerMessage::SdpOffer { sdp: desc.sdp });
+    }
+
+    /// The client answered our offer: every offered track is now negotiated; start feeding it.
+    async fn activate_offered(&mut self) {
+        for sub in self.subs.values_mut().filter(|s| s.offered && !s.active) {
+            let payload_type = match sub.sender.get_parameters().await {
+                Ok(p) => p.rtp_parameters.codecs.first().map(|c| c.payload_type),
+                Err(_) => None,
+            }
+            .unwrap_or(match sub.info.kind {
+                MediaKind::Audio => media::OPUS_PT,
+                MediaKind::Video => media::VP8_PT,
+            });
+            let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+            Subscription::spawn(
+                Arc::clone(&sub.track),
+                sub.ssrc,
+                payload_type,
+                rx,
+                sub.forwarder.clone(),
+                Arc::clone(&self.metrics),
+            );
+            sub.forwarder.subscribe(sub.key, tx);
+            sub.active = true;
+            debug!(track = %sub.info.track_id, payload_type, "forwarding to this peer");
+        }
+    }
+
+    async fn handle_event(&mut self, event: PcEvent) {
+        match event {
+            PcEvent::LocalCandidate(init) => self.reply(ServerMessage::IceCandidate {
+                candidate: IceCandidate {
+                    candidate: init.candidate,
+                    sdp_mid: init.sdp_mid.filter(|m| !m.is_empty()),
+                    sdp_mline_index: Some(init.sdp_mline_index.unwrap_or(0)),
+                    username_fragment: init.username_fragment,
+                },
+            }),
+            PcEvent::State(state) => self.on_state(state).await,
+            PcEvent::RemoteTrack(track) => self.on_remote_track(track).await,
+            PcEvent::ForwarderEnded(track_id) => {
+                if self.published.remove(&track_id).is_some() {
+                    self.room
+                        .track_unpublished(self.peer_id.clone(), track_id)
+                        .await;
+                }
+            }
+        }
+    }
+
+    async fn on_state(&mut self, state: RTCPeerConnectionState) {
+        info!(%state, "connection state");
+        match state {
+            RTCPeerConnectionState::Connected => {
+                self.connected = true;
+                self.disconnected_since = None;
+            }
+            RTCPeerConnectionState::Disconnected => {
+                self.disconnected_since.get_or_insert_with(Instant::now);
+            }
+            RTCPeerConnectionState::Failed => self.fail("ICE connection failed").await,
+            _ => {}
+        }
+    }
+
+    async fn check_liveness(&mut self, now: Instant) {
+        if self.failed {
+            return;
+        }
+        if !self.connected
+            && let Some(since) = self.negotiating_since
+            && now.duration_since(since) > CONNECT_TIMEOUT
+        {
+            return self.fail("ICE did not connect within 30 s").await;
+        }
+        if let Some(since) = self.disconnected_since
+            && now.duration_since(since) > DISCONNECTED_TIMEOUT
+        {
+            self.fail("ICE connection lost for 15 s").await;
+        }
+    }
+
+    async fn fail(&mut self, reason: &str) {
+        if self.failed {
+            return;
+        }
+        self.failed = true;
+        warn!(reason, "removing peer: its media connection failed");
+        self.room.peer_failed(self.peer_id.clone(), reason.to_owned()).await;
+    }
+
+    async fn on_remote_track(&mut self, track: Arc<dyn TrackRemote>) {
+        let raw_id = track.track_id().await;
+        let track_id = match validate_track_id(&raw_id) {
+            Ok(id) => id,
+            Err(e) => return self.error(e.code, e.message),
+        };
+        if self.published.contains_key(&track_id) {
+            return;
+        }
+        let kind = match track.kind().await {
+            RtpCodecKind::Audio => MediaKind::Audio,
+            RtpCodecKind::Video => MediaKind::Video,
+            _ => return self.error(ErrorCode::InvalidTrack, format!("track `{track_id}` is neither audio nor video")),
+        };
+        let Some(media_ssrc) = track.ssrcs().await.first().copied() else {
+            return warn!(track = %track_id, "remote track without SSRC");
+        };
+        let declared = self.declared.get(&track_id);
+        let info = TrackInfo {
+            track_id: track_id.clone(),
+            peer_id: self.peer_id.clone(),
+            kind,
+            source: declared
+                .map(|d| d.source)
+                .unwrap_or_else(|| TrackSource::default_for(kind)),
+            muted: declared.is_some_and(|d| d.muted),
+        };
+        let events = self.events_tx.clone();
+        let ended_id = track_id.clone();
+        let forwarder = Forwarder::spawn(
+            track,
+            media_ssrc,
+            track_id.clone(),
+            kind,
+            Arc::clone(&self.metrics),
+            move || {
+                let _ = events.try_send(PcEvent::ForwarderEnded(ended_id));
+            },
+        );
+        info!(track = %track_id, ?kind, "publishing");
+        self.published.insert(track_id, forwarder.clone());
+        self.room
+            .track_published(self.peer_id.clone(), info, forwarder)
+            .await;
+    }
+}
+
+/// The `msid` track ids of the media sections an offer sends on (sendonly or sendrecv, not rejected).
+fn sending_track_ids(desc: &RTCSessionDescription) -> Result<HashSet<String>, webrtc::error::Error> {
+    let parsed = desc.unmarshal()?;
+    let mut ids = HashSet::new();
+    for m in &parsed.media_descriptions {
+        if m.media_name.port.value == 0 {
+            continue;
+        }
+        // No direction attribute means sendrecv.
+        let receives_only = m.attribute("recvonly").is_some() || m.attribute("inactive").is_some();
+        if receives_only {
+            continue;
+        }
+        if let Some(Some(msid)) = m.attribute("msid")
+            && let Some(track) = msid.split_whitespace().nth(1)
+        {
+            ids.insert(track.to_owned());
+        }
+    }
+    Ok(ids)
+}

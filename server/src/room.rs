@@ -1,0 +1,424 @@
+//! The room actor: who is in the room, what they publish, and who receives what.
+//!
+//! All room state lives in [`Room`], owned by one task; sessions and endpoints talk to it through a
+//! [`RoomHandle`]. Every event is fanned out explicitly: a published track goes to every peer but
+//! its publisher, a departure to everyone who remains. The room ends when its last peer leaves
+//! (removing itself from the registry first) or on server shutdown.
+
+use crate::Shared;
+use crate::forwarder::ForwarderHandle;
+use crate::peer::{Endpoint, EndpointCommand, EndpointHandle};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{Instrument, debug, info, info_span, warn};
+use videoroom_protocol::{
+    ErrorCode, PROTOCOL_VERSION, PeerId, PeerInfo, RoomName, ServerMessage, TrackId, TrackInfo,
+};
+
+/// Why a join was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JoinRefused {
+    /// The room is at its peer limit.
+    #[error("room `{room}` is full ({max} peers); try again later or use another room")]
+    Full {
+        /// The room.
+        room: RoomName,
+        /// The limit.
+        max: usize,
+    },
+    /// The room closed while the join was queued; the registry retries with a new room.
+    #[error("room closed")]
+    Closed,
+    /// The server could not create the peer's media endpoint.
+    #[error("cannot create a media endpoint: {0}")]
+    Endpoint(String),
+}
+
+impl JoinRefused {
+    /// The `join_error` code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            JoinRefused::Full { .. } => ErrorCode::RoomFull,
+            JoinRefused::Closed | JoinRefused::Endpoint(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// A successful join, for the session.
+pub struct Joined {
+    /// The new peer's id.
+    pub peer_id: PeerId,
+    /// The peer's media endpoint, which takes its SDP and candidates.
+    pub endpoint: EndpointHandle,
+}
+
+/// Orders for a room.
+pub enum RoomCommand {
+    /// A session asks to join.
+    Join {
+        /// Who.
+        peer: PeerInfo,
+        /// The session's outbound queue.
+        out: mpsc::Sender<ServerMessage>,
+        /// The answer.
+        reply: oneshot::Sender<Result<Joined, JoinRefused>>,
+    },
+    /// A peer leaves (or its WebSocket closed).
+    Leave {
+        /// Who.
+        peer_id: PeerId,
+    },
+    /// A peer mutes or unmutes one of its tracks.
+    UpdateTrack {
+        /// Who.
+        peer_id: PeerId,
+        /// Which track.
+        track_id: TrackId,
+        /// New state.
+        muted: bool,
+    },
+    /// A peer changes its name or metadata.
+    UpdatePeer {
+        /// Who.
+        peer_id: PeerId,
+        /// New name.
+        display_name: Option<String>,
+        /// New metadata.
+        metadata: Option<serde_json::Value>,
+    },
+    /// An endpoint started forwarding a track its client publishes.
+    TrackPublished {
+        /// Publisher.
+        peer_id: PeerId,
+        /// The track.
+        info: TrackInfo,
+        /// Its forwarder.
+        forwarder: ForwarderHandle,
+    },
+    /// A publisher stopped sending a track.
+    TrackUnpublished {
+        /// Publisher.
+        peer_id: PeerId,
+        /// The track.
+        track_id: TrackId,
+    },
+    /// A peer's media connection failed.
+    PeerFailed {
+        /// Who.
+        peer_id: PeerId,
+        /// Why, for the peer.
+        reason: String,
+    },
+    /// Server shutdown: tell everyone and close.
+    Shutdown,
+}
+
+/// Handle to a room actor.
+#[derive(Clone)]
+pub struct RoomHandle {
+    tx: mpsc::Sender<RoomCommand>,
+    /// The room's name.
+    pub name: RoomName,
+}
+
+impl RoomHandle {
+    /// Sends a command; false if the room has ended.
+    pub async fn send(&self, command: RoomCommand) -> bool {
+        self.tx.send(command).await.is_ok()
+    }
+
+    pub(crate) fn same_room(&self, other: &RoomHandle) -> bool {
+        self.tx.same_channel(&other.tx)
+    }
+
+    pub(crate) async fn track_published(&self, peer_id: PeerId, info: TrackInfo, forwarder: ForwarderHandle) {
+        self.send(RoomCommand::TrackPublished { peer_id, info, forwarder }).await;
+    }
+
+    pub(crate) async fn track_unpublished(&self, peer_id: PeerId, track_id: TrackId) {
+        self.send(RoomCommand::TrackUnpublished { peer_id, track_id }).await;
+    }
+
+    pub(crate) async fn peer_failed(&self, peer_id: PeerId, reason: String) {
+        self.send(RoomCommand::PeerFailed { peer_id, reason }).await;
+    }
+}
+
+struct Member {
+    info: PeerInfo,
+    out: mpsc::Sender<ServerMessage>,
+    endpoint: EndpointHandle,
+}
+
+struct Publication {
+    info: TrackInfo,
+    forwarder: ForwarderHandle,
+}
+
+/// The room actor's state.
+pub struct Room {
+    handle: RoomHandle,
+    commands: mpsc::Receiver<RoomCommand>,
+    shared: Arc<Shared>,
+    members: BTreeMap<PeerId, Member>,
+    tracks: BTreeMap<TrackId, Publication>,
+    stalled: Vec<PeerId>,
+}
+
+impl Room {
+    /// Spawns an empty room.
+    pub fn spawn(name: RoomName, shared: Arc<Shared>) -> RoomHandle {
+        let (tx, commands) = mpsc::channel(1024);
+        let handle = RoomHandle { tx, name: name.clone() };
+        let room = Room {
+            handle: handle.clone(),
+            commands,
+            shared,
+            members: BTreeMap::new(),
+            tracks: BTreeMap::new(),
+            stalled: Vec::new(),
+        };
+        tokio::spawn(room.run().instrument(info_span!("room", room = %name)));
+        handle
+    }
+
+    async fn run(mut self) {
+        self.shared.metrics.rooms.inc();
+        info!("room opened");
+        while let Some(command) = self.commands.recv().await {
+            if let RoomCommand::Shutdown = command {
+                self.shutdown();
+                break;
+            }
+            self.handle(command).await;
+            while let Some(peer_id) = self.stalled.pop() {
+                warn!(peer = %peer_id, "peer stopped reading signaling messages; removing it");
+                self.remove(&peer_id, Some("signaling messages were not read".into()));
+            }
+            if self.members.is_empty() {
+                // Unlist first, so no new join reaches this actor; then refuse what is queued.
+                self.shared.rooms.remove(&self.handle);
+                self.commands.close();
+                while let Some(command) = self.commands.recv().await {
+                    match command {
+                        RoomCommand::Join { reply, .. } => {
+                            let _ = reply.send(Err(JoinRefused::Closed));
+                        }
+                        RoomCommand::TrackPublished { forwarder, .. } => drop(forwarder),
+                        _ => {}
+                    }
+                }
+                break;
+            }
+        }
+        self.shared.metrics.rooms.dec();
+        info!("room closed");
+    }
+
+    async fn handle(&mut self, command: RoomCommand) {
+        match command {
+            RoomCommand::Join { peer, out, reply } => {
+                let result = self.join(peer, out).await;
+                let _ = reply.send(result);
+            }
+            RoomCommand::Leave { peer_id } => self.remove(&peer_id, None),
+            RoomCommand::PeerFailed { peer_id, reason } => self.remove(&peer_id, Some(reason)),
+            RoomCommand::UpdateTrack { peer_id, track_id, muted } => {
+                self.update_track(&peer_id, &track_id, muted)
+            }
+            RoomCommand::UpdatePeer { peer_id, display_name, metadata } => {
+                let Some(member) = self.members.get_mut(&peer_id) else { return };
+                if let Some(name) = display_name {
+                    member.info.display_name = name;
+                }
+                if metadata.is_some() {
+                    member.info.metadata = metadata;
+                }
+                let peer = member.info.clone();
+                self.broadcast(None, ServerMessage::PeerUpdated { peer });
+            }
+            RoomCommand::TrackPublished { peer_id, info, forwarder } => {
+                self.publish(peer_id, info, forwarder)
+            }
+            RoomCommand::TrackUnpublished { peer_id, track_id } => {
+                if self.tracks.get(&track_id).is_some_and(|p| p.info.peer_id == peer_id) {
+                    self.unpublish(&[track_id]);
+                }
+            }
+            RoomCommand::Shutdown => {}
+        }
+    }
+
+    async fn join(
+        &mut self,
+        peer: PeerInfo,
+        out: mpsc::Sender<ServerMessage>,
+    ) -> Result<Joined, JoinRefused> {
+        let max = self.shared.config.max_peers_per_room;
+        if self.members.len() >= max {
+            return Err(JoinRefused::Full { room: self.handle.name.clone(), max });
+        }
+        let endpoint = Endpoint::spawn(
+            peer.peer_id.clone(),
+            self.handle.clone(),
+            out.clone(),
+            &self.shared.rtc,
+            Arc::clone(&self.shared.metrics),
+        )
+        .await
+        .map_err(|e| JoinRefused::Endpoint(e.to_string()))?;
+        let peer_id = peer.peer_id.clone();
+        // `joined` goes into the session's queue before anything the endpoint sends.
+        let joined = ServerMessage::Joined {
+            protocol_version: PROTOCOL_VERSION,
+            peer_id: peer_id.clone(),
+            room: self.handle.name.clone(),
+            peers: self.members.values().map(|m| m.info.clone()).collect(),
+            tracks: self.tracks.values().map(|p| p.info.clone()).collect(),
+            ice_servers: self.shared.config.ice_servers.clone(),
+        };
+        if out.try_send(joined).is_err() {
+            endpoint.try_send(EndpointCommand::Close);
+            return Err(JoinRefused::Endpoint("session went away".into()));
+        }
+        self.broadcast(None, ServerMessage::PeerJoined { peer: peer.clone() });
+        for publication in self.tracks.values() {
+            endpoint.try_send(EndpointCommand::Subscribe {
+                forwarder: publication.forwarder.clone(),
+                info: publication.info.clone(),
+            });
+        }
+        info!(peer = %peer_id, name = %peer.display_name, peers = self.members.len() + 1, "peer joined");
+        self.members.insert(
+            peer_id.clone(),
+            Member { info: peer, out, endpoint: endpoint.clone() },
+        );
+        self.shared.metrics.peers.inc();
+        Ok(Joined { peer_id, endpoint })
+    }
+
+    fn remove(&mut self, peer_id: &PeerId, failure: Option<String>) {
+        let Some(member) = self.members.remove(peer_id) else { return };
+        self.shared.metrics.peers.dec();
+        if let Some(reason) = &failure {
+            let _ = member.out.try_send(ServerMessage::Closing {
+                reason: format!("media connection failed: {reason}"),
+            });
+        }
+        member.endpoint.try_send(EndpointCommand::Close);
+        // Dropping `member.out` lets the session see its queue end and close the socket.
+        drop(member);
+        let theirs: Vec<TrackId> = self
+            .tracks
+            .values()
+            .filter(|p| &p.info.peer_id == peer_id)
+            .map(|p| p.info.track_id.clone())
+            .collect();
+        self.unpublish(&theirs);
+        self.broadcast(None, ServerMessage::PeerLeft { peer_id: peer_id.clone() });
+        info!(peer = %peer_id, peers = self.members.len(), failure = failure.as_deref(), "peer left");
+    }
+
+    fn publish(&mut self, peer_id: PeerId, info: TrackInfo, forwarder: ForwarderHandle) {
+        let Some(publisher) = self.members.get(&peer_id) else {
+            return; // left meanwhile; dropping the handle stops the forwarder once unused
+        };
+        if let Some(existing) = self.tracks.get(&info.track_id) {
+            if existing.info.peer_id != peer_id {
+                warn!(track = %info.track_id, "track id already used in this room");
+                let _ = publisher.out.try_send(ServerMessage::Error {
+                    code: ErrorCode::InvalidTrack,
+                    message: format!(
+                        "track id `{}` is already used in this room; publish it under another id",
+                        info.track_id
+                    ),
+                });
+            }
+            return;
+        }
+        for (id, member) in &self.members {
+            if id != &peer_id {
+                self.subscribe(member, &info, &forwarder);
+            }
+        }
+        self.broadcast(Some(&peer_id), ServerMessage::TracksAdded { tracks: vec![info.clone()] });
+        debug!(track = %info.track_id, "track published");
+        self.tracks.insert(info.track_id.clone(), Publication { info, forwarder });
+    }
+
+    fn subscribe(&self, member: &Member, info: &TrackInfo, forwarder: &ForwarderHandle) {
+        let sent = member.endpoint.try_send(EndpointCommand::Subscribe {
+            forwarder: forwarder.clone(),
+            info: info.clone(),
+        });
+        if !sent {
+            warn!(peer = %member.info.peer_id, "endpoint not taking orders; it will be removed when its connection fails");
+        }
+    }
+
+    fn unpublish(&mut self, track_ids: &[TrackId]) {
+        let mut removed = Vec::new();
+        for track_id in track_ids {
+            if let Some(publication) = self.tracks.remove(track_id) {
+                removed.push(publication.info);
+            }
+        }
+        if removed.is_empty() {
+            return;
+        }
+        let publisher = removed[0].peer_id.clone();
+        for (id, member) in &self.members {
+            if id == &publisher {
+                continue;
+            }
+            for info in &removed {
+                member.endpoint.try_send(EndpointCommand::Unsubscribe { track_id: info.track_id.clone() });
+            }
+        }
+        let track_ids = removed.into_iter().map(|i| i.track_id).collect();
+        self.broadcast(Some(&publisher), ServerMessage::TracksRemoved { track_ids });
+    }
+
+    fn update_track(&mut self, peer_id: &PeerId, track_id: &TrackId, muted: bool) {
+        let Some(member) = self.members.get(peer_id) else { return };
+        match self.tracks.get_mut(track_id) {
+            Some(p) if &p.info.peer_id == peer_id => {
+                p.info.muted = muted;
+                let track = p.info.clone();
+                self.broadcast(None, ServerMessage::TrackUpdated { track });
+            }
+            _ => {
+                self.shared.metrics.signaling_errors.inc();
+                let _ = member.out.try_send(ServerMessage::Error {
+                    code: ErrorCode::InvalidTrack,
+                    message: format!("you publish no track `{track_id}`"),
+                });
+            }
+        }
+    }
+
+    /// Sends `message` to every member except `except`, without waiting. A member whose queue
+    /// (256 messages) is full has stopped reading: it is removed after this command rather than
+    /// silently missing a message.
+    fn broadcast(&mut self, except: Option<&PeerId>, message: ServerMessage) {
+        for (id, member) in &self.members {
+            if Some(id) != except
+                && let Err(mpsc::error::TrySendError::Full(_)) = member.out.try_send(message.clone())
+            {
+                self.stalled.push(id.clone());
+            }
+        }
+    }
+
+    fn shutdown(&mut self) {
+        info!(peers = self.members.len(), "closing room for shutdown");
+        for (_, member) in std::mem::take(&mut self.members) {
+            let _ = member.out.try_send(ServerMessage::Closing { reason: "server shutting down".into() });
+            member.endpoint.try_send(EndpointCommand::Close);
+            self.shared.metrics.peers.dec();
+        }
+        self.tracks.clear();
+        self.shared.rooms.remove(&self.handle);
+    }
+}
