@@ -164,7 +164,7 @@ impl Forwarder {
             metrics,
             kind,
         };
-        let span = tracing::info_span!("forwarder", track = %track_id, ?kind);
+        let span = tracing::info_span!(parent: None, "forwarder", track = %track_id, ?kind);
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 forwarder.run().await;

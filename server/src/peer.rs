@@ -39,8 +39,9 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
-/// How long a negotiated connection may take to reach "connected" before the peer is removed.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a negotiated connection may take to reach "connected" before the peer is removed
+/// (with the 1 s watchdog tick, a peer whose ICE never connects is gone within 30 s).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(28);
 /// How long a connection may stay "disconnected" before the peer is removed.
 pub const DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(15);
 /// Consecutive failed server offers after which the endpoint stops re-offering until the next change.
@@ -153,7 +154,9 @@ struct Sub {
     key: u64,
     /// Included in the offer now awaiting an answer.
     offered: bool,
-    /// Negotiated and fed by a running Subscription.
+    /// The client answered an offer that carried it.
+    negotiated: bool,
+    /// Fed by a running Subscription (negotiated, and the connection is up).
     active: bool,
 }
 
@@ -199,7 +202,7 @@ impl Endpoint {
         });
         let pc = rtc.build_peer_connection(handler).await?;
         let (tx, commands) = mpsc::channel(256);
-        let span = info_span!("peer", room = %room.name, peer = %peer_id);
+        let span = info_span!(parent: None, "peer", room = %room.name, peer = %peer_id);
         let endpoint = Endpoint {
             peer_id,
             pc,
@@ -471,6 +474,7 @@ impl Endpoint {
                 ssrc,
                 key: NEXT_SUBSCRIBER_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 offered: false,
+                negotiated: false,
                 active: false,
             },
         );
@@ -519,9 +523,21 @@ impl Endpoint {
         self.reply(ServerMessage::SdpOffer { sdp: desc.sdp });
     }
 
-    /// The client answered our offer: every offered track is now negotiated; start feeding it.
+    /// The client answered our offer: every offered track is now negotiated.
     async fn activate_offered(&mut self) {
-        for sub in self.subs.values_mut().filter(|s| s.offered && !s.active) {
+        for sub in self.subs.values_mut().filter(|s| s.offered) {
+            sub.negotiated = true;
+        }
+        self.activate_ready().await;
+    }
+
+    /// Starts feeding every negotiated track once DTLS is up (earlier packets could not be
+    /// encrypted and would only be dropped).
+    async fn activate_ready(&mut self) {
+        if !self.connected {
+            return;
+        }
+        for sub in self.subs.values_mut().filter(|s| s.negotiated && !s.active) {
             let payload_type = match sub.sender.get_parameters().await {
                 Ok(p) => p.rtp_parameters.codecs.first().map(|c| c.payload_type),
                 Err(_) => None,
@@ -573,11 +589,14 @@ impl Endpoint {
             RTCPeerConnectionState::Connected => {
                 self.connected = true;
                 self.disconnected_since = None;
+                self.activate_ready().await;
             }
             RTCPeerConnectionState::Disconnected => {
                 self.disconnected_since.get_or_insert_with(Instant::now);
             }
             RTCPeerConnectionState::Failed => self.fail("ICE connection failed").await,
+            // We close only on our way out of `run`, so a close seen here came from the client.
+            RTCPeerConnectionState::Closed => self.fail("media connection closed").await,
             _ => {}
         }
     }
@@ -590,7 +609,7 @@ impl Endpoint {
             && let Some(since) = self.negotiating_since
             && now.duration_since(since) > CONNECT_TIMEOUT
         {
-            return self.fail("ICE did not connect within 30 s").await;
+            return self.fail("ICE did not connect within 28 s").await;
         }
         if let Some(since) = self.disconnected_since
             && now.duration_since(since) > DISCONNECTED_TIMEOUT

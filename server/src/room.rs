@@ -179,7 +179,7 @@ impl Room {
             tracks: BTreeMap::new(),
             stalled: Vec::new(),
         };
-        tokio::spawn(room.run().instrument(info_span!("room", room = %name)));
+        tokio::spawn(room.run().instrument(info_span!(parent: None, "room", room = %name)));
         handle
     }
 
