@@ -1,7 +1,7 @@
 //! Bad input gets a clear error and the connection stays usable; oversized frames close with 1009.
 
-mod common;
-use common::*;
+
+use videoroom_testkit::*;
 use futures::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -53,22 +53,11 @@ async fn malformed_unknown_and_invalid_messages_get_errors() {
     assert!(m.contains("teleport"), "{m}");
     c.send_text(r#"{"type": "join", "room": "r"}"#).await;
     expect_error(&mut c, ErrorCode::InvalidMessage).await;
-    c.ws.send_binary(vec![1, 2, 3]).await;
+    c.send_binary(vec![1, 2, 3]).await;
     expect_error(&mut c, ErrorCode::MalformedMessage).await;
     still_usable(&mut c).await;
     // And the connection can still join.
     assert!(matches!(c.join("after-errors", "ada").await, ServerMessage::Joined { .. }));
-}
-
-trait SendBinary {
-    async fn send_binary(&mut self, bytes: Vec<u8>);
-}
-
-impl SendBinary for tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    async fn send_binary(&mut self, bytes: Vec<u8>) {
-        use futures::SinkExt;
-        self.send(Message::binary(bytes)).await.expect("send");
-    }
 }
 
 #[tokio::test]

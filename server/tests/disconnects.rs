@@ -1,8 +1,8 @@
 //! Peers that vanish are removed: a closed WebSocket within 2 s, a media connection that never
 //! connects within 30 s. Other rooms never notice.
 
-mod common;
-use common::*;
+
+use videoroom_testkit::*;
 use std::time::Duration;
 use videoroom_protocol::{ClientMessage, ServerMessage};
 

@@ -1,8 +1,8 @@
 //! Joins that are refused: full rooms, bad names, wrong protocol version. The connection stays
 //! open and can join elsewhere.
 
-mod common;
-use common::*;
+
+use videoroom_testkit::*;
 use videoroom_protocol::{ClientMessage, ErrorCode, RoomName, ServerMessage};
 
 fn join_error_code(m: &ServerMessage) -> ErrorCode {

@@ -1,8 +1,8 @@
 //! A late joiner receives every existing track, the publishers are asked for a keyframe, and a
 //! leaving peer disappears from everyone.
 
-mod common;
-use common::*;
+
+use videoroom_testkit::*;
 use videoroom_protocol::ServerMessage;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,7 +17,7 @@ async fn late_joiner_gets_every_track_and_publishers_see_a_pli() {
     .await;
     let plis_before = a.plis("alice-cam");
 
-    let d = TestPeer::join(&url, "late", "dave", PeerOptions { publish_audio: false, publish_video: false }).await;
+    let d = TestPeer::join(&url, "late", "dave", PeerOptions::receive_only()).await;
     let ServerMessage::Joined { peers, tracks, .. } = &d.joined else { unreachable!() };
     assert_eq!(peers.len(), 2);
     let mut listed: Vec<&str> = tracks.iter().map(|t| t.track_id.as_str()).collect();

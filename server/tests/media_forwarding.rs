@@ -1,8 +1,8 @@
 //! Three WebRTC peers in one room each receive the other two peers' audio and video, byte for
 //! byte and in order, through a real server over loopback.
 
-mod common;
-use common::*;
+
+use videoroom_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_peers_receive_each_others_tracks_unchanged() {
