@@ -302,6 +302,11 @@ impl TestPeer {
         sdp
     }
 
+    /// Closes the peer's media connection without leaving the room, as a crashed client would.
+    pub async fn kill_media(&self) {
+        let _ = self.pc.close().await;
+    }
+
     /// Sends a protocol message through the peer's socket.
     pub async fn send(&self, m: ClientMessage) {
         self.to_server.send(m).await.expect("signaling task alive");
