@@ -21,7 +21,12 @@ pub struct InvalidName {
     pub message: String,
 }
 
-fn check_text(what: &str, text: &str, max_chars: usize, code: ErrorCode) -> Result<(), InvalidName> {
+fn check_text(
+    what: &str,
+    text: &str,
+    max_chars: usize,
+    code: ErrorCode,
+) -> Result<(), InvalidName> {
     let fail = |message: String| Err(InvalidName { code, message });
     if text.trim().is_empty() {
         return fail(format!("{what} must not be empty"));
@@ -43,7 +48,12 @@ fn check_text(what: &str, text: &str, max_chars: usize, code: ErrorCode) -> Resu
 
 /// Checks a room name: 1 to 64 characters, no control characters, no surrounding white space.
 pub fn validate_room_name(name: &str) -> Result<RoomName, InvalidName> {
-    check_text("room name", name, MAX_ROOM_NAME_CHARS, ErrorCode::InvalidRoomName)?;
+    check_text(
+        "room name",
+        name,
+        MAX_ROOM_NAME_CHARS,
+        ErrorCode::InvalidRoomName,
+    )?;
     Ok(RoomName::new(name))
 }
 
@@ -72,11 +82,11 @@ pub fn validate_track_id(id: &str) -> Result<TrackId, InvalidName> {
         ));
     }
     // RFC 8866 token-char: %x21 / %x23-27 / %x2A-2B / %x2D-2E / %x30-39 / %x41-5A / %x5E-7E
-    let token_char = |c: char| {
-        matches!(c, '!' | '#'..='\'' | '*' | '+' | '-' | '.' | '0'..='9' | 'A'..='Z' | '^'..='~')
-    };
+    let token_char = |c: char| matches!(c, '!' | '#'..='\'' | '*' | '+' | '-' | '.' | '0'..='9' | 'A'..='Z' | '^'..='~');
     if !id.chars().all(token_char) {
-        return fail(format!("track id `{id}` has characters an SDP msid cannot carry"));
+        return fail(format!(
+            "track id `{id}` has characters an SDP msid cannot carry"
+        ));
     }
     Ok(TrackId::new(id))
 }

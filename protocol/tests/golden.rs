@@ -54,13 +54,20 @@ fn every_client_example_parses_and_round_trips() {
         .collect();
     let documented: std::collections::BTreeSet<String> =
         ClientMessage::TYPES.iter().map(|s| s.to_string()).collect();
-    assert_eq!(types, documented, "docs/protocol.md must show every client message");
+    assert_eq!(
+        types, documented,
+        "docs/protocol.md must show every client message"
+    );
 }
 
 #[test]
 fn every_server_example_parses_and_round_trips() {
     let blocks = examples("server");
-    assert!(blocks.len() >= 14, "found only {} server examples", blocks.len());
+    assert!(
+        blocks.len() >= 14,
+        "found only {} server examples",
+        blocks.len()
+    );
     let mut types = std::collections::BTreeSet::new();
     for b in &blocks {
         let msg = ServerMessage::parse(b).unwrap_or_else(|e| panic!("{e}\nin:\n{b}"));
@@ -70,9 +77,20 @@ fn every_server_example_parses_and_round_trips() {
         types.insert(original["type"].as_str().expect("type").to_owned());
     }
     for t in [
-        "joined", "join_error", "peer_joined", "peer_left", "peer_updated", "tracks_added",
-        "tracks_removed", "track_updated", "sdp_offer", "sdp_answer", "ice_candidate", "error",
-        "pong", "closing",
+        "joined",
+        "join_error",
+        "peer_joined",
+        "peer_left",
+        "peer_updated",
+        "tracks_added",
+        "tracks_removed",
+        "track_updated",
+        "sdp_offer",
+        "sdp_answer",
+        "ice_candidate",
+        "error",
+        "pong",
+        "closing",
     ] {
         assert!(types.contains(t), "docs/protocol.md has no `{t}` example");
     }

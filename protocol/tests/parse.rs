@@ -4,7 +4,14 @@ use videoroom_protocol::{ClientMessage, ErrorCode, ParseError, ServerMessage};
 
 #[test]
 fn malformed_json_is_malformed() {
-    for text in ["{", "not json", "[1,2]", "42", r#"{"no_type": 1}"#, r#"{"type": 3}"#] {
+    for text in [
+        "{",
+        "not json",
+        "[1,2]",
+        "42",
+        r#"{"no_type": 1}"#,
+        r#"{"type": 3}"#,
+    ] {
         let err = ClientMessage::parse(text).unwrap_err();
         assert!(matches!(err, ParseError::Malformed(_)), "{text}: {err:?}");
         assert_eq!(err.code(), ErrorCode::MalformedMessage);
@@ -31,7 +38,10 @@ fn unknown_error_codes_from_a_newer_server_still_parse() {
         .expect("parses");
     assert_eq!(
         msg,
-        ServerMessage::Error { code: ErrorCode::Other, message: "m".into() }
+        ServerMessage::Error {
+            code: ErrorCode::Other,
+            message: "m".into()
+        }
     );
 }
 

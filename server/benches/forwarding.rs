@@ -53,7 +53,11 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { subscribers: vec![1, 10, 50], runs: 3, seconds: 10.0 };
+    let mut args = Args {
+        subscribers: vec![1, 10, 50],
+        runs: 3,
+        seconds: 10.0,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -61,7 +65,10 @@ fn parse_args() -> Result<Args, String> {
             _ => (arg.clone(), None),
         };
         let mut value = |name: &str| -> Result<String, String> {
-            inline.clone().or_else(|| it.next()).ok_or_else(|| format!("{name} needs a value"))
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("{name} needs a value"))
         };
         match flag.as_str() {
             // Passed by `cargo bench` to harness = false benches.
@@ -71,13 +78,20 @@ fn parse_args() -> Result<Args, String> {
                 args.subscribers = v
                     .split(',')
                     .filter(|s| !s.trim().is_empty())
-                    .map(|s| s.trim().parse::<usize>().map_err(|e| format!("--subscribers {v}: {e}")))
+                    .map(|s| {
+                        s.trim()
+                            .parse::<usize>()
+                            .map_err(|e| format!("--subscribers {v}: {e}"))
+                    })
                     .collect::<Result<_, _>>()?;
                 if args.subscribers.is_empty() || args.subscribers.contains(&0) {
                     return Err("--subscribers: give one or more counts ≥ 1, e.g. 1,10,50".into());
                 }
                 if args.subscribers.iter().any(|&n| n > 63) {
-                    return Err("--subscribers: at most 63 (the server runs with --max-peers-per-room 64)".into());
+                    return Err(
+                        "--subscribers: at most 63 (the server runs with --max-peers-per-room 64)"
+                            .into(),
+                    );
                 }
             }
             "--runs" => {
@@ -102,7 +116,9 @@ fn parse_args() -> Result<Args, String> {
                 );
                 std::process::exit(0);
             }
-            other if other.starts_with('-') => return Err(format!("unknown option {other} (try --help)")),
+            other if other.starts_with('-') => {
+                return Err(format!("unknown option {other} (try --help)"));
+            }
             // A positional filter such as `cargo bench forwarding`: nothing to filter here.
             _ => {}
         }
@@ -133,8 +149,18 @@ impl ServerProcess {
     fn spawn() -> Result<ServerProcess, String> {
         let bin = env!("CARGO_BIN_EXE_videoroom-server");
         let mut child = Command::new(bin)
-            .args(["--listen", "127.0.0.1:0", "--rtc-bind-ip", "127.0.0.1", "--max-peers-per-room", "64"])
-            .env("RUST_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--rtc-bind-ip",
+                "127.0.0.1",
+                "--max-peers-per-room",
+                "64",
+            ])
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .env_remove("VIDEOROOM_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -169,7 +195,12 @@ impl ServerProcess {
                 keep(&err_log, line.to_owned());
             }
         });
-        let mut server = ServerProcess { child, pid, addr: String::new(), log };
+        let mut server = ServerProcess {
+            child,
+            pid,
+            addr: String::new(),
+            log,
+        };
         match rx.recv_timeout(Duration::from_secs(15)) {
             Ok(addr) => server.addr = addr,
             Err(_) => {
@@ -197,7 +228,10 @@ impl ServerProcess {
     fn alive(&mut self) -> Result<(), String> {
         match self.child.try_wait() {
             Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!("server exited ({status}); its output:\n{}", self.log_tail(20))),
+            Ok(Some(status)) => Err(format!(
+                "server exited ({status}); its output:\n{}",
+                self.log_tail(20)
+            )),
             Err(e) => Err(format!("cannot check the server process: {e}")),
         }
     }
@@ -215,19 +249,28 @@ fn keep(log: &Mutex<Vec<String>>, line: String) {
 
 /// utime + stime of a process, in clock ticks.
 fn cpu_ticks(pid: &str) -> Result<u64, String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
     // The command name (field 2) may contain spaces; fields after it are space separated.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or("unexpected /proc stat format")?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or("unexpected /proc stat format")?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // fields[0] is field 3 (state): utime is field 14, stime field 15.
-    let parse = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).ok_or("unexpected /proc stat format");
+    let parse = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .ok_or("unexpected /proc stat format")
+    };
     Ok(parse(11)? + parse(12)?)
 }
 
 /// VmRSS of a process in KiB.
 fn rss_kib(pid: u32) -> Result<u64, String> {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -257,15 +300,23 @@ struct ServerCounters {
 
 async fn scrape(http: &reqwest::Client, addr: &str) -> Result<ServerCounters, String> {
     let url = format!("http://{addr}/metrics");
-    let text = async { http.get(&url).send().await?.error_for_status()?.text().await }
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
+    let text = async {
+        http.get(&url)
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await
+    }
+    .await
+    .map_err(|e| format!("GET {url}: {e}"))?;
     let value = |name: &str| -> Result<u64, String> {
         text.lines()
             .filter(|l| !l.starts_with('#'))
             .find_map(|l| {
                 let (metric, v) = l.split_once(' ')?;
-                (metric == name || metric.strip_suffix("_total") == Some(name)).then(|| v.trim().parse::<f64>().ok())?
+                (metric == name || metric.strip_suffix("_total") == Some(name))
+                    .then(|| v.trim().parse::<f64>().ok())?
             })
             .map(|v| v as u64)
             .ok_or_else(|| format!("{name} missing from /metrics"))
@@ -302,11 +353,18 @@ struct RunResult {
     dropped: u64,
     /// packets_out / (packets_in × N) from the server's own counters.
     fanout_ratio: f64,
+    /// (p50, p99) latency in ms of the audio and of the video track.
+    per_track: [(f64, f64); 2],
     /// Server log lines (warnings) printed during the run.
     warnings: usize,
 }
 
-async fn run_once(n: usize, window: Duration, run: usize, ticks_per_s: f64) -> Result<RunResult, String> {
+async fn run_once(
+    n: usize,
+    window: Duration,
+    run: usize,
+    ticks_per_s: f64,
+) -> Result<RunResult, String> {
     let mut server = ServerProcess::spawn()?;
     let pid = server.pid.to_string();
     let url = format!("ws://{}/ws", server.addr);
@@ -325,13 +383,25 @@ async fn run_once(n: usize, window: Duration, run: usize, ticks_per_s: f64) -> R
         video: Some(Source::Fixture),
         keep_payloads: false,
         record_times: true,
+        ..PeerOptions::default()
     };
     let publisher = join(url.clone(), room.clone(), PUBLISHER.to_owned(), pub_options).await?;
-    let sub_options = PeerOptions { keep_payloads: false, record_times: true, ..PeerOptions::receive_only() };
+    let sub_options = PeerOptions {
+        keep_payloads: false,
+        record_times: true,
+        ..PeerOptions::receive_only()
+    };
     let mut subscribers = Vec::with_capacity(n);
     while subscribers.len() < n {
         let batch: Vec<_> = (subscribers.len()..n.min(subscribers.len() + JOIN_BATCH))
-            .map(|i| tokio::spawn(join(url.clone(), room.clone(), format!("sub{i}"), sub_options.clone())))
+            .map(|i| {
+                tokio::spawn(join(
+                    url.clone(),
+                    room.clone(),
+                    format!("sub{i}"),
+                    sub_options.clone(),
+                ))
+            })
             .collect();
         for handle in batch {
             subscribers.push(handle.await.map_err(join_error)??);
@@ -416,11 +486,15 @@ async fn run_once(n: usize, window: Duration, run: usize, ticks_per_s: f64) -> R
         return Err("the publisher sent nothing during the window".into());
     }
     let mut latencies: Vec<Duration> = Vec::with_capacity(sent_count * n);
+    // Audio (one packet per 20 ms) and video (a burst per frame) apart, to tell burst fan-out delay.
+    let mut by_track: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
     let mut received = 0usize;
     for sub in &subscribers {
         let st = sub.state();
-        for track in TRACKS {
-            let (Some(r), Some(sent)) = (st.received.get(track), sent.get(track)) else { continue };
+        for (k, track) in TRACKS.iter().enumerate() {
+            let (Some(r), Some(sent)) = (st.received.get(*track), sent.get(track)) else {
+                continue;
+            };
             // First arrival of each sequence number (a NACK repair may repeat one).
             let mut first: HashMap<u16, Instant> = HashMap::with_capacity(sent.len());
             for (seq, at) in &r.arrivals {
@@ -434,17 +508,17 @@ async fn run_once(n: usize, window: Duration, run: usize, ticks_per_s: f64) -> R
             received += first.len();
             for (seq, at) in first {
                 latencies.push(at.duration_since(sent[&seq]));
+                by_track[k].push(at.duration_since(sent[&seq]));
             }
         }
     }
-    latencies.sort_unstable();
-    let pct = |q: f64| -> f64 {
-        if latencies.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[i].as_secs_f64() * 1e3
-    };
+    let mut pct = |q: f64| percentile_ms(&mut latencies, q);
+    let per_track = [0, 1].map(|k| {
+        (
+            percentile_ms(&mut by_track[k], 0.5),
+            percentile_ms(&mut by_track[k], 0.99),
+        )
+    });
 
     let forwarded = after.packets_out.saturating_sub(before.packets_out);
     let packets_in = after.packets_in.saturating_sub(before.packets_in);
@@ -453,7 +527,11 @@ async fn run_once(n: usize, window: Duration, run: usize, ticks_per_s: f64) -> R
     let result = RunResult {
         forwarded_per_s: forwarded as f64 / elapsed,
         sent: sent_count,
-        cpu_us_per_packet: if forwarded == 0 { f64::NAN } else { server_cpu_us / forwarded as f64 },
+        cpu_us_per_packet: if forwarded == 0 {
+            f64::NAN
+        } else {
+            server_cpu_us / forwarded as f64
+        },
         server_cpu_pct: server_cpu_us / (elapsed * 1e6) * 100.0,
         load_cpu_pct: load_cpu_us / (elapsed * 1e6) * 100.0,
         p50_ms: pct(0.50),
@@ -463,11 +541,19 @@ async fn run_once(n: usize, window: Duration, run: usize, ticks_per_s: f64) -> R
         rss_per_peer_mib: (rss_all as f64 - rss_base as f64) / (n + 1) as f64 / 1024.0,
         rss_base_mib: rss_base as f64 / 1024.0,
         dropped: after.dropped.saturating_sub(before.dropped),
-        fanout_ratio: if packets_in == 0 { f64::NAN } else { forwarded as f64 / (packets_in * n as u64) as f64 },
+        per_track,
+        fanout_ratio: if packets_in == 0 {
+            f64::NAN
+        } else {
+            forwarded as f64 / (packets_in * n as u64) as f64
+        },
         warnings,
     };
     if warnings > 0 {
-        eprintln!("  server warnings during the window ({warnings}), last ones:\n{}", server.log_tail(warnings.min(5)));
+        eprintln!(
+            "  server warnings during the window ({warnings}), last ones:\n{}",
+            server.log_tail(warnings.min(5))
+        );
     }
 
     // Tear down: close the peers' connections, then the server (the guard kills it).
@@ -479,7 +565,12 @@ async fn run_once(n: usize, window: Duration, run: usize, ticks_per_s: f64) -> R
 }
 
 /// Joins a peer as a task, so that a panic in the harness becomes an error message here.
-async fn join(url: String, room: String, name: String, options: PeerOptions) -> Result<TestPeer, String> {
+async fn join(
+    url: String,
+    room: String,
+    name: String,
+    options: PeerOptions,
+) -> Result<TestPeer, String> {
     let mut task = tokio::spawn({
         let name = name.clone();
         async move { TestPeer::join(&url, &room, &name, options).await }
@@ -510,6 +601,16 @@ fn join_error(e: tokio::task::JoinError) -> String {
 // ---------------------------------------------------------------------------------------------
 // Report
 
+/// The `q` quantile of `v` in ms (nearest rank); NaN when empty.
+fn percentile_ms(v: &mut [Duration], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_unstable();
+    let i = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1;
+    v[i].as_secs_f64() * 1e3
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.retain(|x| !x.is_nan());
     if v.is_empty() {
@@ -517,7 +618,11 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     let m = v.len() / 2;
-    if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
 }
 
 const HEADER: &str = "   N  run    fwd pkt/s  CPU µs/pkt  p50 ms  p99 ms  max ms   loss %  RSS MiB/peer  srv CPU %  load CPU %  drops";
@@ -554,6 +659,10 @@ fn median_result(results: &[RunResult]) -> RunResult {
         rss_base_mib: m(|r| r.rss_base_mib),
         dropped: m(|r| r.dropped as f64) as u64,
         fanout_ratio: m(|r| r.fanout_ratio),
+        per_track: [
+            (m(|r| r.per_track[0].0), m(|r| r.per_track[0].1)),
+            (m(|r| r.per_track[1].0), m(|r| r.per_track[1].1)),
+        ],
         warnings: m(|r| r.warnings as f64) as usize,
     }
 }
@@ -566,7 +675,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("forwarding bench: cannot build the tokio runtime: {e}");
@@ -611,7 +723,7 @@ fn main() {
                 match outcome.map_err(join_error).and_then(|r| r) {
                     Ok(r) => {
                         println!(
-                            "N={n:<3} run {run}: {:.0} fwd pkt/s ({} sent in window, fan-out {:.3}), {:.2} µs/pkt, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, loss {:.3} %, RSS {:.2} MiB/peer (base {:.1} MiB), server CPU {:.1} %, load CPU {:.1} %, drops {}  [{:.0} s]",
+                            "N={n:<3} run {run}: {:.0} fwd pkt/s ({} sent in window, fan-out {:.3}), {:.2} µs/pkt, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms (audio p50/p99 {:.2}/{:.2}, video {:.2}/{:.2}), loss {:.3} %, RSS {:.2} MiB/peer (base {:.1} MiB), server CPU {:.1} %, load CPU {:.1} %, drops {}  [{:.0} s]",
                             r.forwarded_per_s,
                             r.sent,
                             r.fanout_ratio,
@@ -619,6 +731,10 @@ fn main() {
                             r.p50_ms,
                             r.p99_ms,
                             r.max_ms,
+                            r.per_track[0].0,
+                            r.per_track[0].1,
+                            r.per_track[1].0,
+                            r.per_track[1].1,
                             r.loss_pct,
                             r.rss_per_peer_mib,
                             r.rss_base_mib,
@@ -652,13 +768,25 @@ fn main() {
             println!("{n:>4}  (no successful run)");
         } else {
             let m = median_result(results);
-            let cpu_ok = if m.cpu_us_per_packet <= TARGET_CPU_US_PER_PACKET { "ok" } else { "OVER" };
+            let cpu_ok = if m.cpu_us_per_packet <= TARGET_CPU_US_PER_PACKET {
+                "ok"
+            } else {
+                "OVER"
+            };
             let p99_note = if *n == 50 {
-                if m.p99_ms <= TARGET_P99_MS { "p99 ok" } else { "p99 OVER" }
+                if m.p99_ms <= TARGET_P99_MS {
+                    "p99 ok"
+                } else {
+                    "p99 OVER"
+                }
             } else {
                 ""
             };
-            println!("{}   <- median of {}; CPU {cpu_ok} {p99_note}", row(*n, "med", &m), results.len());
+            println!(
+                "{}   <- median of {}; CPU {cpu_ok} {p99_note}",
+                row(*n, "med", &m),
+                results.len()
+            );
             for (i, r) in results.iter().enumerate() {
                 println!("{}", row(*n, &format!("#{}", i + 1), r));
             }
@@ -666,6 +794,25 @@ fn main() {
         for f in failures {
             println!("{n:>4}  FAILED {f}");
         }
+    }
+    // The per-packet cost without the fixed per-connection costs (ingest, RTCP, timers), which
+    // dominate at small N: the slope of server CPU against forwarded packets.
+    let medians: Vec<(usize, RunResult)> = all
+        .iter()
+        .filter(|(_, r, _)| !r.is_empty())
+        .map(|(n, r, _)| (*n, median_result(r)))
+        .collect();
+    if let (Some((n_lo, lo)), Some((n_hi, hi))) = (
+        medians.iter().min_by_key(|(n, _)| *n),
+        medians.iter().max_by_key(|(n, _)| *n),
+    ) && n_hi > n_lo
+        && hi.forwarded_per_s > lo.forwarded_per_s
+    {
+        let slope = (hi.server_cpu_pct - lo.server_cpu_pct) / 100.0 * 1e6
+            / (hi.forwarded_per_s - lo.forwarded_per_s);
+        println!(
+            "marginal server CPU per forwarded packet, N = {n_lo} → {n_hi} (medians): {slope:.2} µs"
+        );
     }
     println!(
         "columns: fwd pkt/s = Δvideoroom_rtp_packets_out / window; CPU µs/pkt = Δ(server utime+stime) / Δpackets_out; \

@@ -35,7 +35,11 @@ pub struct Cli {
     #[arg(long, env = "VIDEOROOM_PUBLIC_IP")]
     pub public_ip: Option<IpAddr>,
     /// STUN/TURN URL handed to clients (repeatable; comma-separated in the environment).
-    #[arg(long = "ice-server", env = "VIDEOROOM_ICE_SERVERS", value_delimiter = ',')]
+    #[arg(
+        long = "ice-server",
+        env = "VIDEOROOM_ICE_SERVERS",
+        value_delimiter = ','
+    )]
     pub ice_servers: Vec<String>,
     /// User name for the TURN URLs.
     #[arg(long, env = "VIDEOROOM_TURN_USERNAME")]
@@ -167,7 +171,10 @@ impl Config {
             .filter(|u| !u.trim().is_empty())
             .map(|url| {
                 let url = url.trim().to_owned();
-                if !(url.starts_with("stun:") || url.starts_with("turn:") || url.starts_with("turns:")) {
+                if !(url.starts_with("stun:")
+                    || url.starts_with("turn:")
+                    || url.starts_with("turns:"))
+                {
                     return Err(ConfigError::Invalid(format!(
                         "ICE server `{url}` must start with stun:, turn: or turns:"
                     )));
@@ -187,7 +194,10 @@ impl Config {
             .transpose()?;
         let config = Config {
             listen: cli.listen.or(file.listen).unwrap_or(d.listen),
-            rtc_bind_ip: cli.rtc_bind_ip.or(file.rtc_bind_ip).unwrap_or(d.rtc_bind_ip),
+            rtc_bind_ip: cli
+                .rtc_bind_ip
+                .or(file.rtc_bind_ip)
+                .unwrap_or(d.rtc_bind_ip),
             ice_port_range,
             public_ip: cli.public_ip.or(file.public_ip),
             ice_servers,
@@ -211,7 +221,9 @@ impl Config {
 
     fn check(&self) -> Result<(), ConfigError> {
         if self.max_peers_per_room == 0 {
-            return Err(ConfigError::Invalid("max peers per room must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "max peers per room must be at least 1".into(),
+            ));
         }
         if self.max_message_bytes < 1024 {
             return Err(ConfigError::Invalid(
@@ -219,14 +231,20 @@ impl Config {
             ));
         }
         if self.max_connections == 0 {
-            return Err(ConfigError::Invalid("max connections must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "max connections must be at least 1".into(),
+            ));
         }
         Ok(())
     }
 }
 
 fn parse_port_range(text: &str) -> Result<(u16, u16), ConfigError> {
-    let bad = || ConfigError::Invalid(format!("ICE port range `{text}` must look like 50000-50100"));
+    let bad = || {
+        ConfigError::Invalid(format!(
+            "ICE port range `{text}` must look like 50000-50100"
+        ))
+    };
     let (lo, hi) = text.split_once('-').ok_or_else(bad)?;
     let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
     let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
@@ -259,8 +277,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vr-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("tmp dir");
         let path = dir.join("server.toml");
-        std::fs::write(&path, "max_peers_per_room = 4\nice_port_range = \"50000-50010\"\n")
-            .expect("write");
+        std::fs::write(
+            &path,
+            "max_peers_per_room = 4\nice_port_range = \"50000-50010\"\n",
+        )
+        .expect("write");
         let c = Config::from_cli(cli(&[
             "--config",
             path.to_str().expect("utf8"),
@@ -274,7 +295,10 @@ mod tests {
         .expect("valid");
         assert_eq!(c.max_peers_per_room, 8, "flag beats file");
         assert_eq!(c.ice_port_range, Some((50000, 50010)));
-        assert_eq!(c.ice_servers[0].urls, vec!["stun:stun.example.org:3478".to_owned()]);
+        assert_eq!(
+            c.ice_servers[0].urls,
+            vec!["stun:stun.example.org:3478".to_owned()]
+        );
         assert_eq!(c.public_ip, Some("203.0.113.7".parse().expect("ip")));
     }
 

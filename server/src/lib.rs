@@ -77,12 +77,19 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
         .with_state(Arc::clone(&shared));
     let token = shared.shutdown.clone();
     let serve = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { token.cancelled().await })
+        .await
     });
     info!(%local_addr, "videoroom-server listening (WebSocket at /ws)");
-    Ok(RunningServer { local_addr, shared, serve })
+    Ok(RunningServer {
+        local_addr,
+        shared,
+        serve,
+    })
 }
 
 impl RunningServer {
@@ -128,7 +135,10 @@ async fn ws_upgrade(
         return (StatusCode::SERVICE_UNAVAILABLE, "server is shutting down\n").into_response();
     }
     let Ok(permit) = Arc::clone(&shared.connections).try_acquire_owned() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections; try again later\n")
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many connections; try again later\n",
+        )
             .into_response();
     };
     let limit = shared.config.max_message_bytes;
@@ -150,7 +160,10 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         shared.metrics.render(),
     )
         .into_response()

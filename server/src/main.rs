@@ -18,9 +18,16 @@ async fn main() -> ExitCode {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Logs go to stderr; stdout carries only the `listening on` line that scripts read.
     if config.log_json {
-        tracing_subscriber::fmt().json().with_writer(std::io::stderr).with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .init();
     } else {
-        tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .init();
     }
     let listen = config.listen;
     let server = match videoroom_server::start(config).await {

@@ -39,12 +39,36 @@ impl Metrics {
         let mut registry = Registry::with_prefix("videoroom");
         registry.register("rooms", "Open rooms", self.rooms.clone());
         registry.register("peers", "Peers in rooms", self.peers.clone());
-        registry.register("tracks", "Published tracks being forwarded", self.tracks.clone());
-        registry.register("connections", "Open WebSocket connections", self.connections.clone());
-        registry.register("rtp_packets_in", "RTP packets received from publishers", self.rtp_packets_in.clone());
-        registry.register("rtp_bytes_in", "RTP bytes received from publishers", self.rtp_bytes_in.clone());
-        registry.register("rtp_packets_out", "RTP packets forwarded to subscribers", self.rtp_packets_out.clone());
-        registry.register("rtp_bytes_out", "RTP bytes forwarded to subscribers", self.rtp_bytes_out.clone());
+        registry.register(
+            "tracks",
+            "Published tracks being forwarded",
+            self.tracks.clone(),
+        );
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            self.connections.clone(),
+        );
+        registry.register(
+            "rtp_packets_in",
+            "RTP packets received from publishers",
+            self.rtp_packets_in.clone(),
+        );
+        registry.register(
+            "rtp_bytes_in",
+            "RTP bytes received from publishers",
+            self.rtp_bytes_in.clone(),
+        );
+        registry.register(
+            "rtp_packets_out",
+            "RTP packets forwarded to subscribers",
+            self.rtp_packets_out.clone(),
+        );
+        registry.register(
+            "rtp_bytes_out",
+            "RTP bytes forwarded to subscribers",
+            self.rtp_bytes_out.clone(),
+        );
         registry.register(
             "keyframe_requests",
             "Keyframe requests (PLI) sent to publishers after coalescing",

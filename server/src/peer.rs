@@ -293,11 +293,21 @@ impl Endpoint {
         }
         let offer = match RTCSessionDescription::offer(sdp) {
             Ok(offer) => offer,
-            Err(e) => return self.error(ErrorCode::InvalidSdp, format!("offer is not valid SDP: {e}")),
+            Err(e) => {
+                return self.error(
+                    ErrorCode::InvalidSdp,
+                    format!("offer is not valid SDP: {e}"),
+                );
+            }
         };
         let sending = match sending_track_ids(&offer) {
             Ok(ids) => ids,
-            Err(e) => return self.error(ErrorCode::InvalidSdp, format!("offer is not valid SDP: {e}")),
+            Err(e) => {
+                return self.error(
+                    ErrorCode::InvalidSdp,
+                    format!("offer is not valid SDP: {e}"),
+                );
+            }
         };
         if self.have_local_offer {
             // Glare: the server is polite. Roll our offer back and offer again after answering.
@@ -317,14 +327,20 @@ impl Endpoint {
             }
         }
         if let Err(e) = self.pc.set_remote_description(offer).await {
-            self.error(ErrorCode::InvalidSdp, format!("offer could not be applied: {e}"));
+            self.error(
+                ErrorCode::InvalidSdp,
+                format!("offer could not be applied: {e}"),
+            );
             return self.maybe_offer().await;
         }
         self.remote_applied().await;
         let answer = match self.pc.create_answer(None).await {
             Ok(answer) => answer,
             Err(e) => {
-                self.error(ErrorCode::InvalidSdp, format!("cannot answer this offer: {e}"));
+                self.error(
+                    ErrorCode::InvalidSdp,
+                    format!("cannot answer this offer: {e}"),
+                );
                 return self.maybe_offer().await;
             }
         };
@@ -346,7 +362,9 @@ impl Endpoint {
             .collect();
         for track_id in gone {
             self.published.remove(&track_id);
-            self.room.track_unpublished(self.peer_id.clone(), track_id).await;
+            self.room
+                .track_unpublished(self.peer_id.clone(), track_id)
+                .await;
         }
         self.maybe_offer().await;
     }
@@ -363,7 +381,10 @@ impl Endpoint {
             Err(e) => Err(e),
         };
         if let Err(e) = applied {
-            self.error(ErrorCode::InvalidSdp, format!("answer could not be applied: {e}"));
+            self.error(
+                ErrorCode::InvalidSdp,
+                format!("answer could not be applied: {e}"),
+            );
             // Return to stable and try again with a fresh offer (a bounded number of times).
             if let Ok(rb) = RTCSessionDescription::rollback(None)
                 && let Err(e) = self.pc.set_local_description(rb).await
@@ -408,13 +429,19 @@ impl Endpoint {
         };
         if !self.remote_set {
             if self.pending_candidates.len() >= 64 {
-                return self.error(ErrorCode::InvalidCandidate, "too many candidates before an offer");
+                return self.error(
+                    ErrorCode::InvalidCandidate,
+                    "too many candidates before an offer",
+                );
             }
             self.pending_candidates.push(init);
             return;
         }
         if let Err(e) = self.pc.add_ice_candidate(init).await {
-            self.error(ErrorCode::InvalidCandidate, format!("candidate refused: {e}"));
+            self.error(
+                ErrorCode::InvalidCandidate,
+                format!("candidate refused: {e}"),
+            );
         }
     }
 
@@ -500,7 +527,9 @@ impl Endpoint {
             return;
         }
         if self.offer_failures >= MAX_OFFER_FAILURES {
-            warn!("client rejected {MAX_OFFER_FAILURES} offers in a row; waiting for the next change");
+            warn!(
+                "client rejected {MAX_OFFER_FAILURES} offers in a row; waiting for the next change"
+            );
             self.offer_failures = 0;
             self.negotiation_needed = false;
             return;
@@ -624,7 +653,9 @@ impl Endpoint {
         }
         self.failed = true;
         warn!(reason, "removing peer: its media connection failed");
-        self.room.peer_failed(self.peer_id.clone(), reason.to_owned()).await;
+        self.room
+            .peer_failed(self.peer_id.clone(), reason.to_owned())
+            .await;
     }
 
     async fn on_remote_track(&mut self, track: Arc<dyn TrackRemote>) {
@@ -639,7 +670,12 @@ impl Endpoint {
         let kind = match track.kind().await {
             RtpCodecKind::Audio => MediaKind::Audio,
             RtpCodecKind::Video => MediaKind::Video,
-            _ => return self.error(ErrorCode::InvalidTrack, format!("track `{track_id}` is neither audio nor video")),
+            _ => {
+                return self.error(
+                    ErrorCode::InvalidTrack,
+                    format!("track `{track_id}` is neither audio nor video"),
+                );
+            }
         };
         let Some(media_ssrc) = track.ssrcs().await.first().copied() else {
             return warn!(track = %track_id, "remote track without SSRC");
@@ -675,7 +711,9 @@ impl Endpoint {
 }
 
 /// The `msid` track ids of the media sections an offer sends on (sendonly or sendrecv, not rejected).
-fn sending_track_ids(desc: &RTCSessionDescription) -> Result<HashSet<String>, webrtc::error::Error> {
+fn sending_track_ids(
+    desc: &RTCSessionDescription,
+) -> Result<HashSet<String>, webrtc::error::Error> {
     let parsed = desc.unmarshal()?;
     let mut ids = HashSet::new();
     for m in &parsed.media_descriptions {

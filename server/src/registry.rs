@@ -39,15 +39,26 @@ impl Rooms {
         metadata: Option<serde_json::Value>,
         out: mpsc::Sender<ServerMessage>,
     ) -> Result<(RoomHandle, Joined), JoinError> {
-        let peer_id = PeerId::new(format!("p-{}", self.next_peer.fetch_add(1, Ordering::Relaxed) + 1));
-        let peer = PeerInfo { peer_id, display_name, metadata };
+        let peer_id = PeerId::new(format!(
+            "p-{}",
+            self.next_peer.fetch_add(1, Ordering::Relaxed) + 1
+        ));
+        let peer = PeerInfo {
+            peer_id,
+            display_name,
+            metadata,
+        };
         // A room that unlisted itself between our lookup and its reply answers `Closed`;
         // the next attempt finds no entry and creates a fresh room.
         for _ in 0..3 {
             let handle = self.get_or_create(shared, &room)?;
             let (reply, answer) = oneshot::channel();
             let sent = handle
-                .send(RoomCommand::Join { peer: peer.clone(), out: out.clone(), reply })
+                .send(RoomCommand::Join {
+                    peer: peer.clone(),
+                    out: out.clone(),
+                    reply,
+                })
                 .await;
             if !sent {
                 self.remove(&handle);
@@ -65,7 +76,11 @@ impl Rooms {
         Err(JoinRefused::Closed.into())
     }
 
-    fn get_or_create(&self, shared: &Arc<Shared>, room: &RoomName) -> Result<RoomHandle, JoinError> {
+    fn get_or_create(
+        &self,
+        shared: &Arc<Shared>,
+        room: &RoomName,
+    ) -> Result<RoomHandle, JoinError> {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(JoinError::ShuttingDown);
         }

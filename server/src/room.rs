@@ -132,12 +132,23 @@ impl RoomHandle {
         self.tx.same_channel(&other.tx)
     }
 
-    pub(crate) async fn track_published(&self, peer_id: PeerId, info: TrackInfo, forwarder: ForwarderHandle) {
-        self.send(RoomCommand::TrackPublished { peer_id, info, forwarder }).await;
+    pub(crate) async fn track_published(
+        &self,
+        peer_id: PeerId,
+        info: TrackInfo,
+        forwarder: ForwarderHandle,
+    ) {
+        self.send(RoomCommand::TrackPublished {
+            peer_id,
+            info,
+            forwarder,
+        })
+        .await;
     }
 
     pub(crate) async fn track_unpublished(&self, peer_id: PeerId, track_id: TrackId) {
-        self.send(RoomCommand::TrackUnpublished { peer_id, track_id }).await;
+        self.send(RoomCommand::TrackUnpublished { peer_id, track_id })
+            .await;
     }
 
     pub(crate) async fn peer_failed(&self, peer_id: PeerId, reason: String) {
@@ -170,7 +181,10 @@ impl Room {
     /// Spawns an empty room.
     pub fn spawn(name: RoomName, shared: Arc<Shared>) -> RoomHandle {
         let (tx, commands) = mpsc::channel(1024);
-        let handle = RoomHandle { tx, name: name.clone() };
+        let handle = RoomHandle {
+            tx,
+            name: name.clone(),
+        };
         let room = Room {
             handle: handle.clone(),
             commands,
@@ -179,7 +193,10 @@ impl Room {
             tracks: BTreeMap::new(),
             stalled: Vec::new(),
         };
-        tokio::spawn(room.run().instrument(info_span!(parent: None, "room", room = %name)));
+        tokio::spawn(
+            room.run()
+                .instrument(info_span!(parent: None, "room", room = %name)),
+        );
         handle
     }
 
@@ -224,11 +241,19 @@ impl Room {
             }
             RoomCommand::Leave { peer_id } => self.remove(&peer_id, None),
             RoomCommand::PeerFailed { peer_id, reason } => self.remove(&peer_id, Some(reason)),
-            RoomCommand::UpdateTrack { peer_id, track_id, muted } => {
-                self.update_track(&peer_id, &track_id, muted)
-            }
-            RoomCommand::UpdatePeer { peer_id, display_name, metadata } => {
-                let Some(member) = self.members.get_mut(&peer_id) else { return };
+            RoomCommand::UpdateTrack {
+                peer_id,
+                track_id,
+                muted,
+            } => self.update_track(&peer_id, &track_id, muted),
+            RoomCommand::UpdatePeer {
+                peer_id,
+                display_name,
+                metadata,
+            } => {
+                let Some(member) = self.members.get_mut(&peer_id) else {
+                    return;
+                };
                 if let Some(name) = display_name {
                     member.info.display_name = name;
                 }
@@ -238,11 +263,17 @@ impl Room {
                 let peer = member.info.clone();
                 self.broadcast(None, ServerMessage::PeerUpdated { peer });
             }
-            RoomCommand::TrackPublished { peer_id, info, forwarder } => {
-                self.publish(peer_id, info, forwarder)
-            }
+            RoomCommand::TrackPublished {
+                peer_id,
+                info,
+                forwarder,
+            } => self.publish(peer_id, info, forwarder),
             RoomCommand::TrackUnpublished { peer_id, track_id } => {
-                if self.tracks.get(&track_id).is_some_and(|p| p.info.peer_id == peer_id) {
+                if self
+                    .tracks
+                    .get(&track_id)
+                    .is_some_and(|p| p.info.peer_id == peer_id)
+                {
                     self.unpublish(&[track_id]);
                 }
             }
@@ -257,7 +288,10 @@ impl Room {
     ) -> Result<Joined, JoinRefused> {
         let max = self.shared.config.max_peers_per_room;
         if self.members.len() >= max {
-            return Err(JoinRefused::Full { room: self.handle.name.clone(), max });
+            return Err(JoinRefused::Full {
+                room: self.handle.name.clone(),
+                max,
+            });
         }
         let endpoint = Endpoint::spawn(
             peer.peer_id.clone(),
@@ -292,14 +326,20 @@ impl Room {
         info!(peer = %peer_id, name = %peer.display_name, peers = self.members.len() + 1, "peer joined");
         self.members.insert(
             peer_id.clone(),
-            Member { info: peer, out, endpoint: endpoint.clone() },
+            Member {
+                info: peer,
+                out,
+                endpoint: endpoint.clone(),
+            },
         );
         self.shared.metrics.peers.inc();
         Ok(Joined { peer_id, endpoint })
     }
 
     fn remove(&mut self, peer_id: &PeerId, failure: Option<String>) {
-        let Some(member) = self.members.remove(peer_id) else { return };
+        let Some(member) = self.members.remove(peer_id) else {
+            return;
+        };
         self.shared.metrics.peers.dec();
         if let Some(reason) = &failure {
             let _ = member.out.try_send(ServerMessage::Closing {
@@ -316,7 +356,12 @@ impl Room {
             .map(|p| p.info.track_id.clone())
             .collect();
         self.unpublish(&theirs);
-        self.broadcast(None, ServerMessage::PeerLeft { peer_id: peer_id.clone() });
+        self.broadcast(
+            None,
+            ServerMessage::PeerLeft {
+                peer_id: peer_id.clone(),
+            },
+        );
         info!(peer = %peer_id, peers = self.members.len(), failure = failure.as_deref(), "peer left");
     }
 
@@ -342,9 +387,15 @@ impl Room {
                 self.subscribe(member, &info, &forwarder);
             }
         }
-        self.broadcast(Some(&peer_id), ServerMessage::TracksAdded { tracks: vec![info.clone()] });
+        self.broadcast(
+            Some(&peer_id),
+            ServerMessage::TracksAdded {
+                tracks: vec![info.clone()],
+            },
+        );
         debug!(track = %info.track_id, "track published");
-        self.tracks.insert(info.track_id.clone(), Publication { info, forwarder });
+        self.tracks
+            .insert(info.track_id.clone(), Publication { info, forwarder });
     }
 
     fn subscribe(&self, member: &Member, info: &TrackInfo, forwarder: &ForwarderHandle) {
@@ -373,7 +424,9 @@ impl Room {
                 continue;
             }
             for info in &removed {
-                member.endpoint.try_send(EndpointCommand::Unsubscribe { track_id: info.track_id.clone() });
+                member.endpoint.try_send(EndpointCommand::Unsubscribe {
+                    track_id: info.track_id.clone(),
+                });
             }
         }
         let track_ids = removed.into_iter().map(|i| i.track_id).collect();
@@ -381,7 +434,9 @@ impl Room {
     }
 
     fn update_track(&mut self, peer_id: &PeerId, track_id: &TrackId, muted: bool) {
-        let Some(member) = self.members.get(peer_id) else { return };
+        let Some(member) = self.members.get(peer_id) else {
+            return;
+        };
         match self.tracks.get_mut(track_id) {
             Some(p) if &p.info.peer_id == peer_id => {
                 p.info.muted = muted;
@@ -404,7 +459,8 @@ impl Room {
     fn broadcast(&mut self, except: Option<&PeerId>, message: ServerMessage) {
         for (id, member) in &self.members {
             if Some(id) != except
-                && let Err(mpsc::error::TrySendError::Full(_)) = member.out.try_send(message.clone())
+                && let Err(mpsc::error::TrySendError::Full(_)) =
+                    member.out.try_send(message.clone())
             {
                 self.stalled.push(id.clone());
             }
@@ -414,7 +470,9 @@ impl Room {
     fn shutdown(&mut self) {
         info!(peers = self.members.len(), "closing room for shutdown");
         for (_, member) in std::mem::take(&mut self.members) {
-            let _ = member.out.try_send(ServerMessage::Closing { reason: "server shutting down".into() });
+            let _ = member.out.try_send(ServerMessage::Closing {
+                reason: "server shutting down".into(),
+            });
             member.endpoint.try_send(EndpointCommand::Close);
             self.shared.metrics.peers.dec();
         }

@@ -49,7 +49,8 @@ impl RtcConfig {
             let (engine, registry) = media::engine_and_interceptors()?;
             let mut settings = SettingEngineBuilder::new();
             if let Some(ip) = self.public_ip {
-                settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
+                settings =
+                    settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
             }
             let built = PeerConnectionBuilder::new()
                 .with_media_engine(engine)
@@ -64,8 +65,7 @@ impl RtcConfig {
                 Err(e) => last_error = Some(e),
             }
         }
-        Err(last_error.unwrap_or_else(|| {
-            webrtc::error::Error::Other("ICE port range is empty".to_owned())
-        }))
+        Err(last_error
+            .unwrap_or_else(|| webrtc::error::Error::Other("ICE port range is empty".to_owned())))
     }
 }

@@ -16,8 +16,8 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 use videoroom_protocol::{
-    ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, ServerMessage, validate_display_name,
-    validate_metadata, validate_room_name,
+    ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, RoomName, ServerMessage,
+    validate_display_name, validate_metadata, validate_room_name,
 };
 
 /// Messages the room and endpoint may queue for one client before it counts as not reading.
@@ -45,12 +45,23 @@ enum End {
 }
 
 /// Runs one session to its end. `permit` is the connection-limit slot it holds.
-pub async fn run(socket: WebSocket, shared: Arc<Shared>, permit: OwnedSemaphorePermit, remote: String) {
-    let span = info_span!("session", %remote, room = tracing::field::Empty, peer = tracing::field::Empty);
-    Session { socket, shared, state: State::Lobby, last_seen: Instant::now() }
-        .run()
-        .instrument(span)
-        .await;
+pub async fn run(
+    socket: WebSocket,
+    shared: Arc<Shared>,
+    permit: OwnedSemaphorePermit,
+    remote: String,
+) {
+    let span =
+        info_span!("session", %remote, room = tracing::field::Empty, peer = tracing::field::Empty);
+    Session {
+        socket,
+        shared,
+        state: State::Lobby,
+        last_seen: Instant::now(),
+    }
+    .run()
+    .instrument(span)
+    .await;
     drop(permit);
 }
 
@@ -101,10 +112,16 @@ impl Session {
             }
         };
         if let State::Joined { room, peer_id, .. } = &self.state {
-            room.send(RoomCommand::Leave { peer_id: peer_id.clone() }).await;
+            room.send(RoomCommand::Leave {
+                peer_id: peer_id.clone(),
+            })
+            .await;
         }
         if let End::Close(code, reason) = end {
-            let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            };
             let _ = self.socket.send(Message::Close(Some(frame))).await;
         }
         self.shared.metrics.connections.dec();
@@ -112,7 +129,9 @@ impl Session {
     }
 
     async fn send(&mut self, message: &ServerMessage) -> Result<(), axum::Error> {
-        self.socket.send(Message::Text(message.to_json().into())).await
+        self.socket
+            .send(Message::Text(message.to_json().into()))
+            .await
     }
 
     async fn error(&mut self, code: ErrorCode, message: impl Into<String>) -> Result<(), End> {
@@ -143,13 +162,19 @@ impl Session {
                     return Err(End::Close(close_code::SIZE, "message too big"));
                 }
                 return self
-                    .error(ErrorCode::MalformedMessage, "binary frames are not part of the protocol; send JSON text")
+                    .error(
+                        ErrorCode::MalformedMessage,
+                        "binary frames are not part of the protocol; send JSON text",
+                    )
                     .await;
             }
             Some(Ok(Message::Text(text))) => text,
         };
         if text.len() > limit {
-            warn!(bytes = text.len(), limit, "message over the size limit; closing with 1009");
+            warn!(
+                bytes = text.len(),
+                limit, "message over the size limit; closing with 1009"
+            );
             return Err(End::Close(close_code::SIZE, "message too big"));
         }
         match ClientMessage::parse(text.as_str()) {
@@ -160,39 +185,72 @@ impl Session {
 
     async fn on_message(&mut self, message: ClientMessage) -> Result<(), End> {
         match (&self.state, message) {
-            (_, ClientMessage::Ping { id }) => {
-                self.send(&ServerMessage::Pong { id }).await.map_err(|_| End::ClientGone)
-            }
-            (State::Lobby, ClientMessage::Join { protocol_version, room, display_name, metadata }) => {
-                self.join(protocol_version, room.as_str(), display_name, metadata).await
+            (_, ClientMessage::Ping { id }) => self
+                .send(&ServerMessage::Pong { id })
+                .await
+                .map_err(|_| End::ClientGone),
+            (
+                State::Lobby,
+                ClientMessage::Join {
+                    protocol_version,
+                    room,
+                    display_name,
+                    metadata,
+                },
+            ) => {
+                self.join(protocol_version, room.as_str(), display_name, metadata)
+                    .await
             }
             (State::Joined { .. }, ClientMessage::Join { .. }) => {
-                self.error(ErrorCode::InvalidState, "already joined; send `leave` first").await
+                self.error(
+                    ErrorCode::InvalidState,
+                    "already joined; send `leave` first",
+                )
+                .await
             }
             (State::Lobby, ClientMessage::Leave) => Err(End::Close(close_code::NORMAL, "bye")),
             (State::Lobby, other) => {
                 let kind = kind_of(&other);
-                self.error(ErrorCode::InvalidState, format!("`{kind}` before `join`: join a room first"))
-                    .await
+                self.error(
+                    ErrorCode::InvalidState,
+                    format!("`{kind}` before `join`: join a room first"),
+                )
+                .await
             }
             (State::Joined { endpoint, .. }, ClientMessage::SdpOffer { sdp, tracks }) => {
                 let endpoint = endpoint.clone();
-                self.to_endpoint(endpoint, EndpointCommand::ClientOffer { sdp, tracks }).await
+                self.forward(endpoint, EndpointCommand::ClientOffer { sdp, tracks })
+                    .await
             }
             (State::Joined { endpoint, .. }, ClientMessage::SdpAnswer { sdp }) => {
                 let endpoint = endpoint.clone();
-                self.to_endpoint(endpoint, EndpointCommand::ClientAnswer { sdp }).await
+                self.forward(endpoint, EndpointCommand::ClientAnswer { sdp })
+                    .await
             }
             (State::Joined { endpoint, .. }, ClientMessage::IceCandidate { candidate }) => {
                 let endpoint = endpoint.clone();
-                self.to_endpoint(endpoint, EndpointCommand::ClientCandidate(candidate)).await
+                self.forward(endpoint, EndpointCommand::ClientCandidate(candidate))
+                    .await
             }
-            (State::Joined { room, peer_id, .. }, ClientMessage::UpdateTrack { track_id, muted }) => {
-                let command = RoomCommand::UpdateTrack { peer_id: peer_id.clone(), track_id, muted };
+            (
+                State::Joined { room, peer_id, .. },
+                ClientMessage::UpdateTrack { track_id, muted },
+            ) => {
+                let command = RoomCommand::UpdateTrack {
+                    peer_id: peer_id.clone(),
+                    track_id,
+                    muted,
+                };
                 room.clone().send(command).await;
                 Ok(())
             }
-            (State::Joined { room, peer_id, .. }, ClientMessage::UpdatePeer { display_name, metadata }) => {
+            (
+                State::Joined { room, peer_id, .. },
+                ClientMessage::UpdatePeer {
+                    display_name,
+                    metadata,
+                },
+            ) => {
                 let (room, peer_id) = (room.clone(), peer_id.clone());
                 if let Some(name) = &display_name
                     && let Err(e) = validate_display_name(name)
@@ -204,23 +262,41 @@ impl Session {
                 {
                     return self.error(e.code, e.message).await;
                 }
-                room.send(RoomCommand::UpdatePeer { peer_id, display_name, metadata }).await;
+                room.send(RoomCommand::UpdatePeer {
+                    peer_id,
+                    display_name,
+                    metadata,
+                })
+                .await;
                 Ok(())
             }
-            (State::Joined { .. }, ClientMessage::Leave) => Err(End::Close(close_code::NORMAL, "bye")),
+            (State::Joined { .. }, ClientMessage::Leave) => {
+                Err(End::Close(close_code::NORMAL, "bye"))
+            }
             (State::Joined { .. }, other) => {
                 let kind = kind_of(&other);
-                self.error(ErrorCode::UnknownMessageType, format!("`{kind}` is not handled by this server"))
-                    .await
+                self.error(
+                    ErrorCode::UnknownMessageType,
+                    format!("`{kind}` is not handled by this server"),
+                )
+                .await
             }
         }
     }
 
-    async fn to_endpoint(&mut self, endpoint: EndpointHandle, command: EndpointCommand) -> Result<(), End> {
+    async fn forward(
+        &mut self,
+        endpoint: EndpointHandle,
+        command: EndpointCommand,
+    ) -> Result<(), End> {
         if endpoint.send(command).await {
             Ok(())
         } else {
-            self.error(ErrorCode::Internal, "media endpoint is gone; leave and join again").await
+            self.error(
+                ErrorCode::Internal,
+                "media endpoint is gone; leave and join again",
+            )
+            .await
         }
     }
 
@@ -232,27 +308,17 @@ impl Session {
         metadata: Option<serde_json::Value>,
     ) -> Result<(), End> {
         let refuse = |code, message: String| ServerMessage::JoinError { code, message };
-        let checked = (|| {
-            if protocol_version != PROTOCOL_VERSION {
-                return Err(refuse(
-                    ErrorCode::UnsupportedVersion,
-                    format!("this server speaks protocol version {PROTOCOL_VERSION}, not {protocol_version}; update the app"),
-                ));
-            }
-            let room = validate_room_name(room).map_err(|e| refuse(e.code, e.message))?;
-            let name = validate_display_name(&display_name).map_err(|e| refuse(e.code, e.message))?;
-            if let Some(m) = &metadata {
-                validate_metadata(m).map_err(|e| refuse(e.code, e.message))?;
-            }
-            Ok((room, name))
-        })();
-        let (room, name) = match checked {
-            Ok(ok) => ok,
-            Err(message) => {
-                self.shared.metrics.signaling_errors.inc();
-                return self.send(&message).await.map_err(|_| End::ClientGone);
-            }
-        };
+        let (room, name) =
+            match check_join(protocol_version, room, &display_name, metadata.as_ref()) {
+                Ok(ok) => ok,
+                Err((code, message)) => {
+                    self.shared.metrics.signaling_errors.inc();
+                    return self
+                        .send(&refuse(code, message))
+                        .await
+                        .map_err(|_| End::ClientGone);
+                }
+            };
         let (out, from_room) = mpsc::channel(OUTBOUND_QUEUE);
         let shared = Arc::clone(&self.shared);
         match shared.rooms.join(&shared, room, name, metadata, out).await {
@@ -275,10 +341,35 @@ impl Session {
                 };
                 info!(?code, "join refused: {e}");
                 self.shared.metrics.signaling_errors.inc();
-                self.send(&refuse(code, e.to_string())).await.map_err(|_| End::ClientGone)
+                self.send(&refuse(code, e.to_string()))
+                    .await
+                    .map_err(|_| End::ClientGone)
             }
         }
     }
+}
+
+/// Checks a `join`'s version, names and metadata.
+fn check_join(
+    protocol_version: u32,
+    room: &str,
+    display_name: &str,
+    metadata: Option<&serde_json::Value>,
+) -> Result<(RoomName, String), (ErrorCode, String)> {
+    if protocol_version != PROTOCOL_VERSION {
+        return Err((
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "this server speaks protocol version {PROTOCOL_VERSION}, not {protocol_version}; update the app"
+            ),
+        ));
+    }
+    let room = validate_room_name(room).map_err(|e| (e.code, e.message))?;
+    let name = validate_display_name(display_name).map_err(|e| (e.code, e.message))?;
+    if let Some(m) = metadata {
+        validate_metadata(m).map_err(|e| (e.code, e.message))?;
+    }
+    Ok((room, name))
 }
 
 async fn recv_queued(state: &mut State) -> Option<ServerMessage> {

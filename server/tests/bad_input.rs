@@ -1,11 +1,10 @@
 //! Bad input gets a clear error and the connection stays usable; oversized frames close with 1009.
 
-
-use videoroom_testkit::*;
 use futures::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use videoroom_protocol::{ClientMessage, ErrorCode, IceCandidate, ServerMessage, TrackId};
+use videoroom_testkit::*;
 
 async fn expect_error(client: &mut RawClient, code: ErrorCode) -> String {
     match client.recv().await {
@@ -26,7 +25,9 @@ async fn still_usable(client: &mut RawClient) {
 
 async fn expect_close(client: &mut RawClient, code: CloseCode) {
     loop {
-        let frame = tokio::time::timeout(WAIT, client.ws.next()).await.expect("close within bound");
+        let frame = tokio::time::timeout(WAIT, client.ws.next())
+            .await
+            .expect("close within bound");
         match frame {
             Some(Ok(Message::Close(Some(f)))) => {
                 assert_eq!(f.code, code, "close reason: {}", f.reason);
@@ -57,7 +58,10 @@ async fn malformed_unknown_and_invalid_messages_get_errors() {
     expect_error(&mut c, ErrorCode::MalformedMessage).await;
     still_usable(&mut c).await;
     // And the connection can still join.
-    assert!(matches!(c.join("after-errors", "ada").await, ServerMessage::Joined { .. }));
+    assert!(matches!(
+        c.join("after-errors", "ada").await,
+        ServerMessage::Joined { .. }
+    ));
 }
 
 #[tokio::test]
@@ -65,22 +69,38 @@ async fn messages_in_the_wrong_state_get_invalid_state() {
     let server = start_server(test_config()).await;
     let mut c = RawClient::connect(&ws_url(&server)).await;
     for m in [
-        ClientMessage::SdpOffer { sdp: "v=0".into(), tracks: vec![] },
+        ClientMessage::SdpOffer {
+            sdp: "v=0".into(),
+            tracks: vec![],
+        },
         ClientMessage::SdpAnswer { sdp: "v=0".into() },
-        ClientMessage::UpdateTrack { track_id: TrackId::new("x"), muted: true },
+        ClientMessage::UpdateTrack {
+            track_id: TrackId::new("x"),
+            muted: true,
+        },
     ] {
         c.send(&m).await;
         let msg = expect_error(&mut c, ErrorCode::InvalidState).await;
         assert!(msg.contains("join"), "{msg}");
     }
-    assert!(matches!(c.join("state", "ada").await, ServerMessage::Joined { .. }));
+    assert!(matches!(
+        c.join("state", "ada").await,
+        ServerMessage::Joined { .. }
+    ));
     c.send(&join_message("state", "ada again")).await;
     expect_error(&mut c, ErrorCode::InvalidState).await;
     // An answer with no server offer outstanding.
-    c.send(&ClientMessage::SdpAnswer { sdp: "v=0\r\n".into() }).await;
+    c.send(&ClientMessage::SdpAnswer {
+        sdp: "v=0\r\n".into(),
+    })
+    .await;
     expect_error(&mut c, ErrorCode::InvalidState).await;
     // Muting a track one does not publish.
-    c.send(&ClientMessage::UpdateTrack { track_id: TrackId::new("not-mine"), muted: true }).await;
+    c.send(&ClientMessage::UpdateTrack {
+        track_id: TrackId::new("not-mine"),
+        muted: true,
+    })
+    .await;
     expect_error(&mut c, ErrorCode::InvalidTrack).await;
     still_usable(&mut c).await;
 }
@@ -90,13 +110,23 @@ async fn invalid_sdp_and_candidates_keep_the_peer_in_the_room() {
     let server = start_server(test_config()).await;
     let url = ws_url(&server);
     let mut observer = RawClient::connect(&url).await;
-    assert!(matches!(observer.join("sdp", "observer").await, ServerMessage::Joined { .. }));
+    assert!(matches!(
+        observer.join("sdp", "observer").await,
+        ServerMessage::Joined { .. }
+    ));
     let mut c = RawClient::connect(&url).await;
-    let ServerMessage::Joined { peer_id, .. } = c.join("sdp", "ada").await else { panic!("join") };
-    c.send(&ClientMessage::SdpOffer { sdp: "this is not sdp".into(), tracks: vec![] }).await;
+    let ServerMessage::Joined { peer_id, .. } = c.join("sdp", "ada").await else {
+        panic!("join")
+    };
+    c.send(&ClientMessage::SdpOffer {
+        sdp: "this is not sdp".into(),
+        tracks: vec![],
+    })
+    .await;
     expect_error(&mut c, ErrorCode::InvalidSdp).await;
     c.send(&ClientMessage::SdpOffer {
-        sdp: "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n".into(),
+        sdp: "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+            .into(),
         tracks: vec![],
     })
     .await;
@@ -114,9 +144,18 @@ async fn invalid_sdp_and_candidates_keep_the_peer_in_the_room() {
     expect_error(&mut c, ErrorCode::InvalidTrack).await;
     still_usable(&mut c).await;
     // Still in the room: a name change reaches the observer.
-    c.send(&ClientMessage::UpdatePeer { display_name: Some("Ada L.".into()), metadata: None }).await;
+    c.send(&ClientMessage::UpdatePeer {
+        display_name: Some("Ada L.".into()),
+        metadata: None,
+    })
+    .await;
     let m = observer
-        .recv_until(|m| matches!(m, ServerMessage::PeerUpdated { .. } | ServerMessage::PeerLeft { .. }))
+        .recv_until(|m| {
+            matches!(
+                m,
+                ServerMessage::PeerUpdated { .. } | ServerMessage::PeerLeft { .. }
+            )
+        })
         .await;
     match m {
         ServerMessage::PeerUpdated { peer } => {
@@ -135,10 +174,25 @@ async fn invalid_sdp_and_candidates_keep_the_peer_in_the_room() {
         },
     })
     .await;
-    c.send(&ClientMessage::UpdatePeer { display_name: Some("bad\u{1}name".into()), metadata: None }).await;
+    c.send(&ClientMessage::UpdatePeer {
+        display_name: Some("bad\u{1}name".into()),
+        metadata: None,
+    })
+    .await;
     // (The peer's own `peer_updated` for its earlier rename comes first.)
-    let m = c.recv_until(|m| matches!(m, ServerMessage::Error { .. })).await;
-    assert!(matches!(m, ServerMessage::Error { code: ErrorCode::InvalidDisplayName, .. }), "{m:?}");
+    let m = c
+        .recv_until(|m| matches!(m, ServerMessage::Error { .. }))
+        .await;
+    assert!(
+        matches!(
+            m,
+            ServerMessage::Error {
+                code: ErrorCode::InvalidDisplayName,
+                ..
+            }
+        ),
+        "{m:?}"
+    );
     still_usable(&mut c).await;
 }
 
@@ -155,13 +209,20 @@ async fn oversized_messages_close_with_1009() {
     expect_close(&mut c, CloseCode::Size).await;
     // Far over the limit, and after joining.
     let mut c = RawClient::connect(&url).await;
-    assert!(matches!(c.join("big", "ada").await, ServerMessage::Joined { .. }));
+    assert!(matches!(
+        c.join("big", "ada").await,
+        ServerMessage::Joined { .. }
+    ));
     let huge = format!(r#"{{"type":"sdp_offer","sdp":"{}"}}"#, "v".repeat(1 << 20));
     c.send_text(&huge).await;
     expect_close(&mut c, CloseCode::Size).await;
     // A message at the limit is fine.
     let mut c = RawClient::connect(&url).await;
     let pad = 4096 - r#"{"type":"ping","id":2,"pad":""}"#.len();
-    c.send_text(&format!(r#"{{"type":"ping","id":2,"pad":"{}"}}"#, "x".repeat(pad))).await;
+    c.send_text(&format!(
+        r#"{{"type":"ping","id":2,"pad":"{}"}}"#,
+        "x".repeat(pad)
+    ))
+    .await;
     assert_eq!(c.recv().await, ServerMessage::Pong { id: 2 });
 }

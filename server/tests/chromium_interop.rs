@@ -28,14 +28,27 @@ async fn two_browsers_and_a_rust_peer_see_and_hear_each_other() {
         &url,
         "interop",
         "rusty",
-        PeerOptions { audio: Some(Source::Fixture), video: Some(Source::Fixture), ..PeerOptions::default() },
+        PeerOptions {
+            audio: Some(Source::Fixture),
+            video: Some(Source::Fixture),
+            ..PeerOptions::default()
+        },
     )
     .await;
 
     let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chromium-interop.png");
     let driver = tokio::process::Command::new("node")
         .arg(here.join("run.mjs"))
-        .args(["--server", &url, "--room", "interop", "--pages", "2", "--expect-remote-peers", "2"])
+        .args([
+            "--server",
+            &url,
+            "--room",
+            "interop",
+            "--pages",
+            "2",
+            "--expect-remote-peers",
+            "2",
+        ])
         .args(["--min-frames", "30", "--timeout-ms", "90000"])
         .arg("--screenshot")
         .arg(&screenshot)
@@ -51,32 +64,62 @@ async fn two_browsers_and_a_rust_peer_see_and_hear_each_other() {
     let line = stdout.lines().last().unwrap_or_default();
     let result: serde_json::Value = serde_json::from_str(line)
         .unwrap_or_else(|e| panic!("driver printed no JSON ({e}): {stdout}"));
-    assert!(output.status.success() && result["ok"] == true, "Chromium interop failed: {result:#}");
+    assert!(
+        output.status.success() && result["ok"] == true,
+        "Chromium interop failed: {result:#}"
+    );
 
     // Both browsers decoded the Rust peer's VP8 (and each other's): check the figures directly.
     let pages = result["pages"].as_array().expect("pages");
     assert_eq!(pages.len(), 2);
     for page in pages {
         let remote = page["remotePeers"].as_array().expect("remotePeers");
-        assert!(remote.iter().any(|p| p == rust.peer_id.as_str()), "a browser does not see the Rust peer: {page:#}");
+        assert!(
+            remote.iter().any(|p| p == rust.peer_id.as_str()),
+            "a browser does not see the Rust peer: {page:#}"
+        );
         let stats = page["stats"].as_array().expect("stats");
         let from_rust = |kind: &str| {
-            stats.iter().find(|s| s["kind"] == kind && s["peerId"] == rust.peer_id.as_str()).cloned()
+            stats
+                .iter()
+                .find(|s| s["kind"] == kind && s["peerId"] == rust.peer_id.as_str())
+                .cloned()
         };
-        let video = from_rust("video").unwrap_or_else(|| panic!("no video stats from the Rust peer: {page:#}"));
-        assert!(video["framesDecoded"].as_u64().unwrap_or(0) > 30, "{video:#}");
-        let audio = from_rust("audio").unwrap_or_else(|| panic!("no audio stats from the Rust peer: {page:#}"));
-        assert!(audio["packetsReceived"].as_u64().unwrap_or(0) > 0, "{audio:#}");
+        let video = from_rust("video")
+            .unwrap_or_else(|| panic!("no video stats from the Rust peer: {page:#}"));
+        assert!(
+            video["framesDecoded"].as_u64().unwrap_or(0) > 30,
+            "{video:#}"
+        );
+        let audio = from_rust("audio")
+            .unwrap_or_else(|| panic!("no audio stats from the Rust peer: {page:#}"));
+        assert!(
+            audio["packetsReceived"].as_u64().unwrap_or(0) > 0,
+            "{audio:#}"
+        );
     }
 
     // The Rust peer receives audio and video from both browsers.
     let state = rust.state();
     let from_browsers: Vec<_> = state.received.values().filter(|r| r.count > 20).collect();
     assert_eq!(
-        from_browsers.iter().filter(|r| r.kind == Some(videoroom_protocol::MediaKind::Video)).count(),
+        from_browsers
+            .iter()
+            .filter(|r| r.kind == Some(videoroom_protocol::MediaKind::Video))
+            .count(),
         2,
         "video from both browsers: {:?}",
-        state.received.iter().map(|(k, r)| (k, r.stream_id.clone(), r.count)).collect::<Vec<_>>()
+        state
+            .received
+            .iter()
+            .map(|(k, r)| (k, r.stream_id.clone(), r.count))
+            .collect::<Vec<_>>()
     );
-    assert_eq!(from_browsers.iter().filter(|r| r.kind == Some(videoroom_protocol::MediaKind::Audio)).count(), 2);
+    assert_eq!(
+        from_browsers
+            .iter()
+            .filter(|r| r.kind == Some(videoroom_protocol::MediaKind::Audio))
+            .count(),
+        2
+    );
 }

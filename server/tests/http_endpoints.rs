@@ -7,7 +7,11 @@ async fn healthz_and_metrics_report_rooms_peers_and_packets() {
     let server = start_server(test_config()).await;
     let base = format!("http://{}", server.local_addr());
     let client = reqwest::Client::new();
-    let health = client.get(format!("{base}/healthz")).send().await.expect("healthz");
+    let health = client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(health.status(), 200);
 
     let url = ws_url(&server);
@@ -17,10 +21,21 @@ async fn healthz_and_metrics_report_rooms_peers_and_packets() {
         a.received_count("bob-cam") > 50 && b.received_count("alice-cam") > 50
     })
     .await;
-    let text = client.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("body");
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
     let value = |name: &str| -> f64 {
         text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().split(' ').next()).and_then(|v| v.parse().ok()))
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|rest| rest.trim().split(' ').next())
+                    .and_then(|v| v.parse().ok())
+            })
             .unwrap_or_else(|| panic!("no {name} in\n{text}"))
     };
     assert_eq!(value("videoroom_rooms "), 1.0);
@@ -43,10 +58,20 @@ fn help_lists_every_setting() {
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     for flag in [
-        "--listen", "--rtc-bind-ip", "--ice-port-range", "--public-ip", "--ice-server", "--max-peers-per-room",
-        "--max-message-bytes", "--config", "VIDEOROOM_LISTEN",
+        "--listen",
+        "--rtc-bind-ip",
+        "--ice-port-range",
+        "--public-ip",
+        "--ice-server",
+        "--max-peers-per-room",
+        "--max-message-bytes",
+        "--config",
+        "VIDEOROOM_LISTEN",
     ] {
-        assert!(help.contains(flag), "--help does not mention {flag}:\n{help}");
+        assert!(
+            help.contains(flag),
+            "--help does not mention {flag}:\n{help}"
+        );
     }
 }
 

@@ -1,9 +1,8 @@
 //! Joins that are refused: full rooms, bad names, wrong protocol version. The connection stays
 //! open and can join elsewhere.
 
-
-use videoroom_testkit::*;
 use videoroom_protocol::{ClientMessage, ErrorCode, RoomName, ServerMessage};
+use videoroom_testkit::*;
 
 fn join_error_code(m: &ServerMessage) -> ErrorCode {
     match m {
@@ -24,19 +23,34 @@ async fn a_full_room_refuses_and_others_stay_open() {
     let mut a = RawClient::connect(&url).await;
     let mut b = RawClient::connect(&url).await;
     let mut c = RawClient::connect(&url).await;
-    assert!(matches!(a.join("small", "a").await, ServerMessage::Joined { .. }));
-    assert!(matches!(b.join("small", "b").await, ServerMessage::Joined { .. }));
+    assert!(matches!(
+        a.join("small", "a").await,
+        ServerMessage::Joined { .. }
+    ));
+    assert!(matches!(
+        b.join("small", "b").await,
+        ServerMessage::Joined { .. }
+    ));
     let refused = c.join("small", "c").await;
     assert_eq!(join_error_code(&refused), ErrorCode::RoomFull);
-    let ServerMessage::JoinError { message, .. } = refused else { unreachable!() };
+    let ServerMessage::JoinError { message, .. } = refused else {
+        unreachable!()
+    };
     assert!(message.contains("full"), "{message}");
     // The refused connection can join another room.
-    assert!(matches!(c.join("other", "c").await, ServerMessage::Joined { .. }));
+    assert!(matches!(
+        c.join("other", "c").await,
+        ServerMessage::Joined { .. }
+    ));
     // And once someone leaves, the full room takes a new peer.
     b.send(&ClientMessage::Leave).await;
-    a.recv_until(|m| matches!(m, ServerMessage::PeerLeft { .. })).await;
+    a.recv_until(|m| matches!(m, ServerMessage::PeerLeft { .. }))
+        .await;
     let mut d = RawClient::connect(&url).await;
-    assert!(matches!(d.join("small", "d").await, ServerMessage::Joined { .. }));
+    assert!(matches!(
+        d.join("small", "d").await,
+        ServerMessage::Joined { .. }
+    ));
 }
 
 #[tokio::test]
@@ -63,7 +77,10 @@ async fn invalid_names_and_versions_are_refused() {
         metadata: None,
     })
     .await;
-    assert_eq!(join_error_code(&c.recv().await), ErrorCode::UnsupportedVersion);
+    assert_eq!(
+        join_error_code(&c.recv().await),
+        ErrorCode::UnsupportedVersion
+    );
     c.send(&ClientMessage::Join {
         protocol_version: videoroom_protocol::PROTOCOL_VERSION,
         room: RoomName::new("ok"),
@@ -72,5 +89,8 @@ async fn invalid_names_and_versions_are_refused() {
     })
     .await;
     assert_eq!(join_error_code(&c.recv().await), ErrorCode::InvalidMessage);
-    assert!(matches!(c.join("ok", "ada").await, ServerMessage::Joined { .. }));
+    assert!(matches!(
+        c.join("ok", "ada").await,
+        ServerMessage::Joined { .. }
+    ));
 }

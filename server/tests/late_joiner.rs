@@ -1,9 +1,8 @@
 //! A late joiner receives every existing track, the publishers are asked for a keyframe, and a
 //! leaving peer disappears from everyone.
 
-
-use videoroom_testkit::*;
 use videoroom_protocol::ServerMessage;
+use videoroom_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_joiner_gets_every_track_and_publishers_see_a_pli() {
@@ -18,28 +17,42 @@ async fn late_joiner_gets_every_track_and_publishers_see_a_pli() {
     let plis_before = a.plis("alice-cam");
 
     let d = TestPeer::join(&url, "late", "dave", PeerOptions::receive_only()).await;
-    let ServerMessage::Joined { peers, tracks, .. } = &d.joined else { unreachable!() };
+    let ServerMessage::Joined { peers, tracks, .. } = &d.joined else {
+        unreachable!()
+    };
     assert_eq!(peers.len(), 2);
     let mut listed: Vec<&str> = tracks.iter().map(|t| t.track_id.as_str()).collect();
     listed.sort();
     assert_eq!(listed, ["alice-cam", "alice-mic", "bob-cam", "bob-mic"]);
 
     for track in ["alice-cam", "alice-mic", "bob-cam", "bob-mic"] {
-        wait_until(WAIT, &format!("dave receives {track}"), || d.received_count(track) >= 20).await;
+        wait_until(WAIT, &format!("dave receives {track}"), || {
+            d.received_count(track) >= 20
+        })
+        .await;
     }
     d.check_received("alice-cam", a.peer_id.as_str());
     d.check_received("bob-mic", b.peer_id.as_str());
-    wait_until(WAIT, "alice is asked for a keyframe for dave", || a.plis("alice-cam") > plis_before).await;
+    wait_until(WAIT, "alice is asked for a keyframe for dave", || {
+        a.plis("alice-cam") > plis_before
+    })
+    .await;
 
     // Dave leaves: the others hear of it within 2 s.
     let dave_id = d.peer_id.clone();
     let left_at = tokio::time::Instant::now();
     d.leave().await;
-    wait_until(std::time::Duration::from_secs(2), "alice and bob get peer_left for dave", || {
-        [&a, &b].iter().all(|p| {
-            p.state().saw(|m| matches!(m, ServerMessage::PeerLeft { peer_id } if *peer_id == dave_id))
-        })
-    })
+    wait_until(
+        std::time::Duration::from_secs(2),
+        "alice and bob get peer_left for dave",
+        || {
+            [&a, &b].iter().all(|p| {
+                p.state().saw(
+                    |m| matches!(m, ServerMessage::PeerLeft { peer_id } if *peer_id == dave_id),
+                )
+            })
+        },
+    )
     .await;
     assert!(left_at.elapsed() < std::time::Duration::from_secs(2));
 
@@ -53,7 +66,8 @@ async fn late_joiner_gets_every_track_and_publishers_see_a_pli() {
     })
     .await;
     wait_until(WAIT, "alice gets peer_left for bob", || {
-        a.state().saw(|m| matches!(m, ServerMessage::PeerLeft { peer_id } if *peer_id == bob_id))
+        a.state()
+            .saw(|m| matches!(m, ServerMessage::PeerLeft { peer_id } if *peer_id == bob_id))
     })
     .await;
     wait_until(WAIT, "the server forwards two tracks only", || {

@@ -1,7 +1,6 @@
 //! Three WebRTC peers in one room each receive the other two peers' audio and video, byte for
 //! byte and in order, through a real server over loopback.
 
-
 use videoroom_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,9 +19,11 @@ async fn three_peers_receive_each_others_tracks_unchanged() {
                 continue;
             }
             for (track_id, _) in &publisher.published {
-                wait_until(WAIT, &format!("{} receives 100 packets of {track_id}", receiver.name), || {
-                    receiver.received_count(track_id.as_str()) >= 100
-                })
+                wait_until(
+                    WAIT,
+                    &format!("{} receives 100 packets of {track_id}", receiver.name),
+                    || receiver.received_count(track_id.as_str()) >= 100,
+                )
                 .await;
             }
         }
@@ -32,7 +33,10 @@ async fn three_peers_receive_each_others_tracks_unchanged() {
         for publisher in peers {
             if receiver.peer_id == publisher.peer_id {
                 assert!(
-                    publisher.published.iter().all(|(t, _)| receiver.received_count(t.as_str()) == 0),
+                    publisher
+                        .published
+                        .iter()
+                        .all(|(t, _)| receiver.received_count(t.as_str()) == 0),
                     "{} must not receive its own tracks back",
                     receiver.name
                 );
@@ -44,7 +48,11 @@ async fn three_peers_receive_each_others_tracks_unchanged() {
                 tracks += 1;
             }
         }
-        assert_eq!(tracks, 4, "{} receives two tracks from each of two peers", receiver.name);
+        assert_eq!(
+            tracks, 4,
+            "{} receives two tracks from each of two peers",
+            receiver.name
+        );
     }
     let metrics = server.metrics().render();
     assert!(metrics.contains("videoroom_peers 3"), "{metrics}");

@@ -15,24 +15,45 @@ async fn muting_a_track_is_seen_by_everyone() {
     let url = ws_url(&server);
     let a = TestPeer::join(&url, "mute", "alice", PeerOptions::default()).await;
     let b = TestPeer::join(&url, "mute", "bob", PeerOptions::receive_only()).await;
-    wait_until(WAIT, "bob receives alice", || b.received_count("alice-cam") > 10).await;
+    wait_until(WAIT, "bob receives alice", || {
+        b.received_count("alice-cam") > 10
+    })
+    .await;
 
-    a.send(ClientMessage::UpdateTrack { track_id: TrackId::new("alice-cam"), muted: true }).await;
+    a.send(ClientMessage::UpdateTrack {
+        track_id: TrackId::new("alice-cam"),
+        muted: true,
+    })
+    .await;
     wait_until(WAIT, "bob and alice see alice-cam muted", || {
         saw_muted(&b, "alice-cam", true) && saw_muted(&a, "alice-cam", true)
     })
     .await;
     // A late joiner learns the muted state from `joined`.
     let c = TestPeer::join(&url, "mute", "carol", PeerOptions::receive_only()).await;
-    let ServerMessage::Joined { tracks, .. } = &c.joined else { unreachable!() };
-    let cam = tracks.iter().find(|t| t.track_id.as_str() == "alice-cam").expect("listed");
+    let ServerMessage::Joined { tracks, .. } = &c.joined else {
+        unreachable!()
+    };
+    let cam = tracks
+        .iter()
+        .find(|t| t.track_id.as_str() == "alice-cam")
+        .expect("listed");
     assert!(cam.muted);
-    let mic = tracks.iter().find(|t| t.track_id.as_str() == "alice-mic").expect("listed");
+    let mic = tracks
+        .iter()
+        .find(|t| t.track_id.as_str() == "alice-mic")
+        .expect("listed");
     assert!(!mic.muted);
 
-    a.send(ClientMessage::UpdateTrack { track_id: TrackId::new("alice-cam"), muted: false }).await;
+    a.send(ClientMessage::UpdateTrack {
+        track_id: TrackId::new("alice-cam"),
+        muted: false,
+    })
+    .await;
     wait_until(WAIT, "everyone sees alice-cam unmuted", || {
-        [&a, &b, &c].iter().all(|p| saw_muted(p, "alice-cam", false))
+        [&a, &b, &c]
+            .iter()
+            .all(|p| saw_muted(p, "alice-cam", false))
     })
     .await;
 }

@@ -10,7 +10,9 @@ mod media;
 mod peer;
 mod raw;
 
-pub use media::{PacketSource, Source, counter_of, fixture_path, opus_packets, payload_for, vp8_frames};
+pub use media::{
+    PacketSource, Source, counter_of, fixture_path, opus_packets, payload_for, vp8_frames,
+};
 pub use peer::{PeerOptions, PeerState, Received, TestPeer, lock};
 pub use raw::{RawClient, join_message};
 
@@ -43,7 +45,9 @@ pub fn test_config() -> Config {
 /// Starts a server in this process.
 pub async fn start_server(config: Config) -> RunningServer {
     init_tracing();
-    videoroom_server::start(config).await.expect("server starts")
+    videoroom_server::start(config)
+        .await
+        .expect("server starts")
 }
 
 /// The server's WebSocket URL.

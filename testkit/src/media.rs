@@ -29,9 +29,9 @@ pub enum Source {
 pub fn payload_for(track_id: &str, counter: u32, len: usize) -> Vec<u8> {
     let mut p = Vec::with_capacity(len);
     p.extend_from_slice(&counter.to_be_bytes());
-    let seed = track_id
-        .bytes()
-        .fold(counter, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let seed = track_id.bytes().fold(counter, |a, b| {
+        a.wrapping_mul(31).wrapping_add(u32::from(b))
+    });
     while p.len() < len {
         p.push((seed.wrapping_add(p.len() as u32) % 251) as u8);
     }
@@ -45,14 +45,17 @@ pub fn counter_of(payload: &[u8]) -> Option<u32> {
 
 /// Path of a file in `testkit/fixtures`.
 pub fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 /// The fixture VP8 frames, read once per process.
 pub fn vp8_frames() -> Arc<Vec<Bytes>> {
     static FRAMES: OnceLock<Arc<Vec<Bytes>>> = OnceLock::new();
     Arc::clone(FRAMES.get_or_init(|| {
-        let file = std::fs::File::open(fixture_path("pattern-640x360-vp8.ivf")).expect("VP8 fixture");
+        let file =
+            std::fs::File::open(fixture_path("pattern-640x360-vp8.ivf")).expect("VP8 fixture");
         let (mut reader, _) = IVFReader::new(std::io::BufReader::new(file)).expect("IVF header");
         let mut frames = Vec::new();
         while let Ok((frame, _)) = reader.parse_next_frame() {
@@ -68,7 +71,8 @@ pub fn opus_packets() -> Arc<Vec<Bytes>> {
     static PACKETS: OnceLock<Arc<Vec<Bytes>>> = OnceLock::new();
     Arc::clone(PACKETS.get_or_init(|| {
         let file = std::fs::File::open(fixture_path("tone-440hz-opus.ogg")).expect("Opus fixture");
-        let (mut reader, _) = OggReader::new(std::io::BufReader::new(file), true).expect("Ogg header");
+        let (mut reader, _) =
+            OggReader::new(std::io::BufReader::new(file), true).expect("Ogg header");
         let mut packets = Vec::new();
         while let Ok((page, header)) = reader.parse_next_page() {
             // Skip the OpusHead/OpusTags pages (granule 0).
@@ -134,7 +138,9 @@ impl PacketSource {
     /// Time between ticks.
     pub fn interval(&self) -> Duration {
         match (self.source, self.kind) {
-            (Source::Known, MediaKind::Audio) | (Source::Fixture, MediaKind::Audio) => Duration::from_millis(20),
+            (Source::Known, MediaKind::Audio) | (Source::Fixture, MediaKind::Audio) => {
+                Duration::from_millis(20)
+            }
             (Source::Known, MediaKind::Video) => Duration::from_micros(11_111),
             (Source::Fixture, MediaKind::Video) => Duration::from_micros(33_333),
         }
@@ -177,7 +183,9 @@ impl PacketSource {
                 };
                 self.index += 1;
                 match &mut self.packetizer {
-                    Some(p) => p.packetize(Instant::now(), &data, samples).unwrap_or_default(),
+                    Some(p) => p
+                        .packetize(Instant::now(), &data, samples)
+                        .unwrap_or_default(),
                     None => Vec::new(),
                 }
             }

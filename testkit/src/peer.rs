@@ -4,7 +4,9 @@ use crate::media::{PacketSource, Source, counter_of, payload_for};
 use crate::raw::RawClient;
 use futures::StreamExt;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -14,16 +16,17 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 use videoroom_protocol::{
-    ClientMessage, IceCandidate, MediaKind, PeerId, PublishedTrack, ServerMessage, TrackId, TrackSource,
+    ClientMessage, IceCandidate, MediaKind, PeerId, PublishedTrack, ServerMessage, TrackId,
+    TrackSource,
 };
 use videoroom_server::media::{self, KeyframeRequestTap};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceCandidateInit,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, Registry,
-    register_default_interceptors,
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
+    Registry, register_default_interceptors,
 };
 
 /// What a test peer publishes and records.
@@ -37,6 +40,9 @@ pub struct PeerOptions {
     pub keep_payloads: bool,
     /// Record the instant each packet was sent and received (for latency).
     pub record_times: bool,
+    /// Hold the first offer until the server's first offer has arrived, ignore that one, then
+    /// offer: exactly what the server sees when two offers cross (glare).
+    pub provoke_glare: bool,
 }
 
 impl Default for PeerOptions {
@@ -46,6 +52,7 @@ impl Default for PeerOptions {
             video: Some(Source::Known),
             keep_payloads: true,
             record_times: false,
+            provoke_glare: false,
         }
     }
 }
@@ -53,7 +60,11 @@ impl Default for PeerOptions {
 impl PeerOptions {
     /// Publishes nothing; only receives.
     pub fn receive_only() -> Self {
-        Self { audio: None, video: None, ..Self::default() }
+        Self {
+            audio: None,
+            video: None,
+            ..Self::default()
+        }
     }
 }
 
@@ -149,7 +160,10 @@ impl PeerConnectionEventHandler for Handler {
                 sdp_mline_index: Some(0),
                 username_fragment: init.username_fragment,
             };
-            let _ = self.to_server.send(ClientMessage::IceCandidate { candidate }).await;
+            let _ = self
+                .to_server
+                .send(ClientMessage::IceCandidate { candidate })
+                .await;
         }
     }
 
@@ -166,7 +180,11 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-async fn record_track(track: Arc<dyn TrackRemote>, state: Arc<Mutex<PeerState>>, options: PeerOptions) {
+async fn record_track(
+    track: Arc<dyn TrackRemote>,
+    state: Arc<Mutex<PeerState>>,
+    options: PeerOptions,
+) {
     let track_id = track.track_id().await;
     let stream_id = track.stream_id().await;
     let kind = match track.kind().await {
@@ -188,7 +206,8 @@ async fn record_track(track: Arc<dyn TrackRemote>, state: Arc<Mutex<PeerState>>,
                 if let Some(r) = s.received.get_mut(&track_id) {
                     r.count += 1;
                     if options.keep_payloads {
-                        r.packets.push((p.header.sequence_number, p.payload.to_vec()));
+                        r.packets
+                            .push((p.header.sequence_number, p.payload.to_vec()));
                     }
                     if options.record_times {
                         r.arrivals.push((p.header.sequence_number, now));
@@ -217,8 +236,12 @@ impl TestPeer {
 
         let mut engine = MediaEngine::default();
         engine.register_default_codecs().expect("codecs");
-        let registry = register_default_interceptors(Registry::new(), &mut engine).expect("interceptors");
-        let registry = registry.with(rtc::interceptor::Slot::from(14_000), KeyframeRequestTap::default());
+        let registry =
+            register_default_interceptors(Registry::new(), &mut engine).expect("interceptors");
+        let registry = registry.with(
+            rtc::interceptor::Slot::from(14_000),
+            KeyframeRequestTap::default(),
+        );
         let handler = Handler {
             to_server: to_server.clone(),
             state: Arc::clone(&state),
@@ -239,7 +262,10 @@ impl TestPeer {
         let mut tasks = Vec::new();
         let mut published = Vec::new();
         let mut declared = Vec::new();
-        for (source, kind, suffix) in [(options.audio, MediaKind::Audio, "mic"), (options.video, MediaKind::Video, "cam")] {
+        for (source, kind, suffix) in [
+            (options.audio, MediaKind::Audio, "mic"),
+            (options.video, MediaKind::Video, "cam"),
+        ] {
             let Some(source) = source else { continue };
             let track_id = TrackId::new(format!("{name}-{suffix}"));
             let ssrc = rand::random::<u32>() | 1;
@@ -253,7 +279,10 @@ impl TestPeer {
                 track_id.to_string(),
                 codec_kind,
                 vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
                     codec,
                     ..Default::default()
                 }],
@@ -267,16 +296,46 @@ impl TestPeer {
                 .await
                 .expect("add track");
             let packets = PacketSource::new(kind, source, track_id.as_str(), ssrc);
-            let sender = send_media(Arc::clone(&track), track_id.to_string(), packets, Arc::clone(&state), options.record_times);
+            let sender = send_media(
+                Arc::clone(&track),
+                track_id.to_string(),
+                packets,
+                Arc::clone(&state),
+                options.record_times,
+            );
             tasks.push(tokio::spawn(sender.instrument(span.clone())));
-            tasks.push(tokio::spawn(count_plis(track, track_id.to_string(), Arc::clone(&state))));
-            declared.push(PublishedTrack { track_id: track_id.clone(), source: TrackSource::default_for(kind), muted: false });
+            tasks.push(tokio::spawn(count_plis(
+                track,
+                track_id.to_string(),
+                Arc::clone(&state),
+            )));
+            declared.push(PublishedTrack {
+                track_id: track_id.clone(),
+                source: TrackSource::default_for(kind),
+                muted: false,
+            });
             published.push((track_id, kind));
         }
 
-        let signaling = signaling(raw, Arc::clone(&pc), Arc::clone(&state), outbound, declared);
+        let signaling = signaling(
+            raw,
+            Arc::clone(&pc),
+            Arc::clone(&state),
+            outbound,
+            declared,
+            options.provoke_glare,
+        );
         tasks.push(tokio::spawn(signaling.instrument(span.clone())));
-        TestPeer { name: name.to_owned(), peer_id, joined, state, published, to_server, pc, tasks }
+        TestPeer {
+            name: name.to_owned(),
+            peer_id,
+            joined,
+            state,
+            published,
+            to_server,
+            pc,
+            tasks,
+        }
     }
 
     /// The SDP offer of a PeerConnection (one recvonly video section) that is closed right
@@ -293,8 +352,13 @@ impl TestPeer {
             .build()
             .await
             .expect("peer connection");
-        let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
-        pc.add_transceiver_from_kind(RtpCodecKind::Video, Some(init)).await.expect("transceiver");
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Recvonly,
+            ..Default::default()
+        };
+        pc.add_transceiver_from_kind(RtpCodecKind::Video, Some(init))
+            .await
+            .expect("transceiver");
         let offer = pc.create_offer(None).await.expect("offer");
         let sdp = offer.sdp.clone();
         pc.set_local_description(offer).await.expect("sld");
@@ -340,14 +404,26 @@ impl TestPeer {
             .received
             .get(track_id)
             .unwrap_or_else(|| panic!("{}: nothing received on {track_id}", self.name));
-        assert_eq!(r.stream_id, publisher, "{}: the msid stream id of {track_id} is its publisher", self.name);
+        assert_eq!(
+            r.stream_id, publisher,
+            "{}: the msid stream id of {track_id} is its publisher",
+            self.name
+        );
         let mut last: Option<(u16, u32)> = None;
         for (seq, payload) in &r.packets {
             let counter = counter_of(payload).expect("payload of at least 4 bytes");
             let expected = payload_for(track_id, counter, payload.len());
-            assert_eq!(payload, &expected, "{}: payload of {track_id} #{counter} changed in transit", self.name);
+            assert_eq!(
+                payload, &expected,
+                "{}: payload of {track_id} #{counter} changed in transit",
+                self.name
+            );
             if let Some((last_seq, last_counter)) = last {
-                assert!(counter > last_counter, "{}: {track_id} out of order: {counter} after {last_counter}", self.name);
+                assert!(
+                    counter > last_counter,
+                    "{}: {track_id} out of order: {counter} after {last_counter}",
+                    self.name
+                );
                 assert_eq!(
                     u32::from(seq.wrapping_sub(last_seq)),
                     counter - last_counter,
@@ -369,16 +445,20 @@ async fn signaling(
     state: Arc<Mutex<PeerState>>,
     mut outbound: mpsc::Receiver<ClientMessage>,
     declared: Vec<PublishedTrack>,
+    provoke_glare: bool,
 ) {
     let mut making_offer = false;
     let mut remote_set = false;
     let mut pending: Vec<RTCIceCandidateInit> = Vec::new();
+    // With `provoke_glare`, the first offer waits for the server's first offer.
+    let mut held: Option<Vec<PublishedTrack>> = None;
     if !declared.is_empty() {
-        let offer = pc.create_offer(None).await.expect("offer");
-        pc.set_local_description(offer).await.expect("sld");
-        let sdp = pc.local_description().await.expect("local").sdp;
-        raw.send(&ClientMessage::SdpOffer { sdp, tracks: declared }).await;
-        making_offer = true;
+        if provoke_glare {
+            held = Some(declared);
+        } else {
+            send_offer(&mut raw, &pc, declared).await;
+            making_offer = true;
+        }
     }
     loop {
         tokio::select! {
@@ -404,6 +484,11 @@ async fn signaling(
                         pc.set_remote_description(answer).await.expect("server answer applies");
                         making_offer = false;
                         remote_set = true;
+                    }
+                    ServerMessage::SdpOffer { .. } if held.is_some() => {
+                        // Act as if our offer had crossed this one: ignore it, then offer.
+                        send_offer(&mut raw, &pc, held.take().unwrap_or_default()).await;
+                        making_offer = true;
                     }
                     ServerMessage::SdpOffer { sdp } if !making_offer => {
                         let offer = RTCSessionDescription::offer(sdp.clone()).expect("offer");
@@ -432,6 +517,17 @@ async fn signaling(
             }
         }
     }
+}
+
+async fn send_offer(
+    raw: &mut RawClient,
+    pc: &Arc<dyn PeerConnection>,
+    tracks: Vec<PublishedTrack>,
+) {
+    let offer = pc.create_offer(None).await.expect("offer");
+    pc.set_local_description(offer).await.expect("sld");
+    let sdp = pc.local_description().await.expect("local").sdp;
+    raw.send(&ClientMessage::SdpOffer { sdp, tracks }).await;
 }
 
 /// Sends a source's packets on its schedule. Until negotiation binds the track, writes fail; the
@@ -469,11 +565,18 @@ async fn send_media(
     }
 }
 
-async fn count_plis(track: Arc<TrackLocalStaticRTP>, track_id: String, state: Arc<Mutex<PeerState>>) {
+async fn count_plis(
+    track: Arc<TrackLocalStaticRTP>,
+    track_id: String,
+    state: Arc<Mutex<PeerState>>,
+) {
     loop {
         match track.poll().await {
             Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
-                let n = packets.iter().filter(|p| media::is_keyframe_request(p.as_ref())).count() as u32;
+                let n = packets
+                    .iter()
+                    .filter(|p| media::is_keyframe_request(p.as_ref()))
+                    .count() as u32;
                 *lock(&state).plis.entry(track_id.clone()).or_default() += n;
             }
             Some(_) => {}

@@ -16,7 +16,9 @@ pub struct RawClient {
 impl RawClient {
     /// Connects to `url`.
     pub async fn connect(url: &str) -> Self {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws connects");
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connects");
         Self { ws }
     }
 
@@ -45,7 +47,8 @@ impl RawClient {
                 .expect("frame");
             match frame {
                 Message::Text(text) => {
-                    return ServerMessage::parse(text.as_str()).expect("server sends valid messages");
+                    return ServerMessage::parse(text.as_str())
+                        .expect("server sends valid messages");
                 }
                 Message::Ping(_) | Message::Pong(_) => continue,
                 other => panic!("expected a text frame, got {other:?}"),

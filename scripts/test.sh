@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace on a fresh Debian/Ubuntu machine:
+# formatting, clippy, unit and integration tests (real server, real WebRTC over loopback,
+# headless Chromium interop). Installs what is missing first.
+source "$(dirname "$0")/setup.sh"
+cd "$ROOT"
+
+need_rust
+node_pkgs=()
+command -v node >/dev/null || node_pkgs+=(nodejs)
+command -v npm >/dev/null || node_pkgs+=(npm)
+apt_install_missing chromium mold clang "${node_pkgs[@]}"
+use_fast_linker
+
+echo "==> npm ci (Chromium interop driver)"
+(cd server/tests/chromium && npm ci --no-audit --no-fund --loglevel=error)
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> cargo test"
+cargo test --workspace --locked "$@"
