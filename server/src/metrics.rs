@@ -61,12 +61,12 @@ impl Metrics {
         );
         registry.register(
             "rtp_packets_out",
-            "RTP packets forwarded to subscribers",
+            "RTP packets handed to subscribers' connections (before SRTP and the socket)",
             self.rtp_packets_out.clone(),
         );
         registry.register(
             "rtp_bytes_out",
-            "RTP bytes forwarded to subscribers",
+            "RTP bytes handed to subscribers' connections",
             self.rtp_bytes_out.clone(),
         );
         registry.register(
