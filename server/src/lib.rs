@@ -41,7 +41,7 @@ pub struct Shared {
     /// Exported metrics.
     pub metrics: Arc<Metrics>,
     /// How PeerConnections are built.
-    pub rtc: rtc_config::RtcConfig,
+    pub rtc: Arc<rtc_config::RtcConfig>,
     /// Open rooms.
     pub rooms: registry::Rooms,
     /// Cancelled on shutdown.
@@ -62,7 +62,7 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local_addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
-        rtc: rtc_config::RtcConfig::new(&config),
+        rtc: Arc::new(rtc_config::RtcConfig::new(&config)),
         connections: Arc::new(Semaphore::new(config.max_connections)),
         config,
         metrics: Arc::new(Metrics::default()),

@@ -3,14 +3,19 @@
 //! ours that hands keyframe requests (PLI, FIR) from subscribers to the forwarder.
 
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
 };
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
 use std::collections::VecDeque;
 use std::time::Instant;
+use videoroom_protocol::MediaKind;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::peer_connection::{MediaEngine, Registry, register_default_interceptors};
 
 /// Payload type the server offers for Opus.
@@ -42,6 +47,40 @@ pub fn vp8_codec() -> RTCRtpCodec {
         sdp_fmtp_line: String::new(),
         rtcp_feedback: vec![fb("ccm", "fir"), fb("nack", ""), fb("nack", "pli")],
     }
+}
+
+/// A track that sends pre-packetized RTP of `kind` (Opus or VP8) on `ssrc`, announced in SDP with
+/// `a=msid:<stream_id> <track_id>`, and the `sendonly` transceiver setup that carries it.
+pub fn rtp_track(
+    stream_id: &str,
+    track_id: &str,
+    kind: MediaKind,
+    ssrc: u32,
+) -> (TrackLocalStaticRTP, RTCRtpTransceiverInit) {
+    let (codec_kind, codec) = match kind {
+        MediaKind::Audio => (RtpCodecKind::Audio, opus_codec()),
+        MediaKind::Video => (RtpCodecKind::Video, vp8_codec()),
+    };
+    let track = TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        stream_id.to_owned(),
+        track_id.to_owned(),
+        format!("{stream_id}-{track_id}"),
+        codec_kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    ));
+    let init = RTCRtpTransceiverInit {
+        direction: RTCRtpTransceiverDirection::Sendonly,
+        streams: vec![stream_id.to_owned()],
+        send_encodings: vec![],
+    };
+    (track, init)
 }
 
 /// A media engine with Opus and VP8 only, and the interceptor chain every server connection uses.

@@ -15,11 +15,7 @@ use crate::media;
 use crate::metrics::Metrics;
 use crate::room::RoomHandle;
 use crate::rtc_config::RtcConfig;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -164,6 +160,7 @@ struct Sub {
 pub struct Endpoint {
     peer_id: PeerId,
     pc: Arc<dyn PeerConnection>,
+    rtc: Arc<RtcConfig>,
     out: mpsc::Sender<ServerMessage>,
     room: RoomHandle,
     metrics: Arc<Metrics>,
@@ -193,7 +190,7 @@ impl Endpoint {
         peer_id: PeerId,
         room: RoomHandle,
         out: mpsc::Sender<ServerMessage>,
-        rtc: &RtcConfig,
+        rtc: &Arc<RtcConfig>,
         metrics: Arc<Metrics>,
     ) -> Result<EndpointHandle, webrtc::error::Error> {
         let (events_tx, events) = mpsc::channel(1024);
@@ -206,6 +203,7 @@ impl Endpoint {
         let endpoint = Endpoint {
             peer_id,
             pc,
+            rtc: Arc::clone(rtc),
             out,
             room,
             metrics,
@@ -349,7 +347,10 @@ impl Endpoint {
             return self.maybe_offer().await;
         }
         match self.pc.local_description().await {
-            Some(desc) => self.reply(ServerMessage::SdpAnswer { sdp: desc.sdp }),
+            Some(desc) => {
+                let sdp = self.rtc.advertise_sdp(desc.sdp);
+                self.reply(ServerMessage::SdpAnswer { sdp })
+            }
             None => self.error(ErrorCode::Internal, "answer missing after negotiation"),
         }
         self.declared = declared;
@@ -449,30 +450,14 @@ impl Endpoint {
         if self.subs.contains_key(&info.track_id) {
             return;
         }
-        let (kind, codec) = match info.kind {
-            MediaKind::Audio => (RtpCodecKind::Audio, media::opus_codec()),
-            MediaKind::Video => (RtpCodecKind::Video, media::vp8_codec()),
-        };
         let ssrc: u32 = rand::random::<u32>().max(1);
-        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            info.peer_id.to_string(),
-            info.track_id.to_string(),
-            format!("{}-{}", info.peer_id, info.track_id),
-            kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec,
-                ..Default::default()
-            }],
-        )));
-        let init = RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Sendonly,
-            streams: vec![info.peer_id.to_string()],
-            send_encodings: vec![],
-        };
+        let (track, init) = media::rtp_track(
+            info.peer_id.as_str(),
+            info.track_id.as_str(),
+            info.kind,
+            ssrc,
+        );
+        let track = Arc::new(track);
         let sender = match self
             .pc
             .add_transceiver_from_track(Arc::clone(&track) as Arc<dyn TrackLocal>, Some(init))
@@ -549,7 +534,8 @@ impl Endpoint {
         for sub in self.subs.values_mut() {
             sub.offered = true;
         }
-        self.reply(ServerMessage::SdpOffer { sdp: desc.sdp });
+        let sdp = self.rtc.advertise_sdp(desc.sdp);
+        self.reply(ServerMessage::SdpOffer { sdp });
     }
 
     /// The client answered our offer: every offered track is now negotiated.
@@ -594,7 +580,7 @@ impl Endpoint {
         match event {
             PcEvent::LocalCandidate(init) => self.reply(ServerMessage::IceCandidate {
                 candidate: IceCandidate {
-                    candidate: init.candidate,
+                    candidate: self.rtc.advertise(&init.candidate),
                     sdp_mid: init.sdp_mid.filter(|m| !m.is_empty()),
                     sdp_mline_index: Some(init.sdp_mline_index.unwrap_or(0)),
                     username_fragment: init.username_fragment,

@@ -6,8 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceCandidateType,
-    SettingEngineBuilder,
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, SettingEngineBuilder,
 };
 
 /// Builds server-side PeerConnections as configured.
@@ -47,11 +46,9 @@ impl RtcConfig {
         let mut last_error = None;
         for port in ports {
             let (engine, registry) = media::engine_and_interceptors()?;
-            let mut settings = SettingEngineBuilder::new();
-            if let Some(ip) = self.public_ip {
-                settings =
-                    settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
-            }
+            // rtc 0.21 stores `SettingEngine::with_nat_1to1_ips` but never reads it, so the public
+            // address is applied to what we advertise instead (`advertise`, `advertise_sdp`).
+            let settings = SettingEngineBuilder::new();
             let built = PeerConnectionBuilder::new()
                 .with_media_engine(engine)
                 .with_interceptor_registry(registry)
@@ -67,5 +64,76 @@ impl RtcConfig {
         }
         Err(last_error
             .unwrap_or_else(|| webrtc::error::Error::Other("ICE port range is empty".to_owned())))
+    }
+}
+
+impl RtcConfig {
+    /// A local ICE candidate (`candidate:<foundation> <component> <transport> <priority> <address>
+    /// <port> typ <type> …`) as clients should see it: behind a 1:1 NAT, a host candidate's
+    /// address becomes the public IP (the port maps one to one).
+    pub fn advertise(&self, candidate: &str) -> String {
+        let Some(public) = self.public_ip else {
+            return candidate.to_owned();
+        };
+        let mut fields: Vec<&str> = candidate.split(' ').collect();
+        let is_host = fields.get(6) == Some(&"typ") && fields.get(7) == Some(&"host");
+        if !is_host || fields.len() < 8 {
+            return candidate.to_owned();
+        }
+        let public = public.to_string();
+        fields[4] = &public;
+        fields.join(" ")
+    }
+
+    /// A local SDP with every `a=candidate:` line passed through [`advertise`](Self::advertise).
+    pub fn advertise_sdp(&self, sdp: String) -> String {
+        if self.public_ip.is_none() || !sdp.contains("a=candidate:") {
+            return sdp;
+        }
+        sdp.split_inclusive("\r\n")
+            .map(|line| match line.strip_prefix("a=") {
+                Some(rest) if rest.starts_with("candidate:") => {
+                    let (body, eol) = rest.split_at(rest.trim_end_matches(['\r', '\n']).len());
+                    format!("a={}{eol}", self.advertise(body))
+                }
+                _ => line.to_owned(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_public_ip(ip: Option<&str>) -> RtcConfig {
+        RtcConfig::new(&Config {
+            public_ip: ip.map(|i| i.parse().expect("ip")),
+            ..Config::default()
+        })
+    }
+
+    #[test]
+    fn host_candidates_get_the_public_address() {
+        let rtc = with_public_ip(Some("203.0.113.7"));
+        assert_eq!(
+            rtc.advertise("candidate:1 1 udp 2130706431 10.0.0.5 50000 typ host"),
+            "candidate:1 1 udp 2130706431 203.0.113.7 50000 typ host"
+        );
+        let relay =
+            "candidate:2 1 udp 16777215 198.51.100.1 3478 typ relay raddr 10.0.0.5 rport 50000";
+        assert_eq!(rtc.advertise(relay), relay);
+        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 10.0.0.5 50000 typ host\r\na=end-of-candidates\r\n";
+        assert_eq!(
+            rtc.advertise_sdp(sdp.to_owned()),
+            "v=0\r\na=candidate:1 1 udp 2130706431 203.0.113.7 50000 typ host\r\na=end-of-candidates\r\n"
+        );
+    }
+
+    #[test]
+    fn without_a_public_ip_nothing_changes() {
+        let rtc = with_public_ip(None);
+        let c = "candidate:1 1 udp 2130706431 10.0.0.5 50000 typ host";
+        assert_eq!(rtc.advertise(c), c);
     }
 }

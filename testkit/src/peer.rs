@@ -3,10 +3,7 @@
 use crate::media::{PacketSource, Source, counter_of, payload_for};
 use crate::raw::RawClient;
 use futures::StreamExt;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -269,29 +266,9 @@ impl TestPeer {
             let Some(source) = source else { continue };
             let track_id = TrackId::new(format!("{name}-{suffix}"));
             let ssrc = rand::random::<u32>() | 1;
-            let (codec_kind, codec) = match kind {
-                MediaKind::Audio => (RtpCodecKind::Audio, media::opus_codec()),
-                MediaKind::Video => (RtpCodecKind::Video, media::vp8_codec()),
-            };
-            let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-                format!("{name}-stream"),
-                track_id.to_string(),
-                track_id.to_string(),
-                codec_kind,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec,
-                    ..Default::default()
-                }],
-            )));
-            let init = RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Sendonly,
-                streams: vec![format!("{name}-stream")],
-                send_encodings: vec![],
-            };
+            let (track, init) =
+                media::rtp_track(&format!("{name}-stream"), track_id.as_str(), kind, ssrc);
+            let track = Arc::new(track);
             pc.add_transceiver_from_track(Arc::clone(&track) as Arc<dyn TrackLocal>, Some(init))
                 .await
                 .expect("add track");
