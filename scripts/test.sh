@@ -9,7 +9,7 @@ need_rust
 node_pkgs=()
 command -v node >/dev/null || node_pkgs+=(nodejs)
 command -v npm >/dev/null || node_pkgs+=(npm)
-apt_install_missing chromium mold clang "${node_pkgs[@]}"
+apt_install_missing chromium mold clang pkg-config libvpx-dev libopus-dev "${node_pkgs[@]}"
 use_fast_linker
 
 echo "==> npm ci (Chromium interop driver)"
