@@ -26,6 +26,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use videoroom_testkit::{PeerOptions, Source, TestPeer};
 
+#[path = "forwarding/wire.rs"]
+mod wire;
+
 /// Target: server CPU per forwarded packet, µs.
 const TARGET_CPU_US_PER_PACKET: f64 = 20.0;
 /// Target: p99 forwarding latency at N = 50, ms.
@@ -73,6 +76,9 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             // Passed by `cargo bench` to harness = false benches.
             "--bench" => {}
+            "--wire" => {
+                let _ = WIRE.set(true);
+            }
             "--subscribers" | "-n" => {
                 let v = value("--subscribers")?;
                 args.subscribers = v
@@ -112,7 +118,9 @@ fn parse_args() -> Result<Args, String> {
                 println!(
                     "forwarding benchmark\n  --subscribers 1,10,50   subscriber counts N\n  \
                      --runs 3                runs per N (fresh server each)\n  \
-                     --seconds 10            measurement window per run"
+                     --seconds 10            measurement window per run\n  \
+                     --wire                  also capture lo with tcpdump (root) and report the server's own\n  \
+                                             wire-to-wire latency, without the load process's WebRTC stacks"
                 );
                 std::process::exit(0);
             }
@@ -357,6 +365,8 @@ struct RunResult {
     per_track: [(f64, f64); 2],
     /// Server log lines (warnings) printed during the run.
     warnings: usize,
+    /// With `--wire`: the server's own (p50, p99, max) latency in ms from a loopback capture.
+    wire: Option<(f64, f64, f64)>,
 }
 
 async fn run_once(
@@ -454,9 +464,27 @@ async fn run_once(
     let before_server = cpu_ticks(&pid)?;
     let before_load = cpu_ticks("self")?;
     let before = scrape(&http, &server.addr).await?;
+    let capture = if wire_capture() {
+        Some(wire::Capture::start(&format!("{n}-{run}"))?)
+    } else {
+        None
+    };
     let t0 = Instant::now();
     tokio::time::sleep(window).await;
     let t1 = Instant::now();
+    let wire = match capture {
+        Some(c) => {
+            let w = tokio::task::spawn_blocking(move || c.finish())
+                .await
+                .map_err(|e| e.to_string())??;
+            println!(
+                "  N={n} run {run}: wire-to-wire (server only) over {} forwarded packets: p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms",
+                w.samples, w.p50_ms, w.p99_ms, w.max_ms
+            );
+            Some((w.p50_ms, w.p99_ms, w.max_ms))
+        }
+        None => None,
+    };
     let after = scrape(&http, &server.addr).await?;
     let after_server = cpu_ticks(&pid)?;
     let after_load = cpu_ticks("self")?;
@@ -548,6 +576,7 @@ async fn run_once(
             forwarded as f64 / (packets_in * n as u64) as f64
         },
         warnings,
+        wire,
     };
     if warnings > 0 {
         eprintln!(
@@ -664,8 +693,28 @@ fn median_result(results: &[RunResult]) -> RunResult {
             (m(|r| r.per_track[1].0), m(|r| r.per_track[1].1)),
         ],
         warnings: m(|r| r.warnings as f64) as usize,
+        wire: if results.iter().all(|r| r.wire.is_some()) && !results.is_empty() {
+            let w = |f: fn(&(f64, f64, f64)) -> f64| {
+                median(
+                    results
+                        .iter()
+                        .filter_map(|r| r.wire.as_ref().map(f))
+                        .collect(),
+                )
+            };
+            Some((w(|x| x.0), w(|x| x.1), w(|x| x.2)))
+        } else {
+            None
+        },
     }
 }
+
+/// Whether `--wire` asked for a loopback capture of the window (server-only latency).
+fn wire_capture() -> bool {
+    WIRE.get().copied().unwrap_or(false)
+}
+
+static WIRE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
 fn main() {
     let args = match parse_args() {
@@ -813,6 +862,22 @@ fn main() {
         println!(
             "marginal server CPU per forwarded packet, N = {n_lo} → {n_hi} (medians): {slope:.2} µs"
         );
+    }
+    for (n, m) in &medians {
+        if let Some((p50, p99, max)) = m.wire {
+            let verdict = if *n == 50 {
+                if p99 <= TARGET_P99_MS {
+                    " (p99 target ok)"
+                } else {
+                    " (p99 target OVER)"
+                }
+            } else {
+                ""
+            };
+            println!(
+                "server-only wire-to-wire latency (loopback capture), N = {n:>2} medians: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.1} ms{verdict}"
+            );
+        }
     }
     println!(
         "columns: fwd pkt/s = Δvideoroom_rtp_packets_out / window; CPU µs/pkt = Δ(server utime+stime) / Δpackets_out; \

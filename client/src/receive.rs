@@ -1,0 +1,335 @@
+//! The video receive path: RTP from `on_track` → `SampleBuilder` (VP8 depacketizer, reordering)
+//! → a dedicated decoder thread ([`Vp8Decoder`]) → a `watch` channel holding only the newest
+//! [`DecodedFrame`]. A slow consumer therefore only ever sees the latest picture, and nothing
+//! queues without bound: the decoder queue is small, and when it is full the frame is dropped and
+//! the track waits for (and asks for) a keyframe.
+
+use crate::media::{I420Frame, Vp8Decoder, read_burned_in};
+use rtc::media::io::sample_builder::SampleBuilder;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::codec::vp8::Vp8Packet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use videoroom_protocol::{PeerId, TrackId};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use crate::peer::VP8_CLOCK_RATE;
+
+/// Frames waiting for the decoder; more are dropped (and a keyframe requested).
+const DECODE_QUEUE: usize = 8;
+/// How many packets the sample builder may hold back waiting for a missing one.
+const MAX_LATE_PACKETS: u16 = 512;
+/// How long (in media time) it waits for a missing packet before giving up on a frame.
+const MAX_LATE_TIME: Duration = Duration::from_millis(500);
+/// At most one keyframe request per this interval.
+const PLI_INTERVAL: Duration = Duration::from_millis(500);
+
+/// One decoded picture of a remote video track.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct DecodedFrame {
+    /// The track it belongs to.
+    pub track_id: TrackId,
+    /// Its publisher.
+    pub peer_id: PeerId,
+    /// The picture. `frame_number` and `capture_micros` are those burned into the pixels by a
+    /// [`PatternSource`](crate::media::PatternSource), or 0 if it carries none.
+    pub frame: I420Frame,
+    /// The burned-in (frame number, capture time in µs since the UNIX epoch), if readable.
+    pub burned_in: Option<(u64, u64)>,
+    /// The RTP timestamp (90 kHz) of the frame.
+    pub rtp_timestamp: u32,
+    /// When the decoder finished it.
+    pub decoded_at: Instant,
+}
+
+/// Counters of one remote video track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VideoStats {
+    /// Frames decoded.
+    pub frames_decoded: u64,
+    /// Complete frames dropped before decoding (waiting for a keyframe, decoder queue full).
+    pub frames_dropped: u64,
+    /// Frames the decoder rejected.
+    pub decode_errors: u64,
+    /// Keyframe requests (PLI) sent to the publisher.
+    pub keyframe_requests: u64,
+    /// When the track was announced to this client.
+    pub added_at: Instant,
+    /// When its first frame was decoded.
+    pub first_frame_at: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct StatsCell {
+    frames_decoded: AtomicU64,
+    frames_dropped: AtomicU64,
+    decode_errors: AtomicU64,
+    keyframe_requests: AtomicU64,
+    added_at: Instant,
+    first_frame_at: OnceLock<Instant>,
+}
+
+impl StatsCell {
+    fn new() -> Self {
+        Self {
+            frames_decoded: AtomicU64::new(0),
+            frames_dropped: AtomicU64::new(0),
+            decode_errors: AtomicU64::new(0),
+            keyframe_requests: AtomicU64::new(0),
+            added_at: Instant::now(),
+            first_frame_at: OnceLock::new(),
+        }
+    }
+
+    fn snapshot(&self) -> VideoStats {
+        VideoStats {
+            frames_decoded: self.frames_decoded.load(Ordering::Relaxed),
+            frames_dropped: self.frames_dropped.load(Ordering::Relaxed),
+            decode_errors: self.decode_errors.load(Ordering::Relaxed),
+            keyframe_requests: self.keyframe_requests.load(Ordering::Relaxed),
+            added_at: self.added_at,
+            first_frame_at: self.first_frame_at.get().copied(),
+        }
+    }
+}
+
+type FrameSlot = Option<Arc<DecodedFrame>>;
+
+/// The room's end of one remote video track: where decoded frames are published.
+#[derive(Debug, Clone)]
+pub(crate) struct VideoSlot {
+    track_id: TrackId,
+    peer_id: PeerId,
+    frames: Arc<watch::Sender<FrameSlot>>,
+    stats: Arc<StatsCell>,
+}
+
+impl VideoSlot {
+    pub(crate) fn new(track_id: TrackId, peer_id: PeerId) -> Self {
+        let (frames, _) = watch::channel(None);
+        Self {
+            track_id,
+            peer_id,
+            frames: Arc::new(frames),
+            stats: Arc::new(StatsCell::new()),
+        }
+    }
+
+    /// A consumer's view.
+    pub(crate) fn subscribe(&self) -> RemoteVideo {
+        RemoteVideo {
+            track_id: self.track_id.clone(),
+            peer_id: self.peer_id.clone(),
+            frames: self.frames.subscribe(),
+            stats: Arc::clone(&self.stats),
+        }
+    }
+}
+
+/// A consumer's view of one remote video track: the newest decoded frame and the counters.
+#[derive(Debug, Clone)]
+pub struct RemoteVideo {
+    track_id: TrackId,
+    peer_id: PeerId,
+    frames: watch::Receiver<FrameSlot>,
+    stats: Arc<StatsCell>,
+}
+
+impl RemoteVideo {
+    /// The track id.
+    pub fn track_id(&self) -> &TrackId {
+        &self.track_id
+    }
+
+    /// The publisher.
+    pub fn peer_id(&self) -> &PeerId {
+        &self.peer_id
+    }
+
+    /// A receiver of the newest decoded frame (`None` until the first one). Latest-frame policy:
+    /// each new frame replaces the previous one; `changed()` wakes on every replacement. The
+    /// sender side closes when the track is removed.
+    pub fn frames(&self) -> watch::Receiver<Option<Arc<DecodedFrame>>> {
+        self.frames.clone()
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> VideoStats {
+        self.stats.snapshot()
+    }
+}
+
+/// What the receive task reports upward.
+pub(crate) enum ReceiveEvent {
+    /// The first frame of the track was decoded.
+    FirstFrame(TrackId),
+}
+
+/// Whether a VP8 frame (bitstream, payload descriptor removed) is a keyframe: the P bit of the
+/// frame tag is 0.
+fn is_vp8_keyframe(data: &[u8]) -> bool {
+    data.first().is_some_and(|b| b & 0x01 == 0) && data.len() >= 10
+}
+
+struct Encoded {
+    data: bytes::Bytes,
+    rtp_timestamp: u32,
+}
+
+/// Runs the receive path of one remote video track until the track ends. `ready` gets
+/// [`ReceiveEvent::FirstFrame`] once.
+pub(crate) async fn receive_video(
+    track: Arc<dyn TrackRemote>,
+    slot: VideoSlot,
+    ready: mpsc::Sender<ReceiveEvent>,
+) {
+    let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+    let (to_decoder, from_receiver) = mpsc::channel::<Encoded>(DECODE_QUEUE);
+    // The decoder asks for a keyframe through this; one pending request is enough.
+    let (need_keyframe_tx, mut need_keyframe) = mpsc::channel::<()>(1);
+    let decoder_slot = slot.clone();
+    let span = tracing::Span::current();
+    let spawned = std::thread::Builder::new()
+        .name(format!("vp8-dec-{}", slot.track_id))
+        .spawn(move || {
+            let _entered = span.enter();
+            decode_loop(from_receiver, decoder_slot, need_keyframe_tx, ready);
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the decoder thread: {e}");
+        return;
+    }
+
+    let mut builder = SampleBuilder::new(MAX_LATE_PACKETS, Vp8Packet::default(), VP8_CLOCK_RATE)
+        .with_max_time_delay(MAX_LATE_TIME);
+    let mut waiting_for_keyframe = true;
+    let mut last_pli: Option<Instant> = None;
+    let stats = Arc::clone(&slot.stats);
+    loop {
+        let mut want_pli = false;
+        tokio::select! {
+            event = track.poll() => match event {
+                Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                    let now = Instant::now();
+                    builder.push(now, packet);
+                    while let Some(sample) = builder.pop(now) {
+                        if sample.prev_dropped_packets > 0 && !waiting_for_keyframe {
+                            tracing::debug!(lost = sample.prev_dropped_packets, "packets lost; waiting for a keyframe");
+                            waiting_for_keyframe = true;
+                        }
+                        if waiting_for_keyframe {
+                            if is_vp8_keyframe(&sample.data) {
+                                waiting_for_keyframe = false;
+                            } else {
+                                stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                                want_pli = true;
+                                continue;
+                            }
+                        }
+                        let frame = Encoded { data: sample.data, rtp_timestamp: sample.packet_timestamp };
+                        if to_decoder.try_send(frame).is_err() {
+                            // The decoder is behind (or gone): drop this frame, and since the
+                            // following delta frames depend on it, restart from a keyframe.
+                            stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                            waiting_for_keyframe = true;
+                            want_pli = true;
+                        }
+                    }
+                }
+                Some(TrackRemoteEvent::OnEnded) | None => break,
+                Some(_) => {}
+            },
+            Some(()) = need_keyframe.recv() => {
+                waiting_for_keyframe = true;
+                want_pli = true;
+            }
+        }
+        if want_pli && last_pli.is_none_or(|t| t.elapsed() >= PLI_INTERVAL) {
+            last_pli = Some(Instant::now());
+            stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            };
+            if let Err(e) = track.write_rtcp(vec![Box::new(pli)]).await {
+                tracing::debug!("PLI not sent: {e}");
+            }
+        }
+    }
+    tracing::debug!("remote video track ended");
+}
+
+/// The decoder thread: decodes every queued frame, reads the burned-in stamp, publishes the
+/// frame as the newest one. Ends when the receive task drops its sender.
+fn decode_loop(
+    mut frames: mpsc::Receiver<Encoded>,
+    slot: VideoSlot,
+    need_keyframe: mpsc::Sender<()>,
+    ready: mpsc::Sender<ReceiveEvent>,
+) {
+    let mut decoder = match Vp8Decoder::new() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!("cannot create the VP8 decoder: {e}");
+            return;
+        }
+    };
+    while let Some(encoded) = frames.blocking_recv() {
+        let picture = match decoder.decode(&encoded.data) {
+            Ok(Some(picture)) => picture,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::debug!("decode failed: {e}");
+                slot.stats.decode_errors.fetch_add(1, Ordering::Relaxed);
+                let _ = need_keyframe.try_send(());
+                continue;
+            }
+        };
+        publish_frame(&slot, picture, encoded.rtp_timestamp, &ready);
+    }
+}
+
+fn publish_frame(
+    slot: &VideoSlot,
+    mut picture: I420Frame,
+    rtp_timestamp: u32,
+    ready: &mpsc::Sender<ReceiveEvent>,
+) {
+    let burned_in = read_burned_in(&picture);
+    if let Some((number, capture)) = burned_in {
+        picture.frame_number = number;
+        picture.capture_micros = capture;
+    }
+    let decoded_at = Instant::now();
+    slot.stats.frames_decoded.fetch_add(1, Ordering::Relaxed);
+    if slot.stats.first_frame_at.set(decoded_at).is_ok() {
+        tracing::debug!("first frame decoded");
+        // The room relays this as `TrackReady`; if its queue is full the event is lost, but the
+        // stats still carry `first_frame_at`.
+        let _ = ready.try_send(ReceiveEvent::FirstFrame(slot.track_id.clone()));
+    }
+    slot.frames.send_replace(Some(Arc::new(DecodedFrame {
+        track_id: slot.track_id.clone(),
+        peer_id: slot.peer_id.clone(),
+        frame: picture,
+        burned_in,
+        rtp_timestamp,
+        decoded_at,
+    })));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyframe_bit() {
+        assert!(is_vp8_keyframe(&[0x50, 0, 0, 0x9d, 0x01, 0x2a, 0, 0, 0, 0]));
+        assert!(!is_vp8_keyframe(&[0x51, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+        assert!(!is_vp8_keyframe(&[]));
+    }
+}
