@@ -3,36 +3,19 @@
 //! [`KeyframeRequestTap`] that surfaces PLI/FIR to the video sender, and the event handler that
 //! hands PeerConnection events to the room task.
 
-use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use rtc::sansio::Protocol;
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::mpsc;
 use videoroom_protocol::IceServer;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, Registry, register_default_interceptors,
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
 };
 
-/// Payload type for Opus (as the server offers it).
-pub const OPUS_PT: u8 = 111;
-/// Payload type for VP8 (as the server offers it).
-pub const VP8_PT: u8 = 96;
-/// RTP clock rate of VP8.
-pub const VP8_CLOCK_RATE: u32 = 90_000;
+pub use videoroom_webrtc::{
+    KeyframeRequestTap, OPUS_PT, VP8_CLOCK_RATE, VP8_PT, is_keyframe_request, rtp_track,
+};
 
 /// Why the PeerConnection could not be set up or negotiated.
 #[derive(Debug, thiserror::Error)]
@@ -53,124 +36,6 @@ impl PeerError {
     pub fn webrtc(what: &'static str) -> impl FnOnce(webrtc::error::Error) -> Self {
         move |source| Self::WebRtc { what, source }
     }
-}
-
-fn opus_codec() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: "audio/opus".to_owned(),
-        clock_rate: 48_000,
-        channels: 2,
-        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-        rtcp_feedback: vec![],
-    }
-}
-
-fn vp8_codec() -> RTCRtpCodec {
-    let feedback = |typ: &str, parameter: &str| RTCPFeedback {
-        typ: typ.to_owned(),
-        parameter: parameter.to_owned(),
-    };
-    RTCRtpCodec {
-        mime_type: "video/VP8".to_owned(),
-        clock_rate: VP8_CLOCK_RATE,
-        channels: 0,
-        sdp_fmtp_line: String::new(),
-        rtcp_feedback: vec![
-            feedback("nack", ""),
-            feedback("nack", "pli"),
-            feedback("ccm", "fir"),
-        ],
-    }
-}
-
-/// A VP8 track sending pre-packetized RTP on `ssrc`, announced as `a=msid:<stream_id> <track_id>`,
-/// with the `sendonly` transceiver setup that publishes it.
-pub fn vp8_track(
-    stream_id: &str,
-    track_id: &str,
-    ssrc: u32,
-) -> (TrackLocalStaticRTP, RTCRtpTransceiverInit) {
-    let track = TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        stream_id.to_owned(),
-        track_id.to_owned(),
-        format!("{track_id} (camera)"),
-        RtpCodecKind::Video,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec: vp8_codec(),
-            ..Default::default()
-        }],
-    ));
-    let init = RTCRtpTransceiverInit {
-        direction: RTCRtpTransceiverDirection::Sendonly,
-        streams: vec![stream_id.to_owned()],
-        send_encodings: vec![],
-    };
-    (track, init)
-}
-
-/// Whether an RTCP packet asks the sender for a keyframe (PLI or FIR).
-pub fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
-    let any = packet.as_any();
-    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
-}
-
-/// An interceptor that lets the application see keyframe requests: inbound RTCP that holds a PLI
-/// or FIR is narrowed to those packets and marked `DeliverToApplication`, so it surfaces as
-/// `TrackLocalEvent::OnRtcpPacket` on the sending track. All other inbound RTCP stops here, after
-/// the interceptors earlier in the chain have acted on it. Outbound packets pass unchanged.
-#[derive(Default)]
-pub struct KeyframeRequestTap {
-    inbound: VecDeque<TaggedPacket>,
-    outbound: VecDeque<TaggedPacket>,
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = webrtc::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtcp(packets) = &msg.message.packet {
-            let wanted: Vec<Box<dyn rtc::rtcp::Packet>> = packets
-                .iter()
-                .filter(|p| is_keyframe_request(p.as_ref()))
-                .cloned()
-                .collect();
-            if wanted.is_empty() {
-                return Ok(());
-            }
-            msg.message.packet = Packet::Rtcp(wanted);
-            msg.message.add(Attribute::DeliverToApplication);
-        }
-        self.inbound.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.inbound.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.outbound.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.outbound.pop_front()
-    }
-}
-
-impl Interceptor for KeyframeRequestTap {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 /// What the PeerConnection reports to the room task.
@@ -223,29 +88,10 @@ pub async fn build_peer_connection(
     udp_addrs: &[SocketAddr],
     events: mpsc::Sender<PcEvent>,
 ) -> Result<Arc<dyn PeerConnection>, PeerError> {
-    let mut engine = MediaEngine::default();
-    engine
-        .register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: opus_codec(),
-                payload_type: OPUS_PT,
-            },
-            RtpCodecKind::Audio,
-        )
-        .map_err(PeerError::webrtc("register Opus"))?;
-    engine
-        .register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: vp8_codec(),
-                payload_type: VP8_PT,
-            },
-            RtpCodecKind::Video,
-        )
-        .map_err(PeerError::webrtc("register VP8"))?;
-    let registry = register_default_interceptors(Registry::new(), &mut engine)
-        .map_err(PeerError::webrtc("register interceptors"))?;
-    // Last (application-most), so the NACK responder and report interceptors see all RTCP first.
-    let registry = registry.with(Slot::from(14_000), KeyframeRequestTap::default());
+    // Codecs and interceptors shared with the server, so both ends negotiate the same payload
+    // types; includes [`KeyframeRequestTap`].
+    let (engine, registry) =
+        videoroom_webrtc::engine_and_interceptors().map_err(PeerError::webrtc("media engine"))?;
     let config = RTCConfigurationBuilder::new()
         .with_ice_servers(
             ice_servers

@@ -306,7 +306,8 @@ impl Room {
                 let encoder = publish::new_encoder(&settings)?;
                 let track_id = TrackId::new(format!("{:08x}-cam", rand::random::<u32>()));
                 let ssrc = rand::random::<u32>() | 1;
-                let (track, init) = peer::vp8_track(peer_id.as_str(), track_id.as_str(), ssrc);
+                let (track, init) =
+                    peer::rtp_track(peer_id.as_str(), track_id.as_str(), MediaKind::Video, ssrc);
                 let track = Arc::new(track);
                 pc.add_transceiver_from_track(
                     Arc::clone(&track) as Arc<dyn TrackLocal>,

@@ -10,7 +10,8 @@
 
 pub mod config;
 pub mod forwarder;
-pub mod media;
+/// The WebRTC setup shared with the clients (codecs, interceptors, keyframe-request tap).
+pub use videoroom_webrtc as media;
 pub mod metrics;
 pub mod peer;
 pub mod registry;

@@ -6,11 +6,13 @@
 pub mod frame;
 pub mod opus;
 pub mod pattern;
+pub mod tile;
 // The one place in this crate that may use `unsafe`: the libvpx FFI. The workspace forbids
 // unsafe code; this crate only denies it (see client/Cargo.toml) so this module can opt out.
 // Every unsafe block in it carries a SAFETY comment, and its public API is entirely safe.
 #[allow(unsafe_code)]
 pub mod vp8;
+pub mod y4m;
 
 pub use frame::{FrameError, I420Frame};
 pub use opus::{

@@ -1,6 +1,9 @@
-//! What every server-side PeerConnection is built with: the codecs it accepts (Opus, VP8), the
-//! interceptors that answer NACKs, send receiver reports and transport-wide feedback, and one of
-//! ours that hands keyframe requests (PLI, FIR) from subscribers to the forwarder.
+//! The WebRTC setup Videoroom's server and clients share, so both sides of every connection agree:
+//! the codecs (Opus on payload type 111, VP8 on 96, no RTX), the interceptor chain (NACK, reports,
+//! transport-wide feedback), [`KeyframeRequestTap`] that hands PLI/FIR to the application, and
+//! [`rtp_track`] for a track that sends pre-packetized RTP.
+//!
+//! Not for: signaling (see `videoroom-protocol`) or anything that owns sockets or tasks.
 
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::media_stream::MediaStreamTrack;
@@ -22,6 +25,8 @@ use webrtc::peer_connection::{MediaEngine, Registry, register_default_intercepto
 pub const OPUS_PT: u8 = 111;
 /// Payload type the server offers for VP8.
 pub const VP8_PT: u8 = 96;
+/// RTP clock rate of VP8.
+pub const VP8_CLOCK_RATE: u32 = 90_000;
 
 /// The Opus codec as the server describes it.
 pub fn opus_codec() -> RTCRtpCodec {
@@ -42,7 +47,7 @@ pub fn vp8_codec() -> RTCRtpCodec {
     };
     RTCRtpCodec {
         mime_type: "video/VP8".to_owned(),
-        clock_rate: 90_000,
+        clock_rate: VP8_CLOCK_RATE,
         channels: 0,
         sdp_fmtp_line: String::new(),
         rtcp_feedback: vec![fb("ccm", "fir"), fb("nack", ""), fb("nack", "pli")],
