@@ -29,6 +29,15 @@ async fn main() -> ExitCode {
             .with_env_filter(filter)
             .init();
     }
+    // Signal handlers go in before anything can be told we are up: a SIGINT/SIGTERM arriving
+    // before them would kill the process instead of draining it.
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("videoroom-server: cannot listen for SIGINT/SIGTERM: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let listen = config.listen;
     let server = match videoroom_server::start(config).await {
         Ok(server) => server,
@@ -39,7 +48,7 @@ async fn main() -> ExitCode {
     };
     // Printed on stdout so scripts and tests can find the port when --listen uses port 0.
     println!("listening on {}", server.local_addr());
-    wait_for_signal().await;
+    signals.wait().await;
     // Exit within 5 s whatever happens: 4 s for a clean drain, then we go.
     if !server.shutdown(Duration::from_secs(4)).await {
         tracing::warn!("some sessions did not end within 4 s; exiting anyway");
@@ -47,18 +56,25 @@ async fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot listen for SIGTERM: {e}");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// SIGINT and SIGTERM listeners.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => tracing::info!("SIGINT received"),
+            _ = self.terminate.recv() => tracing::info!("SIGTERM received"),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-        _ = term.recv() => tracing::info!("SIGTERM received"),
     }
 }
