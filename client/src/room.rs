@@ -844,13 +844,7 @@ impl RoomTask {
         if c.candidate.trim().is_empty() {
             return;
         }
-        let init = RTCIceCandidateInit {
-            candidate: c.candidate,
-            sdp_mid: c.sdp_mid,
-            sdp_mline_index: c.sdp_mline_index,
-            username_fragment: c.username_fragment,
-            ..Default::default()
-        };
+        let init = videoroom_webrtc::to_rtc_candidate(c);
         if !self.remote_set {
             if self.pending_candidates.len() < MAX_PENDING_CANDIDATES {
                 self.pending_candidates.push(init);
@@ -867,12 +861,7 @@ impl RoomTask {
     async fn on_pc_event(&mut self, event: PcEvent) {
         match event {
             PcEvent::LocalCandidate(init) => {
-                let candidate = IceCandidate {
-                    candidate: init.candidate,
-                    sdp_mid: init.sdp_mid.filter(|m| !m.is_empty()),
-                    sdp_mline_index: Some(init.sdp_mline_index.unwrap_or(0)),
-                    username_fragment: init.username_fragment,
-                };
+                let candidate = videoroom_webrtc::from_rtc_candidate(init);
                 self.send(ClientMessage::IceCandidate { candidate }).await;
             }
             PcEvent::State(state) => {

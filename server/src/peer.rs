@@ -421,13 +421,7 @@ impl Endpoint {
         if c.candidate.trim().is_empty() {
             return; // end-of-candidates
         }
-        let init = RTCIceCandidateInit {
-            candidate: c.candidate,
-            sdp_mid: c.sdp_mid,
-            sdp_mline_index: c.sdp_mline_index,
-            username_fragment: c.username_fragment,
-            ..Default::default()
-        };
+        let init = media::to_rtc_candidate(c);
         if !self.remote_set {
             if self.pending_candidates.len() >= 64 {
                 return self.error(
@@ -578,14 +572,11 @@ impl Endpoint {
 
     async fn handle_event(&mut self, event: PcEvent) {
         match event {
-            PcEvent::LocalCandidate(init) => self.reply(ServerMessage::IceCandidate {
-                candidate: IceCandidate {
-                    candidate: self.rtc.advertise(&init.candidate),
-                    sdp_mid: init.sdp_mid.filter(|m| !m.is_empty()),
-                    sdp_mline_index: Some(init.sdp_mline_index.unwrap_or(0)),
-                    username_fragment: init.username_fragment,
-                },
-            }),
+            PcEvent::LocalCandidate(init) => {
+                let mut candidate = media::from_rtc_candidate(init);
+                candidate.candidate = self.rtc.advertise(&candidate.candidate);
+                self.reply(ServerMessage::IceCandidate { candidate })
+            }
             PcEvent::State(state) => self.on_state(state).await,
             PcEvent::RemoteTrack(track) => self.on_remote_track(track).await,
             PcEvent::ForwarderEnded(track_id) => {

@@ -476,13 +476,9 @@ async fn signaling(
                         let sdp = pc.local_description().await.expect("local").sdp;
                         raw.send(&ClientMessage::SdpAnswer { sdp }).await;
                     }
-                    ServerMessage::IceCandidate { candidate } => pending.push(RTCIceCandidateInit {
-                        candidate: candidate.candidate.clone(),
-                        sdp_mid: candidate.sdp_mid.clone(),
-                        sdp_mline_index: candidate.sdp_mline_index,
-                        username_fragment: candidate.username_fragment.clone(),
-                        ..Default::default()
-                    }),
+                    ServerMessage::IceCandidate { candidate } => {
+                        pending.push(media::to_rtc_candidate(candidate.clone()))
+                    }
                     _ => {}
                 }
                 if remote_set {

@@ -17,9 +17,11 @@ use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
 use std::collections::VecDeque;
 use std::time::Instant;
-use videoroom_protocol::MediaKind;
+use videoroom_protocol::{IceCandidate, MediaKind};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::peer_connection::{MediaEngine, Registry, register_default_interceptors};
+use webrtc::peer_connection::{
+    MediaEngine, RTCIceCandidateInit, Registry, register_default_interceptors,
+};
 
 /// Payload type the server offers for Opus.
 pub const OPUS_PT: u8 = 111;
@@ -86,6 +88,28 @@ pub fn rtp_track(
         send_encodings: vec![],
     };
     (track, init)
+}
+
+/// A signaled candidate in the form webrtc's `add_ice_candidate` takes.
+pub fn to_rtc_candidate(c: IceCandidate) -> RTCIceCandidateInit {
+    RTCIceCandidateInit {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_mline_index: c.sdp_mline_index,
+        username_fragment: c.username_fragment,
+        ..Default::default()
+    }
+}
+
+/// A local candidate as signaled: webrtc gives an empty `sdp_mid` and no index for bundled
+/// candidates; browsers need one of them, so index 0 (the bundle's first section) is sent.
+pub fn from_rtc_candidate(init: RTCIceCandidateInit) -> IceCandidate {
+    IceCandidate {
+        candidate: init.candidate,
+        sdp_mid: init.sdp_mid.filter(|m| !m.is_empty()),
+        sdp_mline_index: Some(init.sdp_mline_index.unwrap_or(0)),
+        username_fragment: init.username_fragment,
+    }
 }
 
 /// A media engine with Opus and VP8 only, and the interceptor chain every server connection uses.
