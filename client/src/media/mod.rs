@@ -6,6 +6,7 @@
 pub mod frame;
 pub mod opus;
 pub mod pattern;
+pub mod sink;
 pub mod tile;
 // The one place in this crate that may use `unsafe`: the libvpx FFI. The workspace forbids
 // unsafe code; this crate only denies it (see client/Cargo.toml) so this module can opt out.
@@ -19,6 +20,7 @@ pub use opus::{
     AudioFrame, AudioSource, Channels, OpusConfig, OpusDecoder, OpusEncoder, OpusError, ToneSource,
 };
 pub use pattern::{PatternClock, PatternSource, VideoSource, read_burned_in};
+pub use sink::{AudioSink, NullSink, SinkError};
 pub use vp8::{EncodedFrame, Vp8Config, Vp8Decoder, Vp8Encoder, Vp8Error};
 
 /// Why a source could not produce its next frame.
