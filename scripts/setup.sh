@@ -9,7 +9,8 @@ as_root() {
     echo "error: need root (or sudo) to run: $*" >&2; exit 1; fi
 }
 
-# apt packages: the test browser, a fast linker, and Node for the browser driver.
+# apt packages: the test browser, a fast linker, Node for the browser driver, and the system
+# libraries the client builds against (see scripts/test.sh).
 apt_install_missing() {
   local missing=()
   for pkg in "$@"; do

@@ -9,7 +9,10 @@ need_rust
 node_pkgs=()
 command -v node >/dev/null || node_pkgs+=(nodejs)
 command -v npm >/dev/null || node_pkgs+=(npm)
-apt_install_missing chromium mold clang pkg-config libvpx-dev libopus-dev "${node_pkgs[@]}"
+# The client links libvpx, libopus and ALSA (cpal, via pkg-config); the v4l camera bindings are
+# generated with bindgen at build time, which needs libclang.
+apt_install_missing chromium mold clang pkg-config libvpx-dev libopus-dev libasound2-dev libclang-dev \
+  "${node_pkgs[@]}"
 use_fast_linker
 
 echo "==> npm ci (Chromium interop driver)"

@@ -3,6 +3,7 @@
 //! Every stage sits behind a trait ([`VideoSource`], [`AudioSource`]) so that a capture device can
 //! replace a synthetic source without touching the codec or transport code.
 
+pub mod devices;
 pub mod frame;
 pub mod opus;
 pub mod pattern;
@@ -13,8 +14,12 @@ pub mod tile;
 // Every unsafe block in it carries a SAFETY comment, and its public API is entirely safe.
 #[allow(unsafe_code)]
 pub mod vp8;
+pub mod wav;
 pub mod y4m;
 
+pub use devices::{
+    CameraSource, DeviceError, DeviceInfo, DeviceKind, MicrophoneSource, SpeakerSink,
+};
 pub use frame::{FrameError, I420Frame};
 pub use opus::{
     AudioFrame, AudioSource, Channels, OpusConfig, OpusDecoder, OpusEncoder, OpusError, ToneSource,
@@ -22,6 +27,7 @@ pub use opus::{
 pub use pattern::{PatternClock, PatternSource, VideoSource, read_burned_in};
 pub use sink::{AudioSink, NullSink, SinkError};
 pub use vp8::{EncodedFrame, Vp8Config, Vp8Decoder, Vp8Encoder, Vp8Error};
+pub use wav::{WavError, WavSource};
 
 /// Why a source could not produce its next frame.
 #[derive(Debug, thiserror::Error)]
