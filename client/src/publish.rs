@@ -1,15 +1,26 @@
-//! The video publish path: [`VideoSource`] → [`Vp8Encoder`] (on the blocking pool) → RTP
-//! (VP8 payloader, 90 kHz clock from the capture time) → `TrackLocalStaticRTP`, paced by a tokio
-//! interval at the source's frame rate. Keyframe requests (PLI/FIR surfaced by
-//! [`KeyframeRequestTap`](crate::peer::KeyframeRequestTap)) make the next frame a keyframe.
+//! The publish paths.
+//!
+//! - Video: [`VideoSource`] → [`Vp8Encoder`] (on the blocking pool) → RTP (VP8 payloader, 90 kHz
+//!   clock from the capture time) → `TrackLocalStaticRTP`, paced by a tokio interval at the
+//!   source's frame rate. Keyframe requests (PLI/FIR surfaced by
+//!   [`KeyframeRequestTap`](crate::peer::KeyframeRequestTap)) make the next frame a keyframe.
+//! - Audio: [`AudioSource`] → [`OpusEncoder`] → one RTP packet per 20 ms (48 kHz clock).
+//!
+//! Senders outlive a media session: they write to whatever track the room binds
+//! ([`TrackBinding`]), so a reconnection swaps the track under them without restarting the
+//! source or the encoder.
 
-use crate::media::{EncodedFrame, SourceError, VideoSource, Vp8Config, Vp8Encoder, Vp8Error};
-use crate::peer::{VP8_CLOCK_RATE, VP8_PT, is_keyframe_request};
+use crate::media::opus::{FRAME_MICROS, FRAME_SAMPLES, SAMPLE_RATE};
+use crate::media::{
+    AudioSource, EncodedFrame, OpusEncoder, SourceError, VideoSource, Vp8Config, Vp8Encoder,
+    Vp8Error,
+};
+use crate::peer::{OPUS_PT, VP8_CLOCK_RATE, VP8_PT, is_keyframe_request};
 use bytes::Bytes;
 use rtc::rtp::codec::vp8::Vp8Payloader;
 use rtc::rtp::packetizer::Payloader;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -22,37 +33,75 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 const RTP_MTU: usize = 1200;
 const RTP_HEADER: usize = 12;
 
-/// Shared state between the room, the handle and the sending task of the local video track.
-#[derive(Debug, Default)]
-pub struct SendControl {
+/// Where a sender writes: the local track of the current media session, or `None` while there
+/// is no connected session (before the first connection, during a reconnection). The room
+/// publishes a new track here after each (re)connection.
+pub type TrackBinding = watch::Receiver<Option<Arc<TrackLocalStaticRTP>>>;
+
+/// A source waiting to replace the running one (device switch).
+pub struct SourceSwap<S: ?Sized>(Mutex<Option<Box<S>>>);
+
+impl<S: ?Sized> SourceSwap<S> {
+    fn new() -> Self {
+        Self(Mutex::new(None))
+    }
+
+    /// Queues `source` to replace the running source before the next frame.
+    pub fn replace(&self, source: Box<S>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(source);
+    }
+
+    fn take(&self) -> Option<Box<S>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl<S: ?Sized> std::fmt::Debug for SourceSwap<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SourceSwap")
+    }
+}
+
+/// Shared state between the room, the handle and the sending task of one local track.
+pub struct SendControl<S: ?Sized> {
     enabled: AtomicBool,
     keyframe_wanted: AtomicBool,
     frames_sent: AtomicU64,
     keyframes_sent: AtomicU64,
     keyframe_requests: AtomicU64,
     packets_sent: AtomicU64,
+    bytes_sent: AtomicU64,
+    swap: SourceSwap<S>,
 }
 
-/// Counters of the local video track.
+/// Counters of a local track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct SendStats {
-    /// Frames encoded and written to the track.
+    /// Frames (video pictures or 20 ms audio frames) encoded and written to the track.
     pub frames_sent: u64,
-    /// Of those, keyframes.
+    /// Of those, keyframes (video only).
     pub keyframes_sent: u64,
-    /// Keyframe requests (PLI/FIR) received from the server.
+    /// Keyframe requests (PLI/FIR) received from the server (video only).
     pub keyframe_requests: u64,
     /// RTP packets written.
     pub packets_sent: u64,
+    /// Encoded payload bytes written (the encoder's output; RTP/SRTP overhead excluded).
+    pub bytes_sent: u64,
 }
 
-impl SendControl {
+impl<S: ?Sized> SendControl<S> {
     /// A control for a track that starts enabled (sending) or not.
     pub fn new(enabled: bool) -> Self {
         Self {
             enabled: AtomicBool::new(enabled),
-            ..Self::default()
+            keyframe_wanted: AtomicBool::new(false),
+            frames_sent: AtomicU64::new(0),
+            keyframes_sent: AtomicU64::new(0),
+            keyframe_requests: AtomicU64::new(0),
+            packets_sent: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            swap: SourceSwap::new(),
         }
     }
 
@@ -74,6 +123,13 @@ impl SendControl {
         self.keyframe_wanted.store(true, Ordering::SeqCst);
     }
 
+    /// Replaces the source before the next frame (switching devices). For video, the encoder
+    /// follows the new source's frame size and starts with a keyframe.
+    pub fn replace_source(&self, source: Box<S>) {
+        self.swap.replace(source);
+        self.request_keyframe();
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> SendStats {
         SendStats {
@@ -81,9 +137,24 @@ impl SendControl {
             keyframes_sent: self.keyframes_sent.load(Ordering::Relaxed),
             keyframe_requests: self.keyframe_requests.load(Ordering::Relaxed),
             packets_sent: self.packets_sent.load(Ordering::Relaxed),
+            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
         }
     }
 }
+
+impl<S: ?Sized> std::fmt::Debug for SendControl<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendControl")
+            .field("enabled", &self.enabled())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The control of a local video track.
+pub type VideoControl = SendControl<dyn VideoSource>;
+/// The control of a local audio track.
+pub type AudioControl = SendControl<dyn AudioSource>;
 
 /// Why the publish path stopped or skipped a frame.
 #[derive(Debug, thiserror::Error)]
@@ -99,15 +170,36 @@ pub enum PublishError {
     Task(String),
 }
 
-/// The part of the publish path that blocks: pulling a frame and encoding it.
+/// The part of the video publish path that blocks: pulling a frame and encoding it.
 struct EncodeStage {
     source: Box<dyn VideoSource>,
     encoder: Vp8Encoder,
 }
 
 impl EncodeStage {
-    fn step(&mut self, keyframe: bool) -> Result<Option<EncodedFrame>, PublishError> {
+    fn step(
+        &mut self,
+        keyframe: bool,
+        swap: Option<Box<dyn VideoSource>>,
+    ) -> Result<Option<EncodedFrame>, PublishError> {
+        if let Some(source) = swap {
+            self.source = source;
+        }
         let frame = self.source.next_frame()?;
+        let config = self.encoder.config();
+        if frame.width() != config.width || frame.height() != config.height {
+            // A new source (device switch, a file) with another size: a new encoder at that
+            // size, same rate settings. Its first frame is a keyframe.
+            let mut config = config.clone();
+            config.width = frame.width();
+            config.height = frame.height();
+            tracing::info!(
+                width = config.width,
+                height = config.height,
+                "video size changed; new encoder"
+            );
+            self.encoder = Vp8Encoder::new(config)?;
+        }
         if keyframe {
             self.encoder.force_keyframe();
         }
@@ -210,25 +302,23 @@ pub fn new_encoder(settings: &VideoSendSettings) -> Result<Vp8Encoder, Vp8Error>
 }
 
 /// Spawns the sending task and the keyframe-request watcher of one video track. Frames are only
-/// produced while the media connection is up (`connected`) and the track is enabled.
+/// produced while there is a connected track to write to (`binding`) and the track is enabled.
 pub fn spawn_video_sender(
-    track: Arc<TrackLocalStaticRTP>,
+    binding: TrackBinding,
     source: Box<dyn VideoSource>,
     encoder: Vp8Encoder,
     settings: VideoSendSettings,
     ssrc: u32,
-    control: Arc<SendControl>,
-    connected: watch::Receiver<bool>,
+    control: Arc<VideoControl>,
 ) -> Vec<JoinHandle<()>> {
     let span = tracing::debug_span!("video_send", ssrc);
-    let watcher = watch_keyframe_requests(Arc::clone(&track), Arc::clone(&control));
-    let sender = send_loop(
-        track,
+    let watcher = watch_keyframe_requests(binding.clone(), Arc::clone(&control));
+    let sender = video_send_loop(
+        binding,
         EncodeStage { source, encoder },
         settings,
         ssrc,
         control,
-        connected,
     );
     vec![
         tokio::spawn(sender.instrument(span.clone())),
@@ -236,13 +326,35 @@ pub fn spawn_video_sender(
     ]
 }
 
-async fn send_loop(
-    track: Arc<TrackLocalStaticRTP>,
+/// Waits until `binding` holds a track; `None` if the room dropped the binding.
+async fn connected_track(binding: &mut TrackBinding) -> Option<Arc<TrackLocalStaticRTP>> {
+    loop {
+        if let Some(track) = binding.borrow_and_update().clone() {
+            return Some(track);
+        }
+        binding.changed().await.ok()?;
+    }
+}
+
+/// Writes `packets` to `track`; returns how many were written.
+async fn write_packets(track: &TrackLocalStaticRTP, packets: Vec<rtc::rtp::Packet>) -> u64 {
+    let mut written = 0u64;
+    for packet in packets {
+        if let Err(e) = track.write_rtp(packet).await {
+            tracing::debug!("write_rtp failed: {e}");
+            break;
+        }
+        written += 1;
+    }
+    written
+}
+
+async fn video_send_loop(
+    mut binding: TrackBinding,
     stage: EncodeStage,
     settings: VideoSendSettings,
     ssrc: u32,
-    control: Arc<SendControl>,
-    mut connected: watch::Receiver<bool>,
+    control: Arc<VideoControl>,
 ) {
     let period = Duration::from_micros(1_000_000 / u64::from(settings.fps.max(1)));
     let mut ticker = tokio::time::interval(period);
@@ -250,22 +362,25 @@ async fn send_loop(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut packetizer = Vp8Packetizer::new(ssrc);
     let mut stage = Some(stage);
-    let mut was_connected = false;
+    let mut bound: Option<Arc<TrackLocalStaticRTP>> = None;
     loop {
         ticker.tick().await;
-        let is_connected = *connected.borrow_and_update();
-        if !is_connected {
-            was_connected = false;
-            // Nothing to send to: wait for the connection instead of ticking idly.
-            if connected.changed().await.is_err() {
-                return;
+        let current = binding.borrow_and_update().clone();
+        let track = match current {
+            Some(track) => track,
+            None => {
+                bound = None;
+                // Nothing to send to: wait for a connection instead of ticking idly.
+                if connected_track(&mut binding).await.is_none() {
+                    return;
+                }
+                continue;
             }
-            continue;
-        }
-        if !was_connected {
+        };
+        if bound.as_ref().is_none_or(|b| !Arc::ptr_eq(b, &track)) {
             // (Re)connected: receivers need a keyframe to start from.
             control.request_keyframe();
-            was_connected = true;
+            bound = Some(Arc::clone(&track));
         }
         if !control.enabled() {
             continue;
@@ -274,8 +389,9 @@ async fn send_loop(
             return;
         };
         let keyframe = control.keyframe_wanted.swap(false, Ordering::SeqCst);
+        let swap = control.swap.take();
         let joined = tokio::task::spawn_blocking(move || {
-            let result = current.step(keyframe);
+            let result = current.step(keyframe, swap);
             (current, result)
         })
         .await;
@@ -301,20 +417,16 @@ async fn send_loop(
         };
         let packets = packetizer.packetize(&frame);
         let total = packets.len() as u64;
-        let mut written = 0u64;
-        for packet in packets {
-            if let Err(e) = track.write_rtp(packet).await {
-                tracing::debug!("write_rtp failed: {e}");
-                break;
-            }
-            written += 1;
-        }
+        let written = write_packets(&track, packets).await;
         control.packets_sent.fetch_add(written, Ordering::Relaxed);
         if written < total {
             // A receiver got a partial frame: what follows cannot be decoded without a keyframe.
             control.request_keyframe();
             continue;
         }
+        control
+            .bytes_sent
+            .fetch_add(frame.data.len() as u64, Ordering::Relaxed);
         control.frames_sent.fetch_add(1, Ordering::Relaxed);
         if frame.keyframe {
             control.keyframes_sent.fetch_add(1, Ordering::Relaxed);
@@ -322,26 +434,192 @@ async fn send_loop(
     }
 }
 
-/// Turns PLI/FIR on the track into "next frame is a keyframe".
-async fn watch_keyframe_requests(track: Arc<TrackLocalStaticRTP>, control: Arc<SendControl>) {
+/// Turns PLI/FIR on the bound track into "next frame is a keyframe", following the binding
+/// across reconnections.
+async fn watch_keyframe_requests(mut binding: TrackBinding, control: Arc<VideoControl>) {
     loop {
-        match track.poll().await {
-            Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
-                let requests = packets
-                    .iter()
-                    .filter(|p| is_keyframe_request(p.as_ref()))
-                    .count() as u64;
-                if requests > 0 {
-                    tracing::debug!(requests, "keyframe requested");
-                    control
-                        .keyframe_requests
-                        .fetch_add(requests, Ordering::Relaxed);
-                    control.request_keyframe();
+        let Some(track) = connected_track(&mut binding).await else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                changed = binding.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    break;
                 }
+                event = track.poll() => match event {
+                    Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
+                        let requests = packets
+                            .iter()
+                            .filter(|p| is_keyframe_request(p.as_ref()))
+                            .count() as u64;
+                        if requests > 0 {
+                            tracing::debug!(requests, "keyframe requested");
+                            control
+                                .keyframe_requests
+                                .fetch_add(requests, Ordering::Relaxed);
+                            control.request_keyframe();
+                        }
+                    }
+                    Some(_) => {}
+                    // Not bound to a negotiated sender yet (or unbound): look again shortly.
+                    None => tokio::time::sleep(Duration::from_millis(50)).await,
+                },
             }
-            Some(_) => {}
-            // Not bound to a negotiated sender yet (or unbound): look again shortly.
-            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Opus RTP: one packet per 20 ms frame, PT 111, 48 kHz timestamps from the capture time.
+struct OpusPacketizer {
+    ssrc: u32,
+    sequence: u16,
+    timestamp_base: u32,
+    first_capture_micros: Option<u64>,
+    last_timestamp: Option<u32>,
+}
+
+impl OpusPacketizer {
+    fn new(ssrc: u32) -> Self {
+        Self {
+            ssrc,
+            sequence: rand::random(),
+            timestamp_base: rand::random(),
+            first_capture_micros: None,
+            last_timestamp: None,
+        }
+    }
+
+    fn packetize(&mut self, payload: Vec<u8>, capture_micros: u64) -> rtc::rtp::Packet {
+        let first = *self.first_capture_micros.get_or_insert(capture_micros);
+        let ticks = capture_micros.saturating_sub(first) * u64::from(SAMPLE_RATE) / 1_000_000;
+        // RTP timestamps wrap at 2^32 by design.
+        let mut timestamp = self.timestamp_base.wrapping_add(ticks as u32);
+        if let Some(last) = self.last_timestamp
+            && timestamp.wrapping_sub(last) as i32 <= 0
+        {
+            timestamp = last.wrapping_add(FRAME_SAMPLES as u32);
+        }
+        // After a pause (mute), the first packet of a talk spurt carries the marker bit.
+        let marker = self
+            .last_timestamp
+            .is_none_or(|last| timestamp.wrapping_sub(last) > 2 * FRAME_SAMPLES as u32);
+        self.last_timestamp = Some(timestamp);
+        let sequence_number = self.sequence;
+        self.sequence = self.sequence.wrapping_add(1);
+        rtc::rtp::Packet {
+            header: rtc::rtp::Header {
+                version: 2,
+                marker,
+                payload_type: OPUS_PT,
+                sequence_number,
+                timestamp,
+                ssrc: self.ssrc,
+                ..Default::default()
+            },
+            payload: Bytes::from(payload),
+        }
+    }
+}
+
+/// The part of the audio publish path that blocks: pulling 20 ms and encoding it.
+struct AudioStage {
+    source: Box<dyn AudioSource>,
+    encoder: OpusEncoder,
+}
+
+impl AudioStage {
+    fn step(&mut self, swap: Option<Box<dyn AudioSource>>) -> Result<(Vec<u8>, u64), PublishError> {
+        if let Some(source) = swap {
+            self.source = source;
+        }
+        let frame = self.source.next_frame()?;
+        let packet = self
+            .encoder
+            .encode(&frame)
+            .map_err(|e| PublishError::Task(format!("Opus encoder: {e}")))?;
+        Ok((packet, frame.capture_micros))
+    }
+}
+
+/// Spawns the sending task of one audio track: every 20 ms, one frame from `source`, encoded to
+/// one Opus packet, written to the bound track while the track is enabled. A live source (a
+/// microphone) blocks in `next_frame` until its 20 ms are captured, so its device clock paces
+/// the loop; a synthetic source is paced by the 20 ms interval.
+pub fn spawn_audio_sender(
+    binding: TrackBinding,
+    source: Box<dyn AudioSource>,
+    encoder: OpusEncoder,
+    ssrc: u32,
+    control: Arc<AudioControl>,
+) -> JoinHandle<()> {
+    let span = tracing::debug_span!("audio_send", ssrc);
+    tokio::spawn(
+        audio_send_loop(binding, AudioStage { source, encoder }, ssrc, control).instrument(span),
+    )
+}
+
+async fn audio_send_loop(
+    mut binding: TrackBinding,
+    stage: AudioStage,
+    ssrc: u32,
+    control: Arc<AudioControl>,
+) {
+    let mut ticker = tokio::time::interval(Duration::from_micros(FRAME_MICROS));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut packetizer = OpusPacketizer::new(ssrc);
+    let mut stage = Some(stage);
+    loop {
+        ticker.tick().await;
+        let current = binding.borrow_and_update().clone();
+        let Some(track) = current else {
+            if connected_track(&mut binding).await.is_none() {
+                return;
+            }
+            continue;
+        };
+        let Some(mut current) = stage.take() else {
+            return;
+        };
+        let swap = control.swap.take();
+        let enabled = control.enabled();
+        let joined = tokio::task::spawn_blocking(move || {
+            // A muted microphone is still read (and discarded) so its buffer does not fill up
+            // with stale audio that would play after unmuting.
+            let result = current.step(swap);
+            (current, result)
+        })
+        .await;
+        let (current, result) = match joined {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::error!("{}", PublishError::Task(e.to_string()));
+                return;
+            }
+        };
+        stage = Some(current);
+        let (payload, capture_micros) = match result {
+            Ok(encoded) => encoded,
+            Err(PublishError::Source(SourceError::Ended)) => {
+                tracing::info!("audio source ended");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("audio frame skipped: {e}");
+                continue;
+            }
+        };
+        if !enabled {
+            continue;
+        }
+        let bytes = payload.len() as u64;
+        let packet = packetizer.packetize(payload, capture_micros);
+        if write_packets(&track, vec![packet]).await == 1 {
+            control.packets_sent.fetch_add(1, Ordering::Relaxed);
+            control.frames_sent.fetch_add(1, Ordering::Relaxed);
+            control.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
         }
     }
 }

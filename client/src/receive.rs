@@ -1,13 +1,15 @@
-//! The video receive path: RTP from `on_track` → `SampleBuilder` (VP8 depacketizer, reordering)
+//! The receive paths. Audio: RTP → the track's jitter buffer in the [`Mixer`] (decoded and
+//! played by the playout thread). Video: RTP from `on_track` → [`FrameAssembler`] (VP8
+//! depacketizer, reordering, a frame released on its marker packet)
 //! → a dedicated decoder thread ([`Vp8Decoder`]) → a `watch` channel holding only the newest
 //! [`DecodedFrame`]. A slow consumer therefore only ever sees the latest picture, and nothing
 //! queues without bound: the decoder queue is small, and when it is full the frame is dropped and
 //! the track waits for (and asks for) a keyframe.
 
+use crate::assembler::FrameAssembler;
+use crate::audio::Mixer;
 use crate::media::{I420Frame, Vp8Decoder, read_burned_in};
-use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp::codec::vp8::Vp8Packet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -15,14 +17,8 @@ use tokio::sync::{mpsc, watch};
 use videoroom_protocol::{PeerId, TrackId};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
-use crate::peer::VP8_CLOCK_RATE;
-
 /// Frames waiting for the decoder; more are dropped (and a keyframe requested).
 const DECODE_QUEUE: usize = 8;
-/// How many packets the sample builder may hold back waiting for a missing one.
-const MAX_LATE_PACKETS: u16 = 512;
-/// How long (in media time) it waits for a missing packet before giving up on a frame.
-const MAX_LATE_TIME: Duration = Duration::from_millis(500);
 /// At most one keyframe request per this interval.
 const PLI_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -43,6 +39,9 @@ pub struct DecodedFrame {
     pub rtp_timestamp: u32,
     /// When the decoder finished it.
     pub decoded_at: Instant,
+    /// The same moment on the wall clock, µs since the UNIX epoch (comparable with
+    /// `frame.capture_micros` on one machine: capture → decode latency).
+    pub decoded_at_micros: u64,
 }
 
 /// Counters of one remote video track.
@@ -204,8 +203,7 @@ pub(crate) async fn receive_video(
         return;
     }
 
-    let mut builder = SampleBuilder::new(MAX_LATE_PACKETS, Vp8Packet::default(), VP8_CLOCK_RATE)
-        .with_max_time_delay(MAX_LATE_TIME);
+    let mut assembler = FrameAssembler::default();
     let mut waiting_for_keyframe = true;
     let mut last_pli: Option<Instant> = None;
     let stats = Arc::clone(&slot.stats);
@@ -214,15 +212,15 @@ pub(crate) async fn receive_video(
         tokio::select! {
             event = track.poll() => match event {
                 Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
-                    let now = Instant::now();
-                    builder.push(now, packet);
-                    while let Some(sample) = builder.pop(now) {
-                        if sample.prev_dropped_packets > 0 && !waiting_for_keyframe {
-                            tracing::debug!(lost = sample.prev_dropped_packets, "packets lost; waiting for a keyframe");
+                    let h = &packet.header;
+                    let frames = assembler.push(Instant::now(), h.sequence_number, h.timestamp, h.marker, &packet.payload);
+                    for frame in frames {
+                        if frame.after_gap && !waiting_for_keyframe {
+                            tracing::debug!("packets lost; waiting for a keyframe");
                             waiting_for_keyframe = true;
                         }
                         if waiting_for_keyframe {
-                            if is_vp8_keyframe(&sample.data) {
+                            if is_vp8_keyframe(&frame.data) {
                                 waiting_for_keyframe = false;
                             } else {
                                 stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
@@ -230,7 +228,7 @@ pub(crate) async fn receive_video(
                                 continue;
                             }
                         }
-                        let frame = Encoded { data: sample.data, rtp_timestamp: sample.packet_timestamp };
+                        let frame = Encoded { data: frame.data, rtp_timestamp: frame.rtp_timestamp };
                         if to_decoder.try_send(frame).is_err() {
                             // The decoder is behind (or gone): drop this frame, and since the
                             // following delta frames depend on it, restart from a keyframe.
@@ -319,7 +317,27 @@ fn publish_frame(
         burned_in,
         rtp_timestamp,
         decoded_at,
+        decoded_at_micros: crate::media::unix_micros_now(),
     })));
+}
+
+/// Runs the receive path of one remote audio track until the track ends: every RTP packet goes
+/// into the track's jitter buffer in the [`Mixer`]; the playout thread decodes and plays it.
+pub(crate) async fn receive_audio(track: Arc<dyn TrackRemote>, track_id: TrackId, mixer: Mixer) {
+    loop {
+        match track.poll().await {
+            Some(TrackRemoteEvent::OnRtpPacket(packet)) => mixer.push(
+                &track_id,
+                Instant::now(),
+                packet.header.sequence_number,
+                packet.header.timestamp,
+                packet.payload,
+            ),
+            Some(TrackRemoteEvent::OnEnded) | None => break,
+            Some(_) => {}
+        }
+    }
+    tracing::debug!("remote audio track ended");
 }
 
 #[cfg(test)]

@@ -1,21 +1,33 @@
 //! The room engine: [`Room::join`] connects, joins, publishes and then runs one task per room
-//! that owns the signaling socket and the negotiation, and reports what happens as
-//! [`RoomEvent`]s. The application acts through the [`RoomHandle`].
+//! that owns the media session (signaling socket, PeerConnection, negotiation) and reports what
+//! happens as [`RoomEvent`]s. The application acts through the [`RoomHandle`].
 //!
 //! Negotiation follows `docs/protocol.md`: the client publishes with its own `sdp_offer`, answers
 //! the server's offers, and ignores a server offer while its own is unanswered (the glare rule;
 //! the server rolls back and re-offers).
+//!
+//! Local media outlives a session: sources, encoders and their sending tasks keep running while
+//! the room task replaces a lost session (socket closed, media connection failed) with a new one
+//! ([`ConnectionState::Reconnecting`]), then binds the senders to the new session's tracks.
+//! Remote media goes to per-track slots (video: latest decoded frame; audio: the [`Mixer`]
+//! played by the playout thread) that also survive a reconnection when the track is still there.
 
-use crate::media::{VideoSource, Vp8Error};
+use crate::audio::{Mixer, Playout, RemoteAudio};
+use crate::media::devices::{CameraSource, DeviceError, MicrophoneSource, SpeakerSink};
+use crate::media::{
+    AudioSink, AudioSource, NullSink, OpusConfig, OpusEncoder, OpusError, VideoSource, Vp8Error,
+};
 use crate::peer::{self, PcEvent, PeerError};
-use crate::publish::{self, SendControl, SendStats, VideoSendSettings};
+use crate::publish::{
+    self, AudioControl, SendStats, TrackBinding, VideoControl, VideoSendSettings,
+};
 use crate::receive::{self, ReceiveEvent, RemoteVideo, VideoSlot};
 use crate::signaling::{Signaling, SignalingError};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -24,9 +36,11 @@ use videoroom_protocol::{
     PublishedTrack, RoomName, ServerMessage, TrackId, TrackInfo, TrackSource,
 };
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState, RTCSessionDescription,
+    StatsSelector,
 };
 
 /// Candidates from the server kept until its description is applied; more are dropped.
@@ -35,13 +49,87 @@ const MAX_PENDING_CANDIDATES: usize = 64;
 const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// PeerConnection events waiting for the room task.
 const PC_EVENT_QUEUE: usize = 256;
+/// First wait between reconnection attempts; doubles up to [`RECONNECT_MAX_BACKOFF`].
+const RECONNECT_FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const RECONNECT_MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Where the camera track's frames come from.
+pub enum VideoInput {
+    /// Any source (a pattern, a file, a custom device). It is sampled at the track's rate.
+    Source(Box<dyn VideoSource>),
+    /// A V4L2 camera: `None` is the first one.
+    Camera {
+        /// Device id from [`crate::media::devices::list_cameras`].
+        device: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for VideoInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VideoInput::Source(_) => f.write_str("Source(..)"),
+            VideoInput::Camera { device } => {
+                f.debug_struct("Camera").field("device", device).finish()
+            }
+        }
+    }
+}
+
+/// Where the microphone track's audio comes from.
+pub enum AudioInput {
+    /// Any source (a tone, a WAV file, a custom device).
+    Source(Box<dyn AudioSource>),
+    /// A microphone: `None` is the default one.
+    Microphone {
+        /// Device id from [`crate::media::devices::list_microphones`].
+        device: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for AudioInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AudioInput::Source(_) => f.write_str("Source(..)"),
+            AudioInput::Microphone { device } => f
+                .debug_struct("Microphone")
+                .field("device", device)
+                .finish(),
+        }
+    }
+}
+
+/// Where the room's mixed audio is played.
+pub enum AudioOutput {
+    /// Nowhere (headless): decoded and mixed at real-time pace, then discarded.
+    Null,
+    /// A speaker: `None` is the default one. If it cannot be opened the room reports a
+    /// [`RoomError::Device`] and plays into [`AudioOutput::Null`].
+    Speaker {
+        /// Device id from [`crate::media::devices::list_speakers`].
+        device: Option<String>,
+    },
+    /// Any sink.
+    Sink(Box<dyn AudioSink>),
+}
+
+impl std::fmt::Debug for AudioOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AudioOutput::Null => f.write_str("Null"),
+            AudioOutput::Speaker { device } => {
+                f.debug_struct("Speaker").field("device", device).finish()
+            }
+            AudioOutput::Sink(_) => f.write_str("Sink(..)"),
+        }
+    }
+}
 
 /// What to publish as the camera track.
+#[derive(Debug)]
 pub struct VideoPublish {
-    /// Where frames come from. It is sampled at `fps` (a device source may block until a frame
-    /// is ready; it runs on the blocking pool).
-    pub source: Box<dyn VideoSource>,
-    /// Frame width (the source must produce this size).
+    /// Where frames come from.
+    pub input: VideoInput,
+    /// Frame width (a camera is scaled to it; a source's own size wins if it differs).
     pub width: u32,
     /// Frame height.
     pub height: u32,
@@ -51,15 +139,13 @@ pub struct VideoPublish {
     pub target_kbps: u32,
 }
 
-impl std::fmt::Debug for VideoPublish {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VideoPublish")
-            .field("width", &self.width)
-            .field("height", &self.height)
-            .field("fps", &self.fps)
-            .field("target_kbps", &self.target_kbps)
-            .finish_non_exhaustive()
-    }
+/// What to publish as the microphone track.
+#[derive(Debug)]
+pub struct AudioPublish {
+    /// Where audio comes from (mono 48 kHz).
+    pub input: AudioInput,
+    /// Opus target bitrate in bit/s.
+    pub bitrate_bps: i32,
 }
 
 /// How to join.
@@ -68,6 +154,10 @@ impl std::fmt::Debug for VideoPublish {
 pub struct JoinOptions {
     /// Publish a camera track.
     pub video: Option<VideoPublish>,
+    /// Publish a microphone track.
+    pub audio: Option<AudioPublish>,
+    /// Where remote audio is played.
+    pub audio_output: AudioOutput,
     /// Bound on opening the WebSocket.
     pub connect_timeout: Duration,
     /// Bound on the server's answer to `join`.
@@ -77,16 +167,22 @@ pub struct JoinOptions {
     pub udp_addrs: Vec<SocketAddr>,
     /// Capacity of the event channel (see [`RoomHandle::dropped_events`]).
     pub event_capacity: usize,
+    /// After losing the session (socket closed, media connection failed, server restart), keep
+    /// trying to rejoin for this long; `None` ends the room at the first loss.
+    pub reconnect_for: Option<Duration>,
 }
 
 impl Default for JoinOptions {
     fn default() -> Self {
         Self {
             video: None,
+            audio: None,
+            audio_output: AudioOutput::Speaker { device: None },
             connect_timeout: Duration::from_secs(10),
             join_timeout: Duration::from_secs(10),
             udp_addrs: vec![SocketAddr::from(([0, 0, 0, 0], 0))],
             event_capacity: 256,
+            reconnect_for: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -94,15 +190,27 @@ impl Default for JoinOptions {
 impl JoinOptions {
     /// Publishes `source` as the camera at the given size, rate and bitrate.
     pub fn with_video(
-        mut self,
+        self,
         source: Box<dyn VideoSource>,
         width: u32,
         height: u32,
         fps: u32,
         target_kbps: u32,
     ) -> Self {
+        self.with_video_input(VideoInput::Source(source), width, height, fps, target_kbps)
+    }
+
+    /// Publishes `input` as the camera at the given size, rate and bitrate.
+    pub fn with_video_input(
+        mut self,
+        input: VideoInput,
+        width: u32,
+        height: u32,
+        fps: u32,
+        target_kbps: u32,
+    ) -> Self {
         self.video = Some(VideoPublish {
-            source,
+            input,
             width,
             height,
             fps,
@@ -111,9 +219,35 @@ impl JoinOptions {
         self
     }
 
+    /// Publishes `source` as the microphone (Opus, 32 kbit/s).
+    pub fn with_audio(self, source: Box<dyn AudioSource>) -> Self {
+        self.with_audio_input(AudioInput::Source(source))
+    }
+
+    /// Publishes `input` as the microphone (Opus, 32 kbit/s).
+    pub fn with_audio_input(mut self, input: AudioInput) -> Self {
+        self.audio = Some(AudioPublish {
+            input,
+            bitrate_bps: OpusConfig::voice().bitrate_bps,
+        });
+        self
+    }
+
+    /// Plays remote audio there.
+    pub fn with_audio_output(mut self, output: AudioOutput) -> Self {
+        self.audio_output = output;
+        self
+    }
+
     /// Binds media sockets to these addresses.
     pub fn with_udp_addrs(mut self, addrs: Vec<SocketAddr>) -> Self {
         self.udp_addrs = addrs;
+        self
+    }
+
+    /// How long to keep trying to rejoin after losing the session (`None`: never).
+    pub fn with_reconnect(mut self, reconnect_for: Option<Duration>) -> Self {
+        self.reconnect_for = reconnect_for;
         self
     }
 }
@@ -145,6 +279,9 @@ pub enum JoinError {
     /// The video encoder could not be created with the requested settings.
     #[error("video encoder: {0}")]
     Encoder(#[from] Vp8Error),
+    /// The audio encoder could not be created with the requested settings.
+    #[error("audio encoder: {0}")]
+    AudioEncoder(#[from] OpusError),
 }
 
 impl JoinError {
@@ -175,9 +312,18 @@ pub enum RoomError {
     /// Negotiation or the media connection failed.
     #[error("media: {0}")]
     Media(String),
+    /// A capture or playout device is missing or failed (the room goes on without it).
+    #[error(transparent)]
+    Device(#[from] DeviceError),
     /// This client publishes no camera track.
     #[error("no camera track is published")]
     NoCamera,
+    /// This client publishes no microphone track.
+    #[error("no microphone track is published")]
+    NoMicrophone,
+    /// The audio output failed.
+    #[error("audio output: {0}")]
+    AudioOutput(String),
     /// The room task has ended (left, or the connection closed).
     #[error("not in the room any more")]
     Closed,
@@ -191,9 +337,10 @@ pub enum ConnectionState {
     Connecting,
     /// Media flowing.
     Connected,
-    /// Media connection interrupted; ICE may still recover.
+    /// The session was interrupted: ICE is recovering, or the room is rejoining after losing
+    /// the socket or the media connection.
     Reconnecting,
-    /// Media connection failed or closed.
+    /// The session is lost for good (see [`RoomEvent::Closed`]).
     Failed,
 }
 
@@ -201,7 +348,9 @@ pub enum ConnectionState {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum RoomEvent {
-    /// Joined: our id and the others already present (always the first event).
+    /// Joined: our id and the others already present. Always the first event; sent again after
+    /// a reconnection (with our new id), when the application replaces its list of peers. The
+    /// tracks present follow as [`RoomEvent::TrackAdded`] each time.
     Joined {
         /// Our id.
         peer_id: PeerId,
@@ -217,10 +366,11 @@ pub enum RoomEvent {
     },
     /// Someone changed name or metadata.
     PeerUpdated(PeerInfo),
-    /// A remote track was published (or was already published when we joined). For video, its
-    /// frames are available through [`RoomHandle::remote_video`] from now on.
+    /// A remote track was published (or was already published when we joined). Its frames are
+    /// available through [`RoomHandle::remote_video`] (video) or its statistics through
+    /// [`RoomHandle::remote_audio`] (audio) from now on.
     TrackAdded(TrackInfo),
-    /// The first frame of a remote video track was decoded.
+    /// The first frame of a remote track was decoded (video) or played (audio).
     TrackReady {
         /// The track.
         track_id: TrackId,
@@ -256,135 +406,152 @@ pub enum RoomEvent {
 pub struct Room;
 
 impl Room {
-    /// Connects to `server_url` (`ws://host:port/ws`), joins `room` as `display_name`, starts
-    /// publishing what `options` says, and returns the handle and the event stream. The first
-    /// event is [`RoomEvent::Joined`], followed by a [`RoomEvent::TrackAdded`] per track already
-    /// in the room.
+    /// Connects to `server_url` (`ws://host:port/ws`), joins `room` as `display_name`, opens
+    /// the requested devices, starts publishing what `options` says, and returns the handle
+    /// and the event stream. The first event is [`RoomEvent::Joined`], followed by a
+    /// [`RoomEvent::TrackAdded`] per track already in the room. A camera or microphone that
+    /// cannot be opened is not fatal: a [`RoomError::Device`] event says so and the room goes on
+    /// without that track.
     pub async fn join(
         server_url: &str,
         room: &str,
         display_name: &str,
         options: JoinOptions,
     ) -> Result<(RoomHandle, mpsc::Receiver<RoomEvent>), JoinError> {
-        let mut signaling = Signaling::connect(server_url, options.connect_timeout)
-            .await
-            .map_err(JoinError::Unreachable)?;
-        signaling
-            .send(&ClientMessage::Join {
-                protocol_version: PROTOCOL_VERSION,
-                room: RoomName::new(room),
-                display_name: display_name.to_owned(),
-                metadata: None,
-            })
-            .await
-            .map_err(JoinError::Unreachable)?;
-        let (peer_id, peers, tracks, ice_servers) =
-            match wait_for_join(&mut signaling, options.join_timeout).await {
-                Ok(joined) => joined,
-                Err(e) => {
-                    signaling.close().await;
-                    return Err(e);
-                }
-            };
-        let span = tracing::info_span!("room", room, peer = %peer_id);
-        async move {
-            tracing::info!(peers = peers.len(), tracks = tracks.len(), "joined");
-            let (pc_events_tx, pc_events) = mpsc::channel(PC_EVENT_QUEUE);
-            let pc =
-                peer::build_peer_connection(&ice_servers, &options.udp_addrs, pc_events_tx).await?;
-            let (connected_tx, connected_rx) = watch::channel(false);
-            let mut tasks = Vec::new();
-            let mut declared = Vec::new();
-            let mut camera = None;
-            if let Some(video) = options.video {
+        let link = Link {
+            url: server_url.to_owned(),
+            room: room.to_owned(),
+            display_name: display_name.to_owned(),
+            connect_timeout: options.connect_timeout,
+            join_timeout: options.join_timeout,
+            udp_addrs: options.udp_addrs.clone(),
+        };
+        // Encoder settings are checked before connecting (a bad setting is a join error); devices
+        // are opened once joined (a missing device is not: the room goes on without it).
+        let video = match options.video {
+            Some(video) => {
                 let settings = VideoSendSettings {
                     width: video.width,
                     height: video.height,
                     fps: video.fps,
                     target_kbps: video.target_kbps,
                 };
-                let encoder = publish::new_encoder(&settings)?;
-                let track_id = TrackId::new(format!("{:08x}-cam", rand::random::<u32>()));
-                let ssrc = rand::random::<u32>() | 1;
-                let (track, init) =
-                    peer::rtp_track(peer_id.as_str(), track_id.as_str(), MediaKind::Video, ssrc);
-                let track = Arc::new(track);
-                pc.add_transceiver_from_track(
-                    Arc::clone(&track) as Arc<dyn TrackLocal>,
-                    Some(init),
-                )
-                .await
-                .map_err(PeerError::webrtc("add the camera transceiver"))?;
-                let control = Arc::new(SendControl::new(true));
-                tasks.extend(publish::spawn_video_sender(
-                    track,
-                    video.source,
-                    encoder,
-                    settings,
-                    ssrc,
-                    Arc::clone(&control),
-                    connected_rx,
-                ));
-                declared.push(PublishedTrack {
-                    track_id: track_id.clone(),
-                    source: TrackSource::Camera,
-                    muted: false,
-                });
-                camera = Some(LocalCamera { track_id, control });
+                Some((video.input, publish::new_encoder(&settings)?, settings))
             }
-
+            None => None,
+        };
+        let audio = match options.audio {
+            Some(audio) => {
+                let mut config = OpusConfig::voice();
+                config.bitrate_bps = audio.bitrate_bps;
+                Some((audio.input, OpusEncoder::new(config)?))
+            }
+            None => None,
+        };
+        let (session, joined) = Session::connect(&link).await?;
+        let mut device_errors = Vec::new();
+        let video = match video {
+            Some((input, encoder, settings)) => match open_video(input, &settings).await {
+                Ok(source) => Some((source, encoder, settings)),
+                Err(e) => {
+                    device_errors.push(e);
+                    None
+                }
+            },
+            None => None,
+        };
+        let audio = match audio {
+            Some((input, encoder)) => match open_audio(input).await {
+                Ok(source) => Some((source, encoder)),
+                Err(e) => {
+                    device_errors.push(e);
+                    None
+                }
+            },
+            None => None,
+        };
+        let sink: Box<dyn AudioSink> = match options.audio_output {
+            AudioOutput::Null => Box::new(NullSink::new()),
+            AudioOutput::Sink(sink) => sink,
+            AudioOutput::Speaker { device } => match open_speaker(device).await {
+                Ok(sink) => sink,
+                Err(e) => {
+                    device_errors.push(e);
+                    Box::new(NullSink::new())
+                }
+            },
+        };
+        let span = tracing::info_span!("room", room, peer = %joined.peer_id);
+        async move {
+            tracing::info!(
+                peers = joined.peers.len(),
+                tracks = joined.tracks.len(),
+                "joined"
+            );
             let (events_tx, events_rx) = mpsc::channel(options.event_capacity.max(1));
+            let (audio_ready_tx, audio_ready) = mpsc::channel(64);
+            let mixer = Mixer::new(Some(audio_ready_tx));
             let shared = Arc::new(Shared {
+                peer_id: Mutex::new(joined.peer_id.clone()),
+                local_ids: Mutex::new(LocalIds::default()),
                 videos: Mutex::new(HashMap::new()),
+                mixer: mixer.clone(),
                 dropped_events: AtomicU64::new(0),
             });
             let events = EventSink {
                 tx: events_tx,
                 shared: Arc::clone(&shared),
             };
-            events.emit(RoomEvent::Joined {
-                peer_id: peer_id.clone(),
-                peers,
-            });
+            let playout_errors = events.clone_sender();
+            let playout = match Playout::start(mixer.clone(), sink, move |e| {
+                playout_errors.emit(RoomEvent::Error(RoomError::AudioOutput(e.to_string())));
+            }) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    events.emit(RoomEvent::Error(RoomError::AudioOutput(format!(
+                        "cannot start the playout thread: {e}"
+                    ))));
+                    None
+                }
+            };
+
+            let mut local = Vec::new();
+            if let Some((source, encoder, settings)) = video {
+                local.push(LocalTrack::video(source, encoder, settings));
+            }
+            if let Some((source, encoder)) = audio {
+                local.push(LocalTrack::audio(source, encoder));
+            }
             let (ready_tx, ready_rx) = mpsc::channel(64);
             let (commands_tx, commands) = mpsc::channel(16);
-            let mut actor = RoomTask {
-                signaling,
-                pc,
-                pc_events,
+            let mut task = RoomTask {
+                link,
+                reconnect_for: options.reconnect_for,
                 commands,
-                ready_tx,
-                ready_rx,
                 events,
                 shared: Arc::clone(&shared),
-                tracks: HashMap::new(),
-                receivers: HashMap::new(),
-                camera: camera.clone(),
-                declared,
-                making_offer: false,
-                remote_set: false,
-                pending_candidates: Vec::new(),
-                connected: connected_tx,
-                tasks,
-                next_ping: 0,
+                ready_tx,
+                ready_rx,
+                audio_ready,
+                local,
+                session: None,
+                playout,
             };
-            for info in tracks {
-                actor.add_track(info);
+            task.events.emit(RoomEvent::Joined {
+                peer_id: joined.peer_id.clone(),
+                peers: joined.peers.clone(),
+            });
+            for error in device_errors {
+                tracing::warn!("{error}");
+                task.events.emit(RoomEvent::Error(RoomError::Device(error)));
             }
-            if !actor.declared.is_empty() {
-                actor.offer().await?;
-            }
-            actor
-                .events
-                .emit(RoomEvent::ConnectionState(ConnectionState::Connecting));
-            let task = tokio::spawn(actor.run().in_current_span());
+            task.install(session, joined).await?;
+            let handle = tokio::spawn(task.run().in_current_span());
             Ok((
                 RoomHandle {
-                    peer_id,
-                    camera,
                     commands: commands_tx,
                     shared,
-                    task: Some(task),
+                    task: Some(handle),
                 },
                 events_rx,
             ))
@@ -394,14 +561,174 @@ impl Room {
     }
 }
 
-type Joined = (
-    PeerId,
-    Vec<PeerInfo>,
-    Vec<TrackInfo>,
-    Vec<videoroom_protocol::IceServer>,
-);
+async fn open_video(
+    input: VideoInput,
+    settings: &VideoSendSettings,
+) -> Result<Box<dyn VideoSource>, DeviceError> {
+    match input {
+        VideoInput::Source(source) => Ok(source),
+        VideoInput::Camera { device } => {
+            let VideoSendSettings {
+                width, height, fps, ..
+            } = *settings;
+            // Opening a V4L2 device blocks (ioctl, buffer allocation).
+            tokio::task::spawn_blocking(move || {
+                CameraSource::open(device.as_deref(), width, height, fps)
+                    .map(|c| Box::new(c) as Box<dyn VideoSource>)
+            })
+            .await
+            .unwrap_or_else(|e| Err(DeviceError::Failed(format!("camera open task: {e}"))))
+        }
+    }
+}
 
-async fn wait_for_join(signaling: &mut Signaling, timeout: Duration) -> Result<Joined, JoinError> {
+async fn open_audio(input: AudioInput) -> Result<Box<dyn AudioSource>, DeviceError> {
+    match input {
+        AudioInput::Source(source) => Ok(source),
+        AudioInput::Microphone { device } => tokio::task::spawn_blocking(move || {
+            MicrophoneSource::open(device.as_deref()).map(|m| Box::new(m) as Box<dyn AudioSource>)
+        })
+        .await
+        .unwrap_or_else(|e| Err(DeviceError::Failed(format!("microphone open task: {e}")))),
+    }
+}
+
+async fn open_speaker(device: Option<String>) -> Result<Box<dyn AudioSink>, DeviceError> {
+    tokio::task::spawn_blocking(move || {
+        SpeakerSink::open(device.as_deref()).map(|s| Box::new(s) as Box<dyn AudioSink>)
+    })
+    .await
+    .unwrap_or_else(|e| Err(DeviceError::Failed(format!("speaker open task: {e}"))))
+}
+
+/// Where and how to (re)join.
+#[derive(Debug, Clone)]
+struct Link {
+    url: String,
+    room: String,
+    display_name: String,
+    connect_timeout: Duration,
+    join_timeout: Duration,
+    udp_addrs: Vec<SocketAddr>,
+}
+
+/// The server's `joined`.
+#[derive(Debug, Clone)]
+struct Joined {
+    peer_id: PeerId,
+    peers: Vec<PeerInfo>,
+    tracks: Vec<TrackInfo>,
+}
+
+/// One media session: a joined signaling socket and its PeerConnection. Replaced as a whole on
+/// reconnection.
+struct Session {
+    signaling: Signaling,
+    pc: Arc<dyn PeerConnection>,
+    pc_events: mpsc::Receiver<PcEvent>,
+    /// Our tracks' RTP tracks in this session, by index in `RoomTask::local`.
+    local_tracks: Vec<Arc<TrackLocalStaticRTP>>,
+    /// Remote tracks announced in this session.
+    remote: HashMap<TrackId, TrackInfo>,
+    peers: HashMap<PeerId, PeerInfo>,
+    receivers: HashMap<TrackId, JoinHandle<()>>,
+    /// Our offer is out and unanswered (server offers are ignored meanwhile: glare rule).
+    making_offer: bool,
+    /// Something changed while our offer was out: offer again after the answer.
+    offer_again: bool,
+    remote_set: bool,
+    pending_candidates: Vec<RTCIceCandidateInit>,
+    connected: bool,
+}
+
+impl Session {
+    /// Connects, joins and builds the PeerConnection.
+    async fn connect(link: &Link) -> Result<(Session, Joined), JoinError> {
+        let mut signaling = Signaling::connect(&link.url, link.connect_timeout)
+            .await
+            .map_err(JoinError::Unreachable)?;
+        signaling
+            .send(&ClientMessage::Join {
+                protocol_version: PROTOCOL_VERSION,
+                room: RoomName::new(link.room.clone()),
+                display_name: link.display_name.clone(),
+                metadata: None,
+            })
+            .await
+            .map_err(JoinError::Unreachable)?;
+        let (joined, ice_servers) = match wait_for_join(&mut signaling, link.join_timeout).await {
+            Ok(joined) => joined,
+            Err(e) => {
+                signaling.close().await;
+                return Err(e);
+            }
+        };
+        let (pc_events_tx, pc_events) = mpsc::channel(PC_EVENT_QUEUE);
+        let pc =
+            match peer::build_peer_connection(&ice_servers, &link.udp_addrs, pc_events_tx).await {
+                Ok(pc) => pc,
+                Err(e) => {
+                    signaling.close().await;
+                    return Err(e.into());
+                }
+            };
+        Ok((
+            Session {
+                signaling,
+                pc,
+                pc_events,
+                local_tracks: Vec::new(),
+                remote: HashMap::new(),
+                peers: joined
+                    .peers
+                    .iter()
+                    .map(|p| (p.peer_id.clone(), p.clone()))
+                    .collect(),
+                receivers: HashMap::new(),
+                making_offer: false,
+                offer_again: false,
+                remote_set: false,
+                pending_candidates: Vec::new(),
+                connected: false,
+            },
+            joined,
+        ))
+    }
+
+    async fn send(&mut self, message: ClientMessage) {
+        if let Err(e) = self.signaling.send(&message).await {
+            // The read side sees the broken socket next and ends the session.
+            tracing::debug!("send failed: {e}");
+        }
+    }
+
+    /// Closes the socket (sending `leave` first if `leave`) and the PeerConnection.
+    async fn close(mut self, leave: bool) {
+        for (_, task) in self.receivers.drain() {
+            task.abort();
+        }
+        if leave {
+            let _ = self.signaling.send(&ClientMessage::Leave).await;
+        }
+        self.signaling.close().await;
+        if let Err(e) = self.pc.close().await {
+            tracing::debug!("closing the PeerConnection: {e}");
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for task in self.receivers.values() {
+            task.abort();
+        }
+    }
+}
+
+async fn wait_for_join(
+    signaling: &mut Signaling,
+    timeout: Duration,
+) -> Result<(Joined, Vec<videoroom_protocol::IceServer>), JoinError> {
     let answer = async {
         loop {
             match signaling.recv().await {
@@ -411,7 +738,16 @@ async fn wait_for_join(signaling: &mut Signaling, timeout: Duration) -> Result<J
                     tracks,
                     ice_servers,
                     ..
-                })) => return Ok((peer_id, peers, tracks, ice_servers)),
+                })) => {
+                    return Ok((
+                        Joined {
+                            peer_id,
+                            peers,
+                            tracks,
+                        },
+                        ice_servers,
+                    ));
+                }
                 Ok(Some(ServerMessage::JoinError { code, message })) => {
                     return Err(JoinError::Refused { code, message });
                 }
@@ -440,24 +776,125 @@ async fn wait_for_join(signaling: &mut Signaling, timeout: Duration) -> Result<J
         .map_err(|_| JoinError::Timeout(timeout))?
 }
 
-#[derive(Debug, Clone)]
-struct LocalCamera {
+/// The sending side of one of our tracks; lives as long as the room.
+enum LocalControl {
+    Video(Arc<VideoControl>),
+    Audio(Arc<AudioControl>),
+}
+
+struct LocalTrack {
+    kind: MediaKind,
+    ssrc: u32,
+    /// The id in the current session (a new one per session: the server refuses a track id
+    /// still held by our previous, not yet removed, session).
     track_id: TrackId,
-    control: Arc<SendControl>,
+    muted: bool,
+    control: LocalControl,
+    /// The current session's RTP track, `Some` while its media connection is up.
+    binding: watch::Sender<Option<Arc<TrackLocalStaticRTP>>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl LocalTrack {
+    fn video(
+        source: Box<dyn VideoSource>,
+        encoder: crate::media::Vp8Encoder,
+        settings: VideoSendSettings,
+    ) -> Self {
+        let ssrc = rand::random::<u32>() | 1;
+        let (binding, bound): (_, TrackBinding) = watch::channel(None);
+        let control = Arc::new(VideoControl::new(true));
+        let tasks = publish::spawn_video_sender(
+            bound,
+            source,
+            encoder,
+            settings,
+            ssrc,
+            Arc::clone(&control),
+        );
+        Self {
+            kind: MediaKind::Video,
+            ssrc,
+            track_id: new_track_id(MediaKind::Video),
+            muted: false,
+            control: LocalControl::Video(control),
+            binding,
+            tasks,
+        }
+    }
+
+    fn audio(source: Box<dyn AudioSource>, encoder: OpusEncoder) -> Self {
+        let ssrc = rand::random::<u32>() | 1;
+        let (binding, bound): (_, TrackBinding) = watch::channel(None);
+        let control = Arc::new(AudioControl::new(true));
+        let task = publish::spawn_audio_sender(bound, source, encoder, ssrc, Arc::clone(&control));
+        Self {
+            kind: MediaKind::Audio,
+            ssrc,
+            track_id: new_track_id(MediaKind::Audio),
+            muted: false,
+            control: LocalControl::Audio(control),
+            binding,
+            tasks: vec![task],
+        }
+    }
+
+    fn declared(&self) -> PublishedTrack {
+        PublishedTrack {
+            track_id: self.track_id.clone(),
+            source: match self.kind {
+                MediaKind::Video => TrackSource::Camera,
+                MediaKind::Audio => TrackSource::Microphone,
+            },
+            muted: self.muted,
+        }
+    }
+
+    fn set_enabled(&mut self, enabled: bool) {
+        self.muted = !enabled;
+        match &self.control {
+            LocalControl::Video(c) => c.set_enabled(enabled),
+            LocalControl::Audio(c) => c.set_enabled(enabled),
+        }
+    }
+}
+
+impl Drop for LocalTrack {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn new_track_id(kind: MediaKind) -> TrackId {
+    let suffix = match kind {
+        MediaKind::Video => "cam",
+        MediaKind::Audio => "mic",
+    };
+    TrackId::new(format!("{:08x}-{suffix}", rand::random::<u32>()))
+}
+
+/// Our current ids, readable from the handle.
+#[derive(Debug, Default, Clone)]
+struct LocalIds {
+    camera: Option<(TrackId, Arc<VideoControl>)>,
+    microphone: Option<(TrackId, Arc<AudioControl>)>,
 }
 
 #[derive(Debug)]
 struct Shared {
+    peer_id: Mutex<PeerId>,
+    local_ids: Mutex<LocalIds>,
     videos: Mutex<HashMap<TrackId, VideoSlot>>,
+    mixer: Mixer,
     dropped_events: AtomicU64,
 }
 
-impl Shared {
-    fn videos(&self) -> std::sync::MutexGuard<'_, HashMap<TrackId, VideoSlot>> {
-        // The map stays consistent even if a holder panicked: every update is a single insert
-        // or remove.
-        self.videos.lock().unwrap_or_else(|p| p.into_inner())
-    }
+/// Locks a mutex whose data stays consistent even if a holder panicked (every update is a
+/// single assignment, insert or remove).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The sending end of the event stream. Decision when full: the event is dropped and counted
@@ -480,52 +917,111 @@ impl EventSink {
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
+
+    fn clone_sender(&self) -> EventSink {
+        EventSink {
+            tx: self.tx.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// Connection-level figures of the current media session.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ConnectionStats {
+    /// ICE round-trip time of the selected candidate pair, ms.
+    pub rtt_ms: Option<f64>,
+    /// RTP packets received, all inbound streams.
+    pub packets_received: u64,
+    /// RTP packets lost (as seen from sequence gaps), all inbound streams.
+    pub packets_lost: i64,
+    /// Bytes received on the transport.
+    pub bytes_received: u64,
+    /// Bytes sent on the transport.
+    pub bytes_sent: u64,
 }
 
 enum Command {
     Leave(oneshot::Sender<()>),
-    SetCamera(bool, oneshot::Sender<Result<(), RoomError>>),
+    SetEnabled(MediaKind, bool, oneshot::Sender<Result<(), RoomError>>),
+    SwitchVideo(VideoInput, oneshot::Sender<Result<(), RoomError>>),
+    SwitchAudio(AudioInput, oneshot::Sender<Result<(), RoomError>>),
+    SetOutput(AudioOutput, oneshot::Sender<Result<(), RoomError>>),
+    Stats(oneshot::Sender<Option<ConnectionStats>>),
 }
 
 /// The application's handle on a joined room. Dropping it leaves the room.
 #[derive(Debug)]
 pub struct RoomHandle {
-    peer_id: PeerId,
-    camera: Option<LocalCamera>,
     commands: mpsc::Sender<Command>,
     shared: Arc<Shared>,
     task: Option<JoinHandle<()>>,
 }
 
 impl RoomHandle {
-    /// Our peer id.
-    pub fn peer_id(&self) -> &PeerId {
-        &self.peer_id
+    /// Our peer id in the current session (it changes when the room rejoins after a loss).
+    pub fn peer_id(&self) -> PeerId {
+        lock(&self.shared.peer_id).clone()
     }
 
-    /// The id of our camera track, if we publish one.
-    pub fn camera_track_id(&self) -> Option<&TrackId> {
-        self.camera.as_ref().map(|c| &c.track_id)
+    /// The id of our camera track in the current session, if we publish one.
+    pub fn camera_track_id(&self) -> Option<TrackId> {
+        lock(&self.shared.local_ids)
+            .camera
+            .as_ref()
+            .map(|c| c.0.clone())
     }
 
-    /// Counters of our camera track.
+    /// The id of our microphone track in the current session, if we publish one.
+    pub fn microphone_track_id(&self) -> Option<TrackId> {
+        lock(&self.shared.local_ids)
+            .microphone
+            .as_ref()
+            .map(|c| c.0.clone())
+    }
+
+    /// Counters of our camera track (across sessions).
     pub fn camera_stats(&self) -> Option<SendStats> {
-        self.camera.as_ref().map(|c| c.control.stats())
+        lock(&self.shared.local_ids)
+            .camera
+            .as_ref()
+            .map(|c| c.1.stats())
+    }
+
+    /// Counters of our microphone track (across sessions).
+    pub fn microphone_stats(&self) -> Option<SendStats> {
+        lock(&self.shared.local_ids)
+            .microphone
+            .as_ref()
+            .map(|c| c.1.stats())
     }
 
     /// A remote video track's frames and counters (available from its `TrackAdded` until its
     /// `TrackRemoved`).
     pub fn remote_video(&self, track_id: &TrackId) -> Option<RemoteVideo> {
-        self.shared.videos().get(track_id).map(VideoSlot::subscribe)
+        lock(&self.shared.videos)
+            .get(track_id)
+            .map(VideoSlot::subscribe)
     }
 
     /// Every remote video track.
     pub fn remote_videos(&self) -> Vec<RemoteVideo> {
-        self.shared
-            .videos()
+        lock(&self.shared.videos)
             .values()
             .map(VideoSlot::subscribe)
             .collect()
+    }
+
+    /// A remote audio track's counters and level (from its `TrackAdded` until its
+    /// `TrackRemoved`).
+    pub fn remote_audio(&self, track_id: &TrackId) -> Option<RemoteAudio> {
+        self.shared.mixer.remote_audio(track_id)
+    }
+
+    /// Every remote audio track.
+    pub fn remote_audios(&self) -> Vec<RemoteAudio> {
+        self.shared.mixer.remote_audios()
     }
 
     /// Events dropped because the event channel was full.
@@ -533,15 +1029,54 @@ impl RoomHandle {
         self.shared.dropped_events.load(Ordering::Relaxed)
     }
 
-    /// Mutes (`false`) or unmutes (`true`) our camera: tells the room (`update_track`) and stops
-    /// or resumes sending frames (resuming starts with a keyframe).
-    pub async fn set_camera_enabled(&self, enabled: bool) -> Result<(), RoomError> {
+    async fn call<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, RoomError> {
         let (tx, rx) = oneshot::channel();
         self.commands
-            .send(Command::SetCamera(enabled, tx))
+            .send(command(tx))
             .await
             .map_err(|_| RoomError::Closed)?;
-        rx.await.map_err(|_| RoomError::Closed)?
+        rx.await.map_err(|_| RoomError::Closed)
+    }
+
+    /// Mutes (`false`) or unmutes (`true`) our camera: tells the room (`update_track`, so the
+    /// others see it) and stops or resumes sending frames (resuming starts with a keyframe).
+    pub async fn set_camera_enabled(&self, enabled: bool) -> Result<(), RoomError> {
+        self.call(|tx| Command::SetEnabled(MediaKind::Video, enabled, tx))
+            .await?
+    }
+
+    /// Mutes (`false`) or unmutes (`true`) our microphone; the others see it.
+    pub async fn set_microphone_enabled(&self, enabled: bool) -> Result<(), RoomError> {
+        self.call(|tx| Command::SetEnabled(MediaKind::Audio, enabled, tx))
+            .await?
+    }
+
+    /// Switches the camera to another input (the track stays, the others see no change but the
+    /// picture). If no camera track is published yet, `input` is published as a new one (at
+    /// 640×360, 30 fps, 800 kbit/s). A device that cannot be opened gives
+    /// [`RoomError::Device`] and the current input stays.
+    pub async fn switch_camera(&self, input: VideoInput) -> Result<(), RoomError> {
+        self.call(|tx| Command::SwitchVideo(input, tx)).await?
+    }
+
+    /// Switches the microphone to another input, publishing a microphone track if there is none.
+    pub async fn switch_microphone(&self, input: AudioInput) -> Result<(), RoomError> {
+        self.call(|tx| Command::SwitchAudio(input, tx)).await?
+    }
+
+    /// Plays remote audio somewhere else. A speaker that cannot be opened gives
+    /// [`RoomError::Device`] and the current output stays.
+    pub async fn set_audio_output(&self, output: AudioOutput) -> Result<(), RoomError> {
+        self.call(|tx| Command::SetOutput(output, tx)).await?
+    }
+
+    /// Round-trip time, loss and byte counts of the current media session (`None` while
+    /// reconnecting).
+    pub async fn connection_stats(&self) -> Result<Option<ConnectionStats>, RoomError> {
+        self.call(Command::Stats).await
     }
 
     /// Leaves the room: sends `leave`, closes the socket and the media connection, and waits
@@ -557,120 +1092,296 @@ impl RoomHandle {
     }
 }
 
-/// The room task: owns the socket, the PeerConnection and the negotiation state.
+/// The room task: owns the local tracks, the current session and the negotiation state.
 struct RoomTask {
-    signaling: Signaling,
-    pc: Arc<dyn PeerConnection>,
-    pc_events: mpsc::Receiver<PcEvent>,
+    link: Link,
+    reconnect_for: Option<Duration>,
     commands: mpsc::Receiver<Command>,
-    ready_tx: mpsc::Sender<ReceiveEvent>,
-    ready_rx: mpsc::Receiver<ReceiveEvent>,
     events: EventSink,
     shared: Arc<Shared>,
-    tracks: HashMap<TrackId, TrackInfo>,
-    receivers: HashMap<TrackId, JoinHandle<()>>,
-    camera: Option<LocalCamera>,
-    declared: Vec<PublishedTrack>,
-    /// Our offer is out and unanswered (server offers are ignored meanwhile: glare rule).
-    making_offer: bool,
-    remote_set: bool,
-    pending_candidates: Vec<RTCIceCandidateInit>,
-    connected: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
-    next_ping: u64,
+    ready_tx: mpsc::Sender<ReceiveEvent>,
+    ready_rx: mpsc::Receiver<ReceiveEvent>,
+    audio_ready: mpsc::Receiver<TrackId>,
+    local: Vec<LocalTrack>,
+    session: Option<Session>,
+    playout: Option<Playout>,
 }
 
-/// How the room task's loop ended.
-enum Exit {
+/// How a session ended.
+enum SessionEnd {
     Left(Option<oneshot::Sender<()>>),
-    Closed(String),
+    Lost(String),
+}
+
+/// What a reconnection attempt came to.
+enum Rejoin {
+    Done,
+    Left(Option<oneshot::Sender<()>>),
+    GaveUp(String),
+}
+
+/// What the current session produced.
+enum SessionInput {
+    Message(Result<Option<ServerMessage>, SignalingError>),
+    Pc(PcEvent),
+}
+
+/// The next message or PeerConnection event of the session; pends forever without one.
+async fn next_session_input(session: &mut Option<Session>) -> SessionInput {
+    let Some(s) = session else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        message = s.signaling.recv() => SessionInput::Message(message),
+        Some(event) = s.pc_events.recv() => SessionInput::Pc(event),
+    }
 }
 
 impl RoomTask {
     async fn run(mut self) {
-        let mut ping = tokio::time::interval(PING_INTERVAL);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ping.tick().await;
-        let exit = loop {
-            tokio::select! {
-                command = self.commands.recv() => match command {
-                    Some(Command::Leave(done)) => break Exit::Left(Some(done)),
-                    // The handle was dropped: leave.
-                    None => break Exit::Left(None),
-                    Some(Command::SetCamera(enabled, reply)) => {
-                        let result = self.set_camera(enabled).await;
-                        let _ = reply.send(result);
-                    }
-                },
-                message = self.signaling.recv() => match message {
-                    Ok(Some(message)) => {
-                        if let Some(exit) = self.on_server_message(message).await {
-                            break exit;
-                        }
-                    }
-                    Ok(None) => break Exit::Closed("the server closed the connection".into()),
-                    Err(SignalingError::InvalidMessage(e)) => {
-                        tracing::warn!("invalid server message: {e}");
-                        self.events.emit(RoomEvent::Error(RoomError::Signaling(e)));
-                    }
-                    Err(e) => break Exit::Closed(e.to_string()),
-                },
-                Some(event) = self.pc_events.recv() => self.on_pc_event(event).await,
-                Some(ReceiveEvent::FirstFrame(track_id)) = self.ready_rx.recv() => {
-                    tracing::info!(track = %track_id, "first frame decoded");
-                    self.events.emit(RoomEvent::TrackReady { track_id });
-                }
-                _ = ping.tick() => {
-                    self.next_ping += 1;
-                    if let Err(e) = self.signaling.send(&ClientMessage::Ping { id: self.next_ping }).await {
-                        break Exit::Closed(e.to_string());
-                    }
+        loop {
+            let reason = match self.run_session().await {
+                SessionEnd::Left(done) => return self.finish_left(done).await,
+                SessionEnd::Lost(reason) => reason,
+            };
+            tracing::warn!(reason, "session lost");
+            if let Some(session) = self.session.take() {
+                session.close(false).await;
+            }
+            self.unbind_local();
+            let Some(reconnect_for) = self.reconnect_for else {
+                return self.finish_failed(reason).await;
+            };
+            self.events
+                .emit(RoomEvent::ConnectionState(ConnectionState::Reconnecting));
+            match self.rejoin(reconnect_for).await {
+                Rejoin::Done => continue,
+                Rejoin::Left(done) => return self.finish_left(done).await,
+                Rejoin::GaveUp(why) => {
+                    return self
+                        .finish_failed(format!("{reason}; reconnecting failed: {why}"))
+                        .await;
                 }
             }
-        };
-        let reason = match exit {
-            Exit::Left(done) => {
-                tracing::info!("leaving");
-                let _ = self.signaling.send(&ClientMessage::Leave).await;
-                self.signaling.close().await;
-                self.shutdown().await;
-                self.events.emit(RoomEvent::Closed {
-                    reason: "left the room".into(),
-                });
-                if let Some(done) = done {
-                    let _ = done.send(());
-                }
-                return;
-            }
-            Exit::Closed(reason) => reason,
-        };
+        }
+    }
+
+    async fn finish_left(mut self, done: Option<oneshot::Sender<()>>) {
+        tracing::info!("leaving");
+        if let Some(session) = self.session.take() {
+            session.close(true).await;
+        }
+        self.shutdown();
+        self.events.emit(RoomEvent::Closed {
+            reason: "left the room".into(),
+        });
+        if let Some(done) = done {
+            let _ = done.send(());
+        }
+    }
+
+    async fn finish_failed(mut self, reason: String) {
         tracing::warn!(reason, "room session ended");
-        self.signaling.close().await;
-        self.shutdown().await;
+        if let Some(session) = self.session.take() {
+            session.close(false).await;
+        }
+        self.shutdown();
         self.events
             .emit(RoomEvent::ConnectionState(ConnectionState::Failed));
         self.events.emit(RoomEvent::Closed { reason });
     }
 
-    async fn shutdown(&mut self) {
-        let _ = self.connected.send(false);
-        for task in self.tasks.drain(..) {
-            task.abort();
-        }
-        for (_, task) in self.receivers.drain() {
-            task.abort();
-        }
-        if let Err(e) = self.pc.close().await {
-            tracing::debug!("closing the PeerConnection: {e}");
-        }
-        self.shared.videos().clear();
+    fn shutdown(&mut self) {
+        self.unbind_local();
+        self.local.clear();
+        self.playout = None;
+        lock(&self.shared.videos).clear();
+        self.shared.mixer.clear();
     }
 
-    async fn send(&mut self, message: ClientMessage) {
-        if let Err(e) = self.signaling.send(&message).await {
-            // The read side sees the broken socket next and ends the session.
-            tracing::debug!("send failed: {e}");
+    fn unbind_local(&self) {
+        for track in &self.local {
+            track.binding.send_replace(None);
         }
+    }
+
+    /// Serves the current session until it ends.
+    async fn run_session(&mut self) -> SessionEnd {
+        let mut ping = tokio::time::interval(PING_INTERVAL);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await;
+        let mut next_ping = 0u64;
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(Command::Leave(done)) => return SessionEnd::Left(Some(done)),
+                    // The handle was dropped: leave.
+                    None => return SessionEnd::Left(None),
+                    Some(command) => self.on_command(command).await,
+                },
+                input = next_session_input(&mut self.session) => match input {
+                    SessionInput::Message(Ok(Some(message))) => {
+                        if let Some(end) = self.on_server_message(message).await {
+                            return end;
+                        }
+                    }
+                    SessionInput::Message(Ok(None)) => {
+                        return SessionEnd::Lost("the server closed the connection".into());
+                    }
+                    SessionInput::Message(Err(SignalingError::InvalidMessage(e))) => {
+                        tracing::warn!("invalid server message: {e}");
+                        self.events.emit(RoomEvent::Error(RoomError::Signaling(e)));
+                    }
+                    SessionInput::Message(Err(e)) => return SessionEnd::Lost(e.to_string()),
+                    SessionInput::Pc(event) => {
+                        if let Some(end) = self.on_pc_event(event).await {
+                            return end;
+                        }
+                    }
+                },
+                Some(ReceiveEvent::FirstFrame(track_id)) = self.ready_rx.recv() => {
+                    tracing::info!(track = %track_id, "first frame decoded");
+                    self.events.emit(RoomEvent::TrackReady { track_id });
+                }
+                Some(track_id) = self.audio_ready.recv() => {
+                    tracing::info!(track = %track_id, "first audio played");
+                    self.events.emit(RoomEvent::TrackReady { track_id });
+                }
+                _ = ping.tick() => {
+                    next_ping += 1;
+                    if let Some(session) = self.session.as_mut()
+                        && let Err(e) = session.signaling.send(&ClientMessage::Ping { id: next_ping }).await
+                    {
+                        return SessionEnd::Lost(e.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tries to join again until `reconnect_for` has passed, serving commands meanwhile.
+    async fn rejoin(&mut self, reconnect_for: Duration) -> Rejoin {
+        let deadline = Instant::now() + reconnect_for;
+        let mut backoff = RECONNECT_FIRST_BACKOFF;
+        let link = self.link.clone();
+        let mut last_error;
+        loop {
+            let attempt = Session::connect(&link);
+            tokio::pin!(attempt);
+            let result = loop {
+                tokio::select! {
+                    result = &mut attempt => break result,
+                    command = self.commands.recv() => match command {
+                        Some(Command::Leave(done)) => return Rejoin::Left(Some(done)),
+                        None => return Rejoin::Left(None),
+                        Some(command) => self.on_command(command).await,
+                    },
+                }
+            };
+            match result {
+                Ok((session, joined)) => {
+                    tracing::info!(peer = %joined.peer_id, "rejoined");
+                    self.events.emit(RoomEvent::Joined {
+                        peer_id: joined.peer_id.clone(),
+                        peers: joined.peers.clone(),
+                    });
+                    return match self.install(session, joined).await {
+                        Ok(()) => Rejoin::Done,
+                        Err(e) => Rejoin::GaveUp(e.to_string()),
+                    };
+                }
+                // The server answered and said no (room now full, name refused): retrying
+                // would get the same answer.
+                Err(e @ JoinError::Refused { .. }) => return Rejoin::GaveUp(e.to_string()),
+                Err(e) => {
+                    tracing::debug!("rejoin attempt failed: {e}");
+                    last_error = e.to_string();
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Rejoin::GaveUp(last_error);
+            }
+            // The last attempt is made at the deadline.
+            let sleep = tokio::time::sleep(backoff.min(deadline - now));
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut sleep => break,
+                    command = self.commands.recv() => match command {
+                        Some(Command::Leave(done)) => return Rejoin::Left(Some(done)),
+                        None => return Rejoin::Left(None),
+                        Some(command) => self.on_command(command).await,
+                    },
+                }
+            }
+            backoff = (backoff * 2).min(RECONNECT_MAX_BACKOFF);
+        }
+    }
+
+    /// Makes `session` current: reconciles the remote tracks with what it announces, adds our
+    /// tracks to its PeerConnection (new ids) and offers them.
+    async fn install(&mut self, mut session: Session, joined: Joined) -> Result<(), PeerError> {
+        *lock(&self.shared.peer_id) = joined.peer_id.clone();
+        let mut ids = LocalIds::default();
+        for local in &mut self.local {
+            local.track_id = new_track_id(local.kind);
+            let (track, init) = peer::rtp_track(
+                joined.peer_id.as_str(),
+                local.track_id.as_str(),
+                local.kind,
+                local.ssrc,
+            );
+            let track = Arc::new(track);
+            session
+                .pc
+                .add_transceiver_from_track(Arc::clone(&track) as Arc<dyn TrackLocal>, Some(init))
+                .await
+                .map_err(PeerError::webrtc("add a local transceiver"))?;
+            session.local_tracks.push(track);
+            match &local.control {
+                LocalControl::Video(c) => {
+                    ids.camera = Some((local.track_id.clone(), Arc::clone(c)))
+                }
+                LocalControl::Audio(c) => {
+                    ids.microphone = Some((local.track_id.clone(), Arc::clone(c)))
+                }
+            }
+        }
+        *lock(&self.shared.local_ids) = ids;
+
+        // Remote tracks: slots of tracks that are gone are dropped, the others kept (their
+        // consumers see frames resume); every present track is announced.
+        let present: std::collections::HashSet<TrackId> =
+            joined.tracks.iter().map(|t| t.track_id.clone()).collect();
+        let gone: Vec<TrackId> = lock(&self.shared.videos)
+            .keys()
+            .chain(
+                self.shared
+                    .mixer
+                    .remote_audios()
+                    .iter()
+                    .map(|a| a.track_id())
+                    .collect::<Vec<_>>(),
+            )
+            .filter(|id| !present.contains(*id))
+            .cloned()
+            .collect();
+        for track_id in gone {
+            lock(&self.shared.videos).remove(&track_id);
+            self.shared.mixer.remove_track(&track_id);
+            self.events.emit(RoomEvent::TrackRemoved { track_id });
+        }
+        self.session = Some(session);
+        for info in joined.tracks {
+            self.add_track(info);
+        }
+        if !self.local.is_empty() {
+            self.offer().await?;
+        }
+        self.events
+            .emit(RoomEvent::ConnectionState(ConnectionState::Connecting));
+        Ok(())
     }
 
     fn media_error(&self, what: &str, e: impl std::fmt::Display) {
@@ -679,72 +1390,239 @@ impl RoomTask {
             .emit(RoomEvent::Error(RoomError::Media(format!("{what}: {e}"))));
     }
 
-    /// Sends our offer with the declared tracks.
+    /// Sends our offer with the declared tracks (or, if one is out, offers again after its
+    /// answer).
     async fn offer(&mut self) -> Result<(), PeerError> {
-        let offer = self
+        let tracks: Vec<PublishedTrack> = self.local.iter().map(LocalTrack::declared).collect();
+        let Some(session) = self.session.as_mut() else {
+            return Ok(());
+        };
+        if session.making_offer {
+            session.offer_again = true;
+            return Ok(());
+        }
+        let offer = session
             .pc
             .create_offer(None)
             .await
             .map_err(PeerError::webrtc("create offer"))?;
-        self.pc
+        session
+            .pc
             .set_local_description(offer)
             .await
             .map_err(PeerError::webrtc("apply own offer"))?;
-        let Some(local) = self.pc.local_description().await else {
+        let Some(local) = session.pc.local_description().await else {
             return Err(PeerError::WebRtc {
                 what: "read own offer",
                 source: webrtc::error::Error::Other("no local description".into()),
             });
         };
-        self.making_offer = true;
-        let tracks = self.declared.clone();
-        self.send(ClientMessage::SdpOffer {
-            sdp: local.sdp,
-            tracks,
-        })
-        .await;
+        session.making_offer = true;
+        session
+            .send(ClientMessage::SdpOffer {
+                sdp: local.sdp,
+                tracks,
+            })
+            .await;
         Ok(())
     }
 
-    async fn set_camera(&mut self, enabled: bool) -> Result<(), RoomError> {
-        let Some(camera) = self.camera.clone() else {
-            return Err(RoomError::NoCamera);
-        };
-        camera.control.set_enabled(enabled);
-        for t in self
-            .declared
-            .iter_mut()
-            .filter(|t| t.track_id == camera.track_id)
-        {
-            t.muted = !enabled;
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            // Handled by the loops.
+            Command::Leave(_) => {}
+            Command::SetEnabled(kind, enabled, reply) => {
+                let _ = reply.send(self.set_enabled(kind, enabled).await);
+            }
+            Command::SwitchVideo(input, reply) => {
+                let _ = reply.send(self.switch_video(input).await);
+            }
+            Command::SwitchAudio(input, reply) => {
+                let _ = reply.send(self.switch_audio(input).await);
+            }
+            Command::SetOutput(output, reply) => {
+                let _ = reply.send(self.set_output(output).await);
+            }
+            Command::Stats(reply) => {
+                let _ = reply.send(self.connection_stats().await);
+            }
         }
-        self.signaling
-            .send(&ClientMessage::UpdateTrack {
-                track_id: camera.track_id,
-                muted: !enabled,
-            })
+    }
+
+    async fn set_enabled(&mut self, kind: MediaKind, enabled: bool) -> Result<(), RoomError> {
+        let Some(local) = self.local.iter_mut().find(|t| t.kind == kind) else {
+            return Err(match kind {
+                MediaKind::Video => RoomError::NoCamera,
+                MediaKind::Audio => RoomError::NoMicrophone,
+            });
+        };
+        local.set_enabled(enabled);
+        let message = ClientMessage::UpdateTrack {
+            track_id: local.track_id.clone(),
+            muted: !enabled,
+        };
+        // While reconnecting there is no socket: the new session declares the muted state.
+        if let Some(session) = self.session.as_mut() {
+            session
+                .signaling
+                .send(&message)
+                .await
+                .map_err(|e| RoomError::Signaling(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    async fn switch_video(&mut self, input: VideoInput) -> Result<(), RoomError> {
+        let existing = self.local.iter().find_map(|t| match &t.control {
+            LocalControl::Video(c) => Some(Arc::clone(c)),
+            LocalControl::Audio(_) => None,
+        });
+        let settings = VideoSendSettings {
+            width: 640,
+            height: 360,
+            fps: 30,
+            target_kbps: 800,
+        };
+        let source = open_video(input, &settings).await?;
+        if let Some(control) = existing {
+            control.replace_source(source);
+            return Ok(());
+        }
+        let encoder =
+            publish::new_encoder(&settings).map_err(|e| RoomError::Media(e.to_string()))?;
+        self.publish_new(LocalTrack::video(source, encoder, settings))
             .await
-            .map_err(|e| RoomError::Signaling(e.to_string()))
+    }
+
+    async fn switch_audio(&mut self, input: AudioInput) -> Result<(), RoomError> {
+        let existing = self.local.iter().find_map(|t| match &t.control {
+            LocalControl::Audio(c) => Some(Arc::clone(c)),
+            LocalControl::Video(_) => None,
+        });
+        let source = open_audio(input).await?;
+        if let Some(control) = existing {
+            control.replace_source(source);
+            return Ok(());
+        }
+        let encoder =
+            OpusEncoder::new(OpusConfig::voice()).map_err(|e| RoomError::Media(e.to_string()))?;
+        self.publish_new(LocalTrack::audio(source, encoder)).await
+    }
+
+    /// Adds a new local track to the room and to the current session (renegotiating).
+    async fn publish_new(&mut self, mut track: LocalTrack) -> Result<(), RoomError> {
+        let peer_id = lock(&self.shared.peer_id).clone();
+        if let Some(session) = self.session.as_mut() {
+            track.track_id = new_track_id(track.kind);
+            let (rtp, init) = peer::rtp_track(
+                peer_id.as_str(),
+                track.track_id.as_str(),
+                track.kind,
+                track.ssrc,
+            );
+            let rtp = Arc::new(rtp);
+            session
+                .pc
+                .add_transceiver_from_track(Arc::clone(&rtp) as Arc<dyn TrackLocal>, Some(init))
+                .await
+                .map_err(|e| RoomError::Media(format!("add a local transceiver: {e}")))?;
+            if session.connected {
+                track.binding.send_replace(Some(Arc::clone(&rtp)));
+            }
+            session.local_tracks.push(rtp);
+        }
+        {
+            let mut ids = lock(&self.shared.local_ids);
+            match &track.control {
+                LocalControl::Video(c) => {
+                    ids.camera = Some((track.track_id.clone(), Arc::clone(c)))
+                }
+                LocalControl::Audio(c) => {
+                    ids.microphone = Some((track.track_id.clone(), Arc::clone(c)))
+                }
+            }
+        }
+        self.local.push(track);
+        self.offer()
+            .await
+            .map_err(|e| RoomError::Media(e.to_string()))
+    }
+
+    async fn set_output(&mut self, output: AudioOutput) -> Result<(), RoomError> {
+        let sink: Box<dyn AudioSink> = match output {
+            AudioOutput::Null => Box::new(NullSink::new()),
+            AudioOutput::Sink(sink) => sink,
+            AudioOutput::Speaker { device } => open_speaker(device).await?,
+        };
+        // Stop the old thread first: one playout loop per mixer.
+        self.playout = None;
+        let errors = self.events.clone_sender();
+        let playout = Playout::start(self.shared.mixer.clone(), sink, move |e| {
+            errors.emit(RoomEvent::Error(RoomError::AudioOutput(e.to_string())));
+        })
+        .map_err(|e| RoomError::AudioOutput(format!("cannot start the playout thread: {e}")))?;
+        self.playout = Some(playout);
+        Ok(())
+    }
+
+    async fn connection_stats(&self) -> Option<ConnectionStats> {
+        let session = self.session.as_ref()?;
+        let report = session
+            .pc
+            .get_stats(std::time::Instant::now(), StatsSelector::None)
+            .await;
+        let mut stats = ConnectionStats::default();
+        for inbound in report.inbound_rtp_streams() {
+            stats.packets_received += inbound.received_rtp_stream_stats.packets_received;
+            stats.packets_lost += inbound.received_rtp_stream_stats.packets_lost;
+        }
+        if let Some(pair) = report
+            .candidate_pairs()
+            .find(|p| p.nominated)
+            .or_else(|| report.candidate_pairs().max_by_key(|p| p.bytes_received))
+        {
+            stats.bytes_received = pair.bytes_received;
+            stats.bytes_sent = pair.bytes_sent;
+            if pair.current_round_trip_time > 0.0 {
+                stats.rtt_ms = Some(pair.current_round_trip_time * 1000.0);
+            }
+        }
+        Some(stats)
     }
 
     fn add_track(&mut self, info: TrackInfo) {
-        if info.kind == MediaKind::Video {
-            self.shared
-                .videos()
-                .entry(info.track_id.clone())
-                .or_insert_with(|| VideoSlot::new(info.track_id.clone(), info.peer_id.clone()));
+        match info.kind {
+            MediaKind::Video => {
+                lock(&self.shared.videos)
+                    .entry(info.track_id.clone())
+                    .or_insert_with(|| VideoSlot::new(info.track_id.clone(), info.peer_id.clone()));
+            }
+            MediaKind::Audio => self
+                .shared
+                .mixer
+                .add_track(info.track_id.clone(), info.peer_id.clone()),
         }
-        self.tracks.insert(info.track_id.clone(), info.clone());
+        if let Some(session) = self.session.as_mut() {
+            session.remote.insert(info.track_id.clone(), info.clone());
+        }
         self.events.emit(RoomEvent::TrackAdded(info));
     }
 
-    async fn on_server_message(&mut self, message: ServerMessage) -> Option<Exit> {
+    async fn on_server_message(&mut self, message: ServerMessage) -> Option<SessionEnd> {
         match message {
             ServerMessage::SdpAnswer { sdp } => self.on_answer(sdp).await,
             ServerMessage::SdpOffer { sdp } => self.on_offer(sdp).await,
             ServerMessage::IceCandidate { candidate } => self.on_candidate(candidate).await,
-            ServerMessage::PeerJoined { peer } => self.events.emit(RoomEvent::PeerJoined(peer)),
+            ServerMessage::PeerJoined { peer } => {
+                if let Some(session) = self.session.as_mut() {
+                    session.peers.insert(peer.peer_id.clone(), peer.clone());
+                }
+                self.events.emit(RoomEvent::PeerJoined(peer))
+            }
             ServerMessage::PeerLeft { peer_id } => {
+                if let Some(session) = self.session.as_mut() {
+                    session.peers.remove(&peer_id);
+                }
                 self.events.emit(RoomEvent::PeerLeft { peer_id })
             }
             ServerMessage::PeerUpdated { peer } => self.events.emit(RoomEvent::PeerUpdated(peer)),
@@ -755,19 +1633,23 @@ impl RoomTask {
             }
             ServerMessage::TracksRemoved { track_ids } => {
                 for track_id in track_ids {
-                    self.tracks.remove(&track_id);
-                    self.shared.videos().remove(&track_id);
-                    if let Some(task) = self.receivers.remove(&track_id) {
-                        task.abort();
+                    if let Some(session) = self.session.as_mut() {
+                        session.remote.remove(&track_id);
+                        if let Some(task) = session.receivers.remove(&track_id) {
+                            task.abort();
+                        }
                     }
+                    lock(&self.shared.videos).remove(&track_id);
+                    self.shared.mixer.remove_track(&track_id);
                     self.events.emit(RoomEvent::TrackRemoved { track_id });
                 }
             }
             ServerMessage::TrackUpdated { track } => {
-                let was_muted = self.tracks.get(&track.track_id).map(|t| t.muted);
+                let session = self.session.as_mut()?;
+                let was_muted = session.remote.get(&track.track_id).map(|t| t.muted);
                 let track_id = track.track_id.clone();
                 let muted = track.muted;
-                self.tracks.insert(track_id.clone(), track);
+                session.remote.insert(track_id.clone(), track);
                 if was_muted != Some(muted) {
                     self.events.emit(if muted {
                         RoomEvent::TrackMuted { track_id }
@@ -781,7 +1663,11 @@ impl RoomTask {
                 self.events
                     .emit(RoomEvent::Error(RoomError::Server { code, message }));
             }
-            ServerMessage::Closing { reason } => return Some(Exit::Closed(reason)),
+            // The server is shutting down or restarting: a session loss like any other; the
+            // room rejoins if it may.
+            ServerMessage::Closing { reason } => {
+                return Some(SessionEnd::Lost(format!("server closing: {reason}")));
+            }
             ServerMessage::Pong { .. } => {}
             other => tracing::debug!(?other, "unexpected message ignored"),
         }
@@ -789,23 +1675,35 @@ impl RoomTask {
     }
 
     async fn on_answer(&mut self, sdp: String) {
-        if !self.making_offer {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        if !session.making_offer {
             tracing::warn!("`sdp_answer` without an offer of ours; ignored");
             return;
         }
-        self.making_offer = false;
+        session.making_offer = false;
         let applied = match RTCSessionDescription::answer(sdp) {
-            Ok(answer) => self.pc.set_remote_description(answer).await,
+            Ok(answer) => session.pc.set_remote_description(answer).await,
             Err(e) => Err(e),
         };
         match applied {
             Ok(()) => self.remote_applied().await,
             Err(e) => self.media_error("server answer could not be applied", e),
         }
+        if let Some(session) = self.session.as_mut()
+            && std::mem::take(&mut session.offer_again)
+            && let Err(e) = self.offer().await
+        {
+            self.media_error("renegotiation", e);
+        }
     }
 
     async fn on_offer(&mut self, sdp: String) {
-        if self.making_offer {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        if session.making_offer {
             // Glare: we win; the server rolls back and offers again after our answer.
             tracing::debug!("server offer crossed ours; ignored");
             return;
@@ -814,55 +1712,72 @@ impl RoomTask {
             Ok(offer) => offer,
             Err(e) => return self.media_error("server offer is not valid SDP", e),
         };
-        if let Err(e) = self.pc.set_remote_description(offer).await {
+        if let Err(e) = session.pc.set_remote_description(offer).await {
             return self.media_error("server offer could not be applied", e);
         }
         self.remote_applied().await;
-        let answer = match self.pc.create_answer(None).await {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let answer = match session.pc.create_answer(None).await {
             Ok(answer) => answer,
             Err(e) => return self.media_error("cannot answer the server offer", e),
         };
-        if let Err(e) = self.pc.set_local_description(answer).await {
+        if let Err(e) = session.pc.set_local_description(answer).await {
             return self.media_error("cannot apply own answer", e);
         }
-        match self.pc.local_description().await {
-            Some(local) => self.send(ClientMessage::SdpAnswer { sdp: local.sdp }).await,
+        match session.pc.local_description().await {
+            Some(local) => {
+                session
+                    .send(ClientMessage::SdpAnswer { sdp: local.sdp })
+                    .await
+            }
             None => self.media_error("own answer", "missing after negotiation"),
         }
     }
 
     async fn remote_applied(&mut self) {
-        self.remote_set = true;
-        for candidate in std::mem::take(&mut self.pending_candidates) {
-            if let Err(e) = self.pc.add_ice_candidate(candidate).await {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        session.remote_set = true;
+        for candidate in std::mem::take(&mut session.pending_candidates) {
+            if let Err(e) = session.pc.add_ice_candidate(candidate).await {
                 tracing::debug!("buffered candidate refused: {e}");
             }
         }
     }
 
     async fn on_candidate(&mut self, c: IceCandidate) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
         if c.candidate.trim().is_empty() {
             return;
         }
         let init = videoroom_webrtc::to_rtc_candidate(c);
-        if !self.remote_set {
-            if self.pending_candidates.len() < MAX_PENDING_CANDIDATES {
-                self.pending_candidates.push(init);
+        if !session.remote_set {
+            if session.pending_candidates.len() < MAX_PENDING_CANDIDATES {
+                session.pending_candidates.push(init);
             } else {
                 tracing::warn!("too many candidates before the server's description; dropped");
             }
             return;
         }
-        if let Err(e) = self.pc.add_ice_candidate(init).await {
+        if let Err(e) = session.pc.add_ice_candidate(init).await {
             tracing::debug!("server candidate refused: {e}");
         }
     }
 
-    async fn on_pc_event(&mut self, event: PcEvent) {
+    async fn on_pc_event(&mut self, event: PcEvent) -> Option<SessionEnd> {
         match event {
             PcEvent::LocalCandidate(init) => {
                 let candidate = videoroom_webrtc::from_rtc_candidate(init);
-                self.send(ClientMessage::IceCandidate { candidate }).await;
+                if let Some(session) = self.session.as_mut() {
+                    session
+                        .send(ClientMessage::IceCandidate { candidate })
+                        .await;
+                }
             }
             PcEvent::State(state) => {
                 tracing::info!(%state, "media connection state");
@@ -870,15 +1785,24 @@ impl RoomTask {
                     RTCPeerConnectionState::Connected => ConnectionState::Connected,
                     RTCPeerConnectionState::Disconnected => ConnectionState::Reconnecting,
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
-                        ConnectionState::Failed
+                        return Some(SessionEnd::Lost(format!("media connection {state}")));
                     }
                     _ => ConnectionState::Connecting,
                 };
-                let _ = self.connected.send(mapped == ConnectionState::Connected);
+                let connected = mapped == ConnectionState::Connected;
+                if let Some(session) = self.session.as_mut() {
+                    session.connected = connected;
+                    for (local, rtp) in self.local.iter().zip(&session.local_tracks) {
+                        local
+                            .binding
+                            .send_replace(connected.then(|| Arc::clone(rtp)));
+                    }
+                }
                 self.events.emit(RoomEvent::ConnectionState(mapped));
             }
             PcEvent::Track(track) => self.on_remote_track(track).await,
         }
+        None
     }
 
     async fn on_remote_track(&mut self, track: Arc<dyn TrackRemote>) {
@@ -886,7 +1810,10 @@ impl RoomTask {
         let peer_id = PeerId::new(track.stream_id().await);
         let kind = track.kind().await;
         let span = tracing::info_span!("remote_track", track = %track_id, from = %peer_id);
-        if self
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        if session
             .receivers
             .get(&track_id)
             .is_some_and(|t| !t.is_finished())
@@ -894,9 +1821,7 @@ impl RoomTask {
             return;
         }
         let task = if kind == rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video {
-            let slot = self
-                .shared
-                .videos()
+            let slot = lock(&self.shared.videos)
                 .entry(track_id.clone())
                 .or_insert_with(|| VideoSlot::new(track_id.clone(), peer_id.clone()))
                 .clone();
@@ -905,29 +1830,15 @@ impl RoomTask {
                 receive::receive_video(track, slot, self.ready_tx.clone()).instrument(span),
             )
         } else {
-            // Audio is not played yet: drain it so nothing backs up.
+            self.shared
+                .mixer
+                .add_track(track_id.clone(), peer_id.clone());
+            tracing::debug!(parent: &span, "receiving audio");
             tokio::spawn(
-                async move {
-                    while let Some(event) = track.poll().await {
-                        if matches!(event, TrackRemoteEvent::OnEnded) {
-                            break;
-                        }
-                    }
-                }
-                .instrument(span),
+                receive::receive_audio(track, track_id.clone(), self.shared.mixer.clone())
+                    .instrument(span),
             )
         };
-        self.receivers.insert(track_id, task);
-    }
-}
-
-impl Drop for RoomTask {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-        for task in self.receivers.values() {
-            task.abort();
-        }
+        session.receivers.insert(track_id, task);
     }
 }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use videoroom_client::media::PatternSource;
-use videoroom_client::{JoinError, JoinOptions, Room, RoomEvent, RoomHandle};
+use videoroom_client::{AudioOutput, JoinError, JoinOptions, Room, RoomEvent, RoomHandle};
 use videoroom_protocol::{ErrorCode, TrackId};
 use videoroom_testkit::{start_server, test_config, ws_url};
 
@@ -21,6 +21,7 @@ fn options() -> JoinOptions {
             800,
         )
         .with_udp_addrs(vec!["127.0.0.1:0".parse().expect("address")])
+        .with_audio_output(AudioOutput::Null)
 }
 
 /// Waits for `pred` among the events (bounded by `deadline`), keeping every event seen.
@@ -162,14 +163,14 @@ async fn two_clients_decode_each_others_video() {
         alice_seen
             .iter()
             .chain(&rest)
-            .any(|e| matches!(e, RoomEvent::PeerJoined(p) if &p.peer_id == bob.peer_id())),
+            .any(|e| matches!(e, RoomEvent::PeerJoined(p) if p.peer_id == bob.peer_id())),
         "Alice saw Bob join: {alice_seen:?} {rest:?}"
     );
     let sent = alice.camera_stats().unwrap();
     assert!(sent.frames_sent >= FRAMES && sent.keyframes_sent >= 1);
     assert_eq!(alice.dropped_events(), 0);
 
-    let bob_id = bob.peer_id().clone();
+    let bob_id = bob.peer_id();
     bob.leave().await;
     // Alice sees Bob's track go and Bob leave.
     let mut seen = Vec::new();
@@ -212,9 +213,14 @@ async fn full_room_is_refused_with_room_full() {
     config.max_peers_per_room = 1;
     let server = start_server(config).await;
     let url = ws_url(&server);
-    let (first, _events) = Room::join(&url, "small", "First", JoinOptions::default())
-        .await
-        .unwrap();
+    let (first, _events) = Room::join(
+        &url,
+        "small",
+        "First",
+        JoinOptions::default().with_audio_output(AudioOutput::Null),
+    )
+    .await
+    .unwrap();
     let Err(error) = Room::join(&url, "small", "Second", JoinOptions::default()).await else {
         panic!("a second peer joined a room for one");
     };
@@ -243,7 +249,9 @@ async fn camera_mute_stops_and_resumes_video() {
     let url = ws_url(&server);
     let deadline = tokio::time::Instant::now() + BOUND;
     let (alice, _alice_events) = Room::join(&url, "mute", "Alice", options()).await.unwrap();
-    let receive_only = JoinOptions::default().with_udp_addrs(vec!["127.0.0.1:0".parse().unwrap()]);
+    let receive_only = JoinOptions::default()
+        .with_audio_output(AudioOutput::Null)
+        .with_udp_addrs(vec!["127.0.0.1:0".parse().unwrap()]);
     let (bob, mut bob_events) = Room::join(&url, "mute", "Bob", receive_only).await.unwrap();
     let cam = alice.camera_track_id().unwrap().clone();
     let mut seen = Vec::new();

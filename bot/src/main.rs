@@ -1,0 +1,639 @@
+//! `videoroom-bot`: a headless participant. It joins a room, publishes a synthetic pattern (or
+//! a file, or a camera) and a tone (or a file, or a microphone), receives everyone else, prints
+//! one status line per second and, with `--stats-json`, writes what it measured.
+//!
+//! Exit codes: 0 done (duration over, or Ctrl-C); 1 other failure; 2 bad arguments or an
+//! unusable media file; 3 server unreachable; 4 room full; 5 join refused for another reason;
+//! 6 the session was lost and could not be re-established.
+
+mod stats;
+
+use clap::Parser;
+use stats::{LocalTrackReport, RemoteTrackReport, Report, VideoWatch};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+use videoroom_client::media::wav::WavSource;
+use videoroom_client::media::y4m::Y4mSource;
+use videoroom_client::media::{Channels, PatternSource, ToneSource};
+use videoroom_client::{
+    AudioInput, AudioOutput, ConnectionState, JoinError, JoinOptions, RemoteVideo, Room, RoomEvent,
+    RoomHandle, VideoInput,
+};
+use videoroom_protocol::{ErrorCode, MediaKind, PeerId, TrackId, TrackInfo};
+
+/// A headless Videoroom participant.
+#[derive(Debug, Parser)]
+#[command(name = "videoroom-bot", version, about)]
+struct Args {
+    /// Signaling URL of the server, e.g. ws://127.0.0.1:8080/ws.
+    #[arg(long, env = "VIDEOROOM_SERVER")]
+    server: String,
+    /// Room to join.
+    #[arg(long)]
+    room: String,
+    /// Display name.
+    #[arg(long, default_value = "bot")]
+    name: String,
+    /// Video to publish: `pattern` (moving test pattern with frame number and capture time
+    /// burned in), `file:PATH` (a .y4m file, looped), `camera` or `camera:DEVICE`, `none`.
+    #[arg(long, default_value = "pattern", value_parser = parse_video)]
+    video: VideoArg,
+    /// Audio to publish: `tone` (sine), `file:PATH` (a 48 kHz .wav file, looped), `mic` or
+    /// `mic:DEVICE`, `none`.
+    #[arg(long, default_value = "tone", value_parser = parse_audio)]
+    audio: AudioArg,
+    /// Stay this long, then leave (e.g. `30s`, `2m`). Default: until Ctrl-C.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Write what was measured to this JSON file when leaving.
+    #[arg(long)]
+    stats_json: Option<PathBuf>,
+    /// Pattern width.
+    #[arg(long, default_value_t = 640)]
+    width: u32,
+    /// Pattern height.
+    #[arg(long, default_value_t = 360)]
+    height: u32,
+    /// Frames per second.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=60))]
+    fps: u32,
+    /// VP8 target bitrate, kbit/s.
+    #[arg(long, default_value_t = 800, value_parser = clap::value_parser!(u32).range(50..=20_000))]
+    video_kbps: u32,
+    /// Tone frequency, Hz.
+    #[arg(long, default_value_t = 440.0)]
+    tone_hz: f64,
+    /// Play received audio on the default speaker instead of discarding it.
+    #[arg(long)]
+    speaker: bool,
+    /// Local IP address for media (`127.0.0.1` for a server on loopback; the default gathers
+    /// every non-loopback interface).
+    #[arg(long, default_value = "0.0.0.0")]
+    media_ip: IpAddr,
+    /// Do not rejoin after losing the connection; exit with code 6 instead.
+    #[arg(long)]
+    no_reconnect: bool,
+    /// Do not print the status line.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Debug, Clone)]
+enum VideoArg {
+    Pattern,
+    File(PathBuf),
+    Camera(Option<String>),
+    None,
+}
+
+#[derive(Debug, Clone)]
+enum AudioArg {
+    Tone,
+    File(PathBuf),
+    Mic(Option<String>),
+    None,
+}
+
+fn parse_video(s: &str) -> Result<VideoArg, String> {
+    match s {
+        "pattern" => Ok(VideoArg::Pattern),
+        "camera" => Ok(VideoArg::Camera(None)),
+        "none" => Ok(VideoArg::None),
+        _ => {
+            if let Some(path) = s.strip_prefix("file:").filter(|p| !p.is_empty()) {
+                Ok(VideoArg::File(path.into()))
+            } else if let Some(device) = s.strip_prefix("camera:").filter(|d| !d.is_empty()) {
+                Ok(VideoArg::Camera(Some(device.to_owned())))
+            } else {
+                Err("expected pattern, file:PATH, camera, camera:DEVICE or none".into())
+            }
+        }
+    }
+}
+
+fn parse_audio(s: &str) -> Result<AudioArg, String> {
+    match s {
+        "tone" => Ok(AudioArg::Tone),
+        "mic" => Ok(AudioArg::Mic(None)),
+        "none" => Ok(AudioArg::None),
+        _ => {
+            if let Some(path) = s.strip_prefix("file:").filter(|p| !p.is_empty()) {
+                Ok(AudioArg::File(path.into()))
+            } else if let Some(device) = s.strip_prefix("mic:").filter(|d| !d.is_empty()) {
+                Ok(AudioArg::Mic(Some(device.to_owned())))
+            } else {
+                Err("expected tone, file:PATH, mic, mic:DEVICE or none".into())
+            }
+        }
+    }
+}
+
+mod exit {
+    pub const FAILURE: u8 = 1;
+    pub const BAD_ARGUMENTS: u8 = 2;
+    pub const UNREACHABLE: u8 = 3;
+    pub const ROOM_FULL: u8 = 4;
+    pub const REFUSED: u8 = 5;
+    pub const LOST: u8 = 6;
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("videoroom-bot: cannot start the runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    ExitCode::from(runtime.block_on(run(args)))
+}
+
+/// Builds the join options from the arguments; a media file that cannot be used is a bad
+/// argument.
+fn join_options(args: &Args) -> Result<JoinOptions, String> {
+    let mut options = JoinOptions::default()
+        .with_udp_addrs(vec![SocketAddr::new(args.media_ip, 0)])
+        .with_audio_output(if args.speaker {
+            AudioOutput::Speaker { device: None }
+        } else {
+            AudioOutput::Null
+        })
+        .with_reconnect((!args.no_reconnect).then_some(Duration::from_secs(60)));
+    let (w, h, fps, kbps) = (args.width, args.height, args.fps, args.video_kbps);
+    options = match &args.video {
+        VideoArg::Pattern => {
+            let pattern = PatternSource::new(w, h, fps).map_err(|e| format!("--video: {e}"))?;
+            options.with_video(Box::new(pattern), w, h, fps, kbps)
+        }
+        VideoArg::File(path) => {
+            let file = Y4mSource::open(path)
+                .map_err(|e| format!("--video: {e}"))?
+                .with_burn_in(true);
+            let (fw, fh) = (file.width(), file.height());
+            options.with_video(Box::new(file), fw, fh, fps, kbps)
+        }
+        VideoArg::Camera(device) => options.with_video_input(
+            VideoInput::Camera {
+                device: device.clone(),
+            },
+            w,
+            h,
+            fps,
+            kbps,
+        ),
+        VideoArg::None => options,
+    };
+    options = match &args.audio {
+        AudioArg::Tone => {
+            options.with_audio(Box::new(ToneSource::new(args.tone_hz, 0.3, Channels::Mono)))
+        }
+        AudioArg::File(path) => {
+            let file = WavSource::open(path).map_err(|e| format!("--audio: {e}"))?;
+            options.with_audio(Box::new(file))
+        }
+        AudioArg::Mic(device) => options.with_audio_input(AudioInput::Microphone {
+            device: device.clone(),
+        }),
+        AudioArg::None => options,
+    };
+    Ok(options)
+}
+
+async fn run(args: Args) -> u8 {
+    let options = match join_options(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("videoroom-bot: {e}");
+            return exit::BAD_ARGUMENTS;
+        }
+    };
+    let started = Instant::now();
+    let (room, mut events) = match Room::join(&args.server, &args.room, &args.name, options).await {
+        Ok(joined) => joined,
+        Err(e) => {
+            eprintln!(
+                "videoroom-bot: cannot join room {:?} on {}: {e}",
+                args.room, args.server
+            );
+            return match &e {
+                JoinError::Unreachable(_) | JoinError::Timeout(_) => exit::UNREACHABLE,
+                JoinError::Refused {
+                    code: ErrorCode::RoomFull,
+                    ..
+                } => exit::ROOM_FULL,
+                JoinError::Refused { .. } => exit::REFUSED,
+                _ => exit::FAILURE,
+            };
+        }
+    };
+    let join_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if !args.quiet {
+        println!(
+            "joined room {:?} as {:?} ({}) in {join_ms:.0} ms",
+            args.room,
+            args.name,
+            room.peer_id()
+        );
+    }
+
+    let mut bot = Bot::new(started, join_ms);
+    let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let mut status = StatusLine::new();
+    let lost = loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(RoomEvent::Closed { reason }) => break Some(reason),
+                Some(event) => bot.on_event(&room, event),
+                None => break Some("the room task ended".into()),
+            },
+            _ = tick.tick() => {
+                bot.snapshot(&room);
+                let line = status.next(&room, &bot).await;
+                if !args.quiet {
+                    println!("{line}");
+                }
+            }
+            _ = sleep_until(deadline) => break None,
+            _ = tokio::signal::ctrl_c() => break None,
+        }
+    };
+
+    let report = bot.report(&args, &room);
+    let code = match &lost {
+        Some(reason) => {
+            eprintln!("videoroom-bot: session lost: {reason}");
+            exit::LOST
+        }
+        None => 0,
+    };
+    room.leave().await;
+    if let Some(path) = &args.stats_json {
+        let written = serde_json::to_vec_pretty(&report)
+            .map_err(|e| e.to_string())
+            .and_then(|json| std::fs::write(path, json).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("videoroom-bot: cannot write {}: {e}", path.display());
+            return exit::FAILURE;
+        }
+    }
+    code
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What the bot keeps about one remote track.
+struct Remote {
+    info: TrackInfo,
+    present: bool,
+    /// The track's frames and counters; the counters stay readable after the track is removed.
+    handle: Option<RemoteVideo>,
+    video: Option<Arc<Mutex<VideoWatch>>>,
+    watcher: Option<JoinHandle<()>>,
+    last: Option<RemoteTrackReport>,
+}
+
+struct Bot {
+    started: Instant,
+    join_ms: f64,
+    names: HashMap<PeerId, String>,
+    peers: usize,
+    remotes: HashMap<TrackId, Remote>,
+    errors: Vec<String>,
+    joins: u64,
+    connection: Option<ConnectionState>,
+}
+
+impl Bot {
+    fn new(started: Instant, join_ms: f64) -> Self {
+        Self {
+            started,
+            join_ms,
+            names: HashMap::new(),
+            peers: 0,
+            remotes: HashMap::new(),
+            errors: Vec::new(),
+            joins: 0,
+            connection: None,
+        }
+    }
+
+    fn on_event(&mut self, room: &RoomHandle, event: RoomEvent) {
+        match event {
+            RoomEvent::Joined { peers, .. } => {
+                self.joins += 1;
+                self.peers = peers.len();
+                for p in peers {
+                    self.names.insert(p.peer_id, p.display_name);
+                }
+            }
+            RoomEvent::PeerJoined(p) => {
+                self.peers += 1;
+                self.names.insert(p.peer_id, p.display_name);
+            }
+            RoomEvent::PeerUpdated(p) => {
+                self.names.insert(p.peer_id, p.display_name);
+            }
+            RoomEvent::PeerLeft { .. } => self.peers = self.peers.saturating_sub(1),
+            RoomEvent::TrackAdded(info) => self.on_track_added(room, info),
+            RoomEvent::TrackRemoved { track_id } => {
+                self.snapshot(room);
+                if let Some(remote) = self.remotes.get_mut(&track_id) {
+                    remote.present = false;
+                    if let Some(w) = remote.watcher.take() {
+                        w.abort();
+                    }
+                }
+            }
+            RoomEvent::TrackMuted { ref track_id } | RoomEvent::TrackUnmuted { ref track_id } => {
+                let muted = matches!(event, RoomEvent::TrackMuted { .. });
+                if let Some(remote) = self.remotes.get_mut(track_id) {
+                    remote.info.muted = muted;
+                    if let Some(video) = &remote.video {
+                        video
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .set_muted(muted);
+                    }
+                }
+            }
+            RoomEvent::ConnectionState(state) => {
+                if state == ConnectionState::Reconnecting {
+                    eprintln!("videoroom-bot: connection lost; reconnecting");
+                }
+                self.connection = Some(state);
+            }
+            RoomEvent::Error(e) => {
+                eprintln!("videoroom-bot: error: {e}");
+                self.errors.push(e.to_string());
+            }
+            RoomEvent::TrackReady { .. } | RoomEvent::Closed { .. } => {}
+            other => tracing::debug!(?other, "event"),
+        }
+    }
+
+    fn on_track_added(&mut self, room: &RoomHandle, info: TrackInfo) {
+        let remote = self
+            .remotes
+            .entry(info.track_id.clone())
+            .or_insert_with(|| Remote {
+                info: info.clone(),
+                present: true,
+                handle: None,
+                video: None,
+                watcher: None,
+                last: None,
+            });
+        remote.present = true;
+        remote.info.muted = info.muted;
+        if info.kind == MediaKind::Video
+            && remote.watcher.as_ref().is_none_or(|w| w.is_finished())
+            && let Some(video) = room.remote_video(&info.track_id)
+        {
+            remote.handle = Some(video.clone());
+            let record = Arc::clone(remote.video.get_or_insert_with(Default::default));
+            record
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .set_muted(info.muted);
+            remote.watcher = Some(tokio::spawn(stats::watch_video(video, record)));
+        }
+    }
+
+    /// Refreshes the saved report of every present track (kept after a track is removed).
+    fn snapshot(&mut self, room: &RoomHandle) {
+        for (track_id, remote) in &mut self.remotes {
+            if !remote.present {
+                continue;
+            }
+            let peer_name = self
+                .names
+                .get(&remote.info.peer_id)
+                .cloned()
+                .unwrap_or_default();
+            let mut report = RemoteTrackReport {
+                track_id: track_id.to_string(),
+                peer_id: remote.info.peer_id.to_string(),
+                peer_name,
+                kind: match remote.info.kind {
+                    MediaKind::Video => "video",
+                    MediaKind::Audio => "audio",
+                },
+                frames_decoded: 0,
+                packets_received: None,
+                frames_dropped: None,
+                frames_concealed: None,
+                join_to_first_frame_ms: None,
+                capture_to_decode: None,
+                freezes: None,
+                longest_gap_ms: None,
+                frame_numbers_increasing: None,
+                last_frame_number: None,
+                dominant_hz: None,
+                muted: remote.info.muted,
+                present: true,
+            };
+            let since = |added: Instant, first: Option<Instant>| {
+                first.map(|f| {
+                    f.saturating_duration_since(added.max(self.started))
+                        .as_secs_f64()
+                        * 1000.0
+                })
+            };
+            match remote.info.kind {
+                MediaKind::Video => {
+                    let Some(video) = room
+                        .remote_video(track_id)
+                        .or_else(|| remote.handle.clone())
+                    else {
+                        continue;
+                    };
+                    let s = video.stats();
+                    report.frames_decoded = s.frames_decoded;
+                    report.frames_dropped = Some(s.frames_dropped);
+                    report.join_to_first_frame_ms = since(s.added_at, s.first_frame_at);
+                    if let Some(watch) = &remote.video {
+                        let w = watch.lock().unwrap_or_else(|p| p.into_inner());
+                        report.capture_to_decode = stats::latency(&w.latencies_us);
+                        report.freezes = Some(w.freezes);
+                        report.longest_gap_ms = Some(w.longest_gap_ms);
+                        report.frame_numbers_increasing =
+                            Some(w.stamped_frames > 0 && w.number_regressions == 0);
+                        report.last_frame_number = w.last_number;
+                    }
+                }
+                MediaKind::Audio => {
+                    // Gone already (removed while we were looking): keep the last snapshot,
+                    // at most a second old.
+                    let Some(audio) = room.remote_audio(track_id) else {
+                        continue;
+                    };
+                    let s = audio.stats();
+                    report.frames_decoded = s.frames_decoded;
+                    report.packets_received = Some(s.packets_received);
+                    report.frames_concealed = Some(s.frames_concealed);
+                    report.join_to_first_frame_ms =
+                        s.added_at.and_then(|added| since(added, s.first_frame_at));
+                    report.dominant_hz = audio.dominant_frequency();
+                }
+            }
+            remote.last = Some(report);
+        }
+    }
+
+    fn report(&mut self, args: &Args, room: &RoomHandle) -> Report {
+        self.snapshot(room);
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let mut remote_tracks: Vec<RemoteTrackReport> = self
+            .remotes
+            .values()
+            .filter_map(|r| {
+                r.last.clone().map(|mut last| {
+                    last.present = r.present;
+                    last
+                })
+            })
+            .collect();
+        remote_tracks.sort_by(|a, b| (&a.peer_name, a.kind).cmp(&(&b.peer_name, b.kind)));
+        let mut local_tracks = Vec::new();
+        let local = [
+            ("video", room.camera_track_id(), room.camera_stats()),
+            ("audio", room.microphone_track_id(), room.microphone_stats()),
+        ];
+        for (kind, id, stats) in local {
+            if let (Some(id), Some(s)) = (id, stats) {
+                local_tracks.push(LocalTrackReport {
+                    track_id: id.to_string(),
+                    kind,
+                    frames_sent: s.frames_sent,
+                    packets_sent: s.packets_sent,
+                    keyframes_sent: s.keyframes_sent,
+                    bitrate_kbps: s.bytes_sent as f64 * 8.0 / 1000.0 / elapsed.max(0.001),
+                });
+            }
+        }
+        Report {
+            room: args.room.clone(),
+            name: args.name.clone(),
+            peer_id: room.peer_id().to_string(),
+            duration_s: elapsed,
+            join_ms: self.join_ms,
+            reconnections: self.joins.saturating_sub(1),
+            remote_tracks,
+            local_tracks,
+            errors: self.errors.clone(),
+        }
+    }
+}
+
+/// The once-per-second status line: rates over the last second.
+struct StatusLine {
+    at: Instant,
+    started: Instant,
+    frames_in: u64,
+    audio_in: u64,
+    frames_out: u64,
+    audio_out: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    received: u64,
+    lost: i64,
+}
+
+impl StatusLine {
+    fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            at: now,
+            started: now,
+            frames_in: 0,
+            audio_in: 0,
+            frames_out: 0,
+            audio_out: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            received: 0,
+            lost: 0,
+        }
+    }
+
+    async fn next(&mut self, room: &RoomHandle, bot: &Bot) -> String {
+        let now = Instant::now();
+        let dt = now.duration_since(self.at).as_secs_f64().max(0.001);
+        self.at = now;
+        let frames_in: u64 = room
+            .remote_videos()
+            .iter()
+            .map(|v| v.stats().frames_decoded)
+            .sum();
+        let audio_in: u64 = room
+            .remote_audios()
+            .iter()
+            .map(|a| a.stats().frames_decoded)
+            .sum();
+        let frames_out = room.camera_stats().map_or(0, |s| s.frames_sent);
+        let audio_out = room.microphone_stats().map_or(0, |s| s.frames_sent);
+        let conn = room.connection_stats().await.ok().flatten();
+        let rate = |new: u64, old: &mut u64| {
+            let r = new.saturating_sub(*old) as f64 / dt;
+            *old = new;
+            r
+        };
+        let fps_in = rate(frames_in, &mut self.frames_in);
+        let aps_in = rate(audio_in, &mut self.audio_in);
+        let fps_out = rate(frames_out, &mut self.frames_out);
+        let aps_out = rate(audio_out, &mut self.audio_out);
+        let (kbps_in, kbps_out, loss, rtt) = match conn {
+            Some(c) => {
+                let kin = rate(c.bytes_received, &mut self.bytes_in) * 8.0 / 1000.0;
+                let kout = rate(c.bytes_sent, &mut self.bytes_out) * 8.0 / 1000.0;
+                let received = c.packets_received.saturating_sub(self.received);
+                let lost = (c.packets_lost - self.lost).max(0) as u64;
+                self.received = c.packets_received;
+                self.lost = c.packets_lost;
+                let loss = if received + lost > 0 {
+                    lost as f64 * 100.0 / (received + lost) as f64
+                } else {
+                    0.0
+                };
+                let rtt = c
+                    .rtt_ms
+                    .map_or_else(|| "-".to_owned(), |r| format!("{r:.1} ms"));
+                (kin, kout, loss, rtt)
+            }
+            None => (0.0, 0.0, 0.0, "-".to_owned()),
+        };
+        let state = match bot.connection {
+            Some(ConnectionState::Connected) => "connected",
+            Some(ConnectionState::Reconnecting) => "reconnecting",
+            Some(ConnectionState::Failed) => "failed",
+            _ => "connecting",
+        };
+        format!(
+            "[{:>4.0}s] peers {} | in {fps_in:.1} fps, {aps_in:.0} audio/s, {kbps_in:.0} kbit/s | \
+             out {fps_out:.1} fps, {aps_out:.0} audio/s, {kbps_out:.0} kbit/s | loss {loss:.1}% | \
+             rtt {rtt} | {state}",
+            now.duration_since(self.started).as_secs_f64(),
+            bot.peers,
+        )
+    }
+}

@@ -1,0 +1,202 @@
+//! What the bot measures, and the `--stats-json` report.
+//!
+//! Per remote video track a watcher task follows the track's latest-frame channel and reads the
+//! frame number and capture time burned into each picture by the publisher's pattern: capture →
+//! decode latency (one clock, one machine), whether the numbers strictly increase, and freezes
+//! (more than [`FREEZE`] between two decoded frames while the track is not muted).
+
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use videoroom_client::RemoteVideo;
+
+/// A gap between two decoded frames longer than this is a freeze.
+pub const FREEZE: Duration = Duration::from_millis(500);
+
+/// Latency samples kept per track (about 9 minutes at 30 fps); later frames are not sampled.
+const MAX_SAMPLES: usize = 16_384;
+
+/// What the watcher of one remote video track has seen.
+#[derive(Debug, Default)]
+pub struct VideoWatch {
+    /// capture → decode, µs, per frame that carried a readable stamp.
+    pub latencies_us: Vec<u64>,
+    /// Frames seen by the watcher with a readable stamp.
+    pub stamped_frames: u64,
+    /// Times a frame number was not larger than the previous one.
+    pub number_regressions: u64,
+    pub last_number: Option<u64>,
+    pub freezes: u64,
+    pub longest_gap_ms: u64,
+    last_decoded: Option<Instant>,
+    muted: bool,
+}
+
+impl VideoWatch {
+    /// The publisher muted (`true`) or unmuted the track: a gap across a mute is no freeze.
+    pub fn set_muted(&mut self, muted: bool) {
+        self.muted = muted;
+        self.last_decoded = None;
+    }
+
+    fn on_frame(&mut self, decoded_at: Instant, decoded_at_micros: u64, stamp: Option<(u64, u64)>) {
+        if let Some(last) = self.last_decoded {
+            let gap = decoded_at.saturating_duration_since(last);
+            self.longest_gap_ms = self.longest_gap_ms.max(gap.as_millis() as u64);
+            if gap > FREEZE && !self.muted {
+                self.freezes += 1;
+            }
+        }
+        self.last_decoded = Some(decoded_at);
+        if let Some((number, capture_micros)) = stamp {
+            self.stamped_frames += 1;
+            if self.last_number.is_some_and(|last| number <= last) {
+                self.number_regressions += 1;
+            }
+            self.last_number = Some(number);
+            if self.latencies_us.len() < MAX_SAMPLES {
+                self.latencies_us
+                    .push(decoded_at_micros.saturating_sub(capture_micros));
+            }
+        }
+    }
+}
+
+/// Follows `video`'s frames until the track is removed.
+pub async fn watch_video(video: RemoteVideo, record: Arc<Mutex<VideoWatch>>) {
+    let mut frames = video.frames();
+    while frames.changed().await.is_ok() {
+        let frame = frames.borrow_and_update().clone();
+        if let Some(frame) = frame {
+            record.lock().unwrap_or_else(|p| p.into_inner()).on_frame(
+                frame.decoded_at,
+                frame.decoded_at_micros,
+                frame.burned_in,
+            );
+        }
+    }
+}
+
+/// Percentiles of a latency sample, in ms.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub max_ms: f64,
+    pub samples: usize,
+}
+
+/// Nearest-rank percentiles of `samples_us`; `None` when empty.
+pub fn latency(samples_us: &[u64]) -> Option<Latency> {
+    if samples_us.is_empty() {
+        return None;
+    }
+    let mut sorted = samples_us.to_vec();
+    sorted.sort_unstable();
+    let rank = |p: f64| {
+        let i = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+        sorted[i] as f64 / 1000.0
+    };
+    Some(Latency {
+        p50_ms: rank(0.50),
+        p95_ms: rank(0.95),
+        max_ms: sorted[sorted.len() - 1] as f64 / 1000.0,
+        samples: sorted.len(),
+    })
+}
+
+/// The `--stats-json` report.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub room: String,
+    pub name: String,
+    /// Our peer id in the last session.
+    pub peer_id: String,
+    /// From starting the join until the report, s.
+    pub duration_s: f64,
+    /// From starting the join until `joined`, ms.
+    pub join_ms: f64,
+    /// Times the room rejoined after losing the connection.
+    pub reconnections: u64,
+    pub remote_tracks: Vec<RemoteTrackReport>,
+    pub local_tracks: Vec<LocalTrackReport>,
+    /// Error events, in order.
+    pub errors: Vec<String>,
+}
+
+/// One remote track, as this bot received it.
+#[derive(Debug, Serialize, Clone)]
+pub struct RemoteTrackReport {
+    pub track_id: String,
+    pub peer_id: String,
+    pub peer_name: String,
+    /// "video" or "audio".
+    pub kind: &'static str,
+    /// Video: pictures decoded. Audio: 20 ms frames decoded from received packets.
+    pub frames_decoded: u64,
+    /// Audio: RTP packets received. Video: pictures dropped before decoding.
+    pub packets_received: Option<u64>,
+    pub frames_dropped: Option<u64>,
+    /// Audio: 20 ms frames concealed (lost or late packets).
+    pub frames_concealed: Option<u64>,
+    /// From our join (or, for a track published later, from its announcement) to its first
+    /// decoded frame (video) or first played audio frame, ms.
+    pub join_to_first_frame_ms: Option<f64>,
+    /// Video: capture → decode latency from the burned-in capture times.
+    pub capture_to_decode: Option<Latency>,
+    /// Video: gaps longer than 500 ms between decoded frames while not muted.
+    pub freezes: Option<u64>,
+    pub longest_gap_ms: Option<u64>,
+    /// Video: whether every burned-in frame number was larger than the one before.
+    pub frame_numbers_increasing: Option<bool>,
+    pub last_frame_number: Option<u64>,
+    /// Audio: the strongest frequency of the last second played, Hz.
+    pub dominant_hz: Option<f32>,
+    pub muted: bool,
+    /// Still published when the report was written.
+    pub present: bool,
+}
+
+/// One of our tracks.
+#[derive(Debug, Serialize, Clone)]
+pub struct LocalTrackReport {
+    pub track_id: String,
+    pub kind: &'static str,
+    pub frames_sent: u64,
+    pub packets_sent: u64,
+    pub keyframes_sent: u64,
+    /// Encoder output over the whole run, kbit/s.
+    pub bitrate_kbps: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let samples: Vec<u64> = (1..=100).map(|ms| ms * 1000).collect();
+        let l = latency(&samples).unwrap();
+        assert_eq!(
+            (l.p50_ms, l.p95_ms, l.max_ms, l.samples),
+            (50.0, 95.0, 100.0, 100)
+        );
+        assert!(latency(&[]).is_none());
+    }
+
+    #[test]
+    fn freezes_count_gaps_but_not_mutes() {
+        let t0 = Instant::now();
+        let mut w = VideoWatch::default();
+        w.on_frame(t0, 0, Some((1, 0)));
+        w.on_frame(t0 + Duration::from_millis(33), 0, Some((2, 0)));
+        w.on_frame(t0 + Duration::from_millis(700), 0, Some((3, 0)));
+        assert_eq!(w.freezes, 1);
+        w.set_muted(true);
+        w.set_muted(false);
+        w.on_frame(t0 + Duration::from_millis(5000), 0, Some((4, 0)));
+        assert_eq!(w.freezes, 1, "the gap across a mute is no freeze");
+        w.on_frame(t0 + Duration::from_millis(5033), 0, Some((4, 0)));
+        assert_eq!(w.number_regressions, 1);
+    }
+}
