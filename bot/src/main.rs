@@ -254,6 +254,8 @@ async fn run(args: Args) -> u8 {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     let mut status = StatusLine::new();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     let lost = loop {
         tokio::select! {
             event = events.recv() => match event {
@@ -269,7 +271,7 @@ async fn run(args: Args) -> u8 {
                 }
             }
             _ = sleep_until(deadline) => break None,
-            _ = tokio::signal::ctrl_c() => break None,
+            _ = &mut ctrl_c => break None,
         }
     };
 
@@ -305,6 +307,9 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 struct Remote {
     info: TrackInfo,
     present: bool,
+    /// From when its first frame is timed: our join for tracks already in the room when we
+    /// joined, its announcement for tracks published later.
+    since: Instant,
     /// The track's frames and counters; the counters stay readable after the track is removed.
     handle: Option<RemoteVideo>,
     video: Option<Arc<Mutex<VideoWatch>>>,
@@ -392,12 +397,17 @@ impl Bot {
     }
 
     fn on_track_added(&mut self, room: &RoomHandle, info: TrackInfo) {
+        // The room announces the tracks present right after `Joined`, before any connection
+        // state: those were there when we joined.
+        let initial = self.joins == 1 && self.connection.is_none();
+        let started = self.started;
         let remote = self
             .remotes
             .entry(info.track_id.clone())
             .or_insert_with(|| Remote {
                 info: info.clone(),
                 present: true,
+                since: if initial { started } else { Instant::now() },
                 handle: None,
                 video: None,
                 watcher: None,
@@ -452,12 +462,8 @@ impl Bot {
                 muted: remote.info.muted,
                 present: true,
             };
-            let since = |added: Instant, first: Option<Instant>| {
-                first.map(|f| {
-                    f.saturating_duration_since(added.max(self.started))
-                        .as_secs_f64()
-                        * 1000.0
-                })
+            let since = |first: Option<Instant>| {
+                first.map(|f| f.saturating_duration_since(remote.since).as_secs_f64() * 1000.0)
             };
             match remote.info.kind {
                 MediaKind::Video => {
@@ -470,12 +476,15 @@ impl Bot {
                     let s = video.stats();
                     report.frames_decoded = s.frames_decoded;
                     report.frames_dropped = Some(s.frames_dropped);
-                    report.join_to_first_frame_ms = since(s.added_at, s.first_frame_at);
+                    report.join_to_first_frame_ms = since(s.first_frame_at);
                     if let Some(watch) = &remote.video {
                         let w = watch.lock().unwrap_or_else(|p| p.into_inner());
                         report.capture_to_decode = stats::latency(&w.latencies_us);
-                        report.freezes = Some(w.freezes);
-                        report.longest_gap_ms = Some(w.longest_gap_ms);
+                        // A freeze still going on (no frame for > 500 ms up to now) counts too.
+                        let ongoing = w.ongoing_gap(Instant::now());
+                        report.freezes = Some(w.freezes + u64::from(ongoing > stats::FREEZE));
+                        report.longest_gap_ms =
+                            Some(w.longest_gap_ms.max(ongoing.as_millis() as u64));
                         report.frame_numbers_increasing =
                             Some(w.stamped_frames > 0 && w.number_regressions == 0);
                         report.last_frame_number = w.last_number;
@@ -491,8 +500,7 @@ impl Bot {
                     report.frames_decoded = s.frames_decoded;
                     report.packets_received = Some(s.packets_received);
                     report.frames_concealed = Some(s.frames_concealed);
-                    report.join_to_first_frame_ms =
-                        s.added_at.and_then(|added| since(added, s.first_frame_at));
+                    report.join_to_first_frame_ms = since(s.first_frame_at);
                     report.dominant_hz = audio.dominant_frequency();
                 }
             }
@@ -592,7 +600,12 @@ impl StatusLine {
             .sum();
         let frames_out = room.camera_stats().map_or(0, |s| s.frames_sent);
         let audio_out = room.microphone_stats().map_or(0, |s| s.frames_sent);
-        let conn = room.connection_stats().await.ok().flatten();
+        // Bounded: the status line must not hold up events, the deadline or Ctrl-C.
+        let conn = tokio::time::timeout(Duration::from_millis(500), room.connection_stats())
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .flatten();
         let rate = |new: u64, old: &mut u64| {
             let r = new.saturating_sub(*old) as f64 / dt;
             *old = new;

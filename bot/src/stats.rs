@@ -39,6 +39,15 @@ impl VideoWatch {
         self.last_decoded = None;
     }
 
+    /// Time since the last decoded frame while the track is not muted (zero before the first
+    /// frame or while muted).
+    pub fn ongoing_gap(&self, now: Instant) -> Duration {
+        match self.last_decoded {
+            Some(last) if !self.muted => now.saturating_duration_since(last),
+            _ => Duration::ZERO,
+        }
+    }
+
     fn on_frame(&mut self, decoded_at: Instant, decoded_at_micros: u64, stamp: Option<(u64, u64)>) {
         if let Some(last) = self.last_decoded {
             let gap = decoded_at.saturating_duration_since(last);

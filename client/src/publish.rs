@@ -22,9 +22,10 @@ use rtc::rtp::packetizer::Payloader;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
+use videoroom_protocol::MediaKind;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 
@@ -72,6 +73,7 @@ pub struct SendControl<S: ?Sized> {
     packets_sent: AtomicU64,
     bytes_sent: AtomicU64,
     swap: SourceSwap<S>,
+    rtp: Mutex<RtpState>,
 }
 
 /// Counters of a local track.
@@ -102,6 +104,7 @@ impl<S: ?Sized> SendControl<S> {
             packets_sent: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
             swap: SourceSwap::new(),
+            rtp: Mutex::new(RtpState::new()),
         }
     }
 
@@ -128,6 +131,14 @@ impl<S: ?Sized> SendControl<S> {
     pub fn replace_source(&self, source: Box<S>) {
         self.swap.replace(source);
         self.request_keyframe();
+    }
+
+    fn rtp_state(&self) -> RtpState {
+        *self.rtp.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn save_rtp_state(&self, state: RtpState) {
+        *self.rtp.lock().unwrap_or_else(|p| p.into_inner()) = state;
     }
 
     /// The counters so far.
@@ -207,46 +218,63 @@ impl EncodeStage {
     }
 }
 
-/// Turns VP8 frames into RTP packets: VP8 payload descriptor with picture id, our SSRC, a
-/// sequence number from a random start, and a 90 kHz timestamp derived from the capture time.
-struct Vp8Packetizer {
-    payloader: Vp8Payloader,
-    ssrc: u32,
+/// The RTP numbering of a local track: kept in its [`SendControl`] so that a restarted send
+/// loop (a new source after the old one stopped) continues the sequence numbers and timestamps
+/// instead of jumping (SRTP would take a restarted sequence for replays and drop it).
+#[derive(Debug, Clone, Copy)]
+pub struct RtpState {
     sequence: u16,
     timestamp_base: u32,
     first_capture_micros: Option<u64>,
     last_timestamp: Option<u32>,
 }
 
-impl Vp8Packetizer {
-    fn new(ssrc: u32) -> Self {
-        let mut payloader = Vp8Payloader::default();
-        payloader.enable_picture_id = true;
+impl RtpState {
+    fn new() -> Self {
         Self {
-            payloader,
-            ssrc,
             sequence: rand::random(),
             timestamp_base: rand::random(),
             first_capture_micros: None,
             last_timestamp: None,
         }
     }
+}
+
+/// Turns VP8 frames into RTP packets: VP8 payload descriptor with picture id, our SSRC, a
+/// sequence number from a random start, and a 90 kHz timestamp derived from the capture time.
+struct Vp8Packetizer {
+    payloader: Vp8Payloader,
+    ssrc: u32,
+    state: RtpState,
+}
+
+impl Vp8Packetizer {
+    fn new(ssrc: u32, state: RtpState) -> Self {
+        let mut payloader = Vp8Payloader::default();
+        payloader.enable_picture_id = true;
+        Self {
+            payloader,
+            ssrc,
+            state,
+        }
+    }
 
     fn packetize(&mut self, frame: &EncodedFrame) -> Vec<rtc::rtp::Packet> {
         let first = *self
+            .state
             .first_capture_micros
             .get_or_insert(frame.capture_micros);
         let ticks =
             frame.capture_micros.saturating_sub(first) * u64::from(VP8_CLOCK_RATE) / 1_000_000;
         // RTP timestamps wrap at 2^32 by design.
-        let mut timestamp = self.timestamp_base.wrapping_add(ticks as u32);
-        if let Some(last) = self.last_timestamp
+        let mut timestamp = self.state.timestamp_base.wrapping_add(ticks as u32);
+        if let Some(last) = self.state.last_timestamp
             && timestamp.wrapping_sub(last) as i32 <= 0
         {
             // Two frames must never share a timestamp: a receiver would merge them.
             timestamp = last.wrapping_add(1);
         }
-        self.last_timestamp = Some(timestamp);
+        self.state.last_timestamp = Some(timestamp);
         let payloads = match self
             .payloader
             .payload(RTP_MTU - RTP_HEADER, &Bytes::copy_from_slice(&frame.data))
@@ -262,8 +290,8 @@ impl Vp8Packetizer {
             .into_iter()
             .enumerate()
             .map(|(i, payload)| {
-                let sequence_number = self.sequence;
-                self.sequence = self.sequence.wrapping_add(1);
+                let sequence_number = self.state.sequence;
+                self.state.sequence = self.state.sequence.wrapping_add(1);
                 rtc::rtp::Packet {
                     header: rtc::rtp::Header {
                         version: 2,
@@ -310,6 +338,7 @@ pub fn spawn_video_sender(
     settings: VideoSendSettings,
     ssrc: u32,
     control: Arc<VideoControl>,
+    ended: EndReports,
 ) -> Vec<JoinHandle<()>> {
     let span = tracing::debug_span!("video_send", ssrc);
     let watcher = watch_keyframe_requests(binding.clone(), Arc::clone(&control));
@@ -319,11 +348,32 @@ pub fn spawn_video_sender(
         settings,
         ssrc,
         control,
+        ended,
     );
     vec![
         tokio::spawn(sender.instrument(span.clone())),
         tokio::spawn(watcher.instrument(span)),
     ]
+}
+
+/// Runs one blocking step of a send stage (pull from a device, encode) on the blocking pool and
+/// hands the stage back with the result; `None` if the task panicked (the loop then ends).
+async fn on_blocking_pool<S: Send + 'static, R: Send + 'static>(
+    mut stage: S,
+    step: impl FnOnce(&mut S) -> R + Send + 'static,
+) -> Option<(S, R)> {
+    let joined = tokio::task::spawn_blocking(move || {
+        let result = step(&mut stage);
+        (stage, result)
+    })
+    .await;
+    match joined {
+        Ok(pair) => Some(pair),
+        Err(e) => {
+            tracing::error!("{}", PublishError::Task(e.to_string()));
+            None
+        }
+    }
 }
 
 /// Waits until `binding` holds a track; `None` if the room dropped the binding.
@@ -355,12 +405,14 @@ async fn video_send_loop(
     settings: VideoSendSettings,
     ssrc: u32,
     control: Arc<VideoControl>,
+    ended: EndReports,
 ) {
+    let mut failures = Failures::default();
     let period = Duration::from_micros(1_000_000 / u64::from(settings.fps.max(1)));
     let mut ticker = tokio::time::interval(period);
     // An encoder that falls behind skips ticks instead of bursting to catch up.
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut packetizer = Vp8Packetizer::new(ssrc);
+    let mut packetizer = Vp8Packetizer::new(ssrc, control.rtp_state());
     let mut stage = Some(stage);
     let mut bound: Option<Arc<TrackLocalStaticRTP>> = None;
     loop {
@@ -385,37 +437,39 @@ async fn video_send_loop(
         if !control.enabled() {
             continue;
         }
-        let Some(mut current) = stage.take() else {
+        let Some(current) = stage.take() else {
             return;
         };
         let keyframe = control.keyframe_wanted.swap(false, Ordering::SeqCst);
         let swap = control.swap.take();
-        let joined = tokio::task::spawn_blocking(move || {
-            let result = current.step(keyframe, swap);
-            (current, result)
-        })
-        .await;
-        let (current, result) = match joined {
-            Ok(pair) => pair,
-            Err(e) => {
-                tracing::error!("{}", PublishError::Task(e.to_string()));
-                return;
-            }
+        let Some((current, result)) =
+            on_blocking_pool(current, move |stage| stage.step(keyframe, swap)).await
+        else {
+            let _ = ended.send((MediaKind::Video, "the video encoder task failed".into()));
+            return;
         };
         stage = Some(current);
         let frame = match result {
-            Ok(Some(frame)) => frame,
+            Ok(Some(frame)) => {
+                failures.reset();
+                frame
+            }
             Ok(None) => continue,
             Err(PublishError::Source(SourceError::Ended)) => {
                 tracing::info!("video source ended");
+                let _ = ended.send((MediaKind::Video, "the camera stopped".into()));
                 return;
             }
             Err(e) => {
-                tracing::warn!("frame skipped: {e}");
+                if let Some(reason) = failures.record("camera", &e) {
+                    let _ = ended.send((MediaKind::Video, reason));
+                    return;
+                }
                 continue;
             }
         };
         let packets = packetizer.packetize(&frame);
+        control.save_rtp_state(packetizer.state);
         let total = packets.len() as u64;
         let written = write_packets(&track, packets).await;
         control.packets_sent.fetch_add(written, Ordering::Relaxed);
@@ -475,40 +529,35 @@ async fn watch_keyframe_requests(mut binding: TrackBinding, control: Arc<VideoCo
 /// Opus RTP: one packet per 20 ms frame, PT 111, 48 kHz timestamps from the capture time.
 struct OpusPacketizer {
     ssrc: u32,
-    sequence: u16,
-    timestamp_base: u32,
-    first_capture_micros: Option<u64>,
-    last_timestamp: Option<u32>,
+    state: RtpState,
 }
 
 impl OpusPacketizer {
-    fn new(ssrc: u32) -> Self {
-        Self {
-            ssrc,
-            sequence: rand::random(),
-            timestamp_base: rand::random(),
-            first_capture_micros: None,
-            last_timestamp: None,
-        }
+    fn new(ssrc: u32, state: RtpState) -> Self {
+        Self { ssrc, state }
     }
 
     fn packetize(&mut self, payload: Vec<u8>, capture_micros: u64) -> rtc::rtp::Packet {
-        let first = *self.first_capture_micros.get_or_insert(capture_micros);
+        let first = *self
+            .state
+            .first_capture_micros
+            .get_or_insert(capture_micros);
         let ticks = capture_micros.saturating_sub(first) * u64::from(SAMPLE_RATE) / 1_000_000;
         // RTP timestamps wrap at 2^32 by design.
-        let mut timestamp = self.timestamp_base.wrapping_add(ticks as u32);
-        if let Some(last) = self.last_timestamp
+        let mut timestamp = self.state.timestamp_base.wrapping_add(ticks as u32);
+        if let Some(last) = self.state.last_timestamp
             && timestamp.wrapping_sub(last) as i32 <= 0
         {
             timestamp = last.wrapping_add(FRAME_SAMPLES as u32);
         }
         // After a pause (mute), the first packet of a talk spurt carries the marker bit.
         let marker = self
+            .state
             .last_timestamp
             .is_none_or(|last| timestamp.wrapping_sub(last) > 2 * FRAME_SAMPLES as u32);
-        self.last_timestamp = Some(timestamp);
-        let sequence_number = self.sequence;
-        self.sequence = self.sequence.wrapping_add(1);
+        self.state.last_timestamp = Some(timestamp);
+        let sequence_number = self.state.sequence;
+        self.state.sequence = self.state.sequence.wrapping_add(1);
         rtc::rtp::Packet {
             header: rtc::rtp::Header {
                 version: 2,
@@ -554,10 +603,18 @@ pub fn spawn_audio_sender(
     encoder: OpusEncoder,
     ssrc: u32,
     control: Arc<AudioControl>,
+    ended: EndReports,
 ) -> JoinHandle<()> {
     let span = tracing::debug_span!("audio_send", ssrc);
     tokio::spawn(
-        audio_send_loop(binding, AudioStage { source, encoder }, ssrc, control).instrument(span),
+        audio_send_loop(
+            binding,
+            AudioStage { source, encoder },
+            ssrc,
+            control,
+            ended,
+        )
+        .instrument(span),
     )
 }
 
@@ -566,61 +623,103 @@ async fn audio_send_loop(
     stage: AudioStage,
     ssrc: u32,
     control: Arc<AudioControl>,
+    ended: EndReports,
 ) {
     let mut ticker = tokio::time::interval(Duration::from_micros(FRAME_MICROS));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut packetizer = OpusPacketizer::new(ssrc);
+    let mut packetizer = OpusPacketizer::new(ssrc, control.rtp_state());
+    let mut live = stage.source.is_live();
     let mut stage = Some(stage);
+    let mut failures = Failures::default();
     loop {
-        ticker.tick().await;
-        let current = binding.borrow_and_update().clone();
-        let Some(track) = current else {
+        if !live {
+            ticker.tick().await;
+        }
+        if binding.has_changed().is_err() {
+            // The room is gone.
+            return;
+        }
+        let track = binding.borrow_and_update().clone();
+        if track.is_none() && !live {
+            // A synthetic source can simply wait for a connection.
             if connected_track(&mut binding).await.is_none() {
                 return;
             }
             continue;
-        };
-        let Some(mut current) = stage.take() else {
+        }
+        let Some(current) = stage.take() else {
             return;
         };
         let swap = control.swap.take();
         let enabled = control.enabled();
-        let joined = tokio::task::spawn_blocking(move || {
-            // A muted microphone is still read (and discarded) so its buffer does not fill up
-            // with stale audio that would play after unmuting.
-            let result = current.step(swap);
-            (current, result)
-        })
-        .await;
-        let (current, result) = match joined {
-            Ok(pair) => pair,
-            Err(e) => {
-                tracing::error!("{}", PublishError::Task(e.to_string()));
-                return;
-            }
+        // A live source is read even while muted or unconnected, so that its buffer never holds
+        // stale audio that would play late afterwards; the frames are dropped.
+        let Some((current, result)) =
+            on_blocking_pool(current, move |stage| stage.step(swap)).await
+        else {
+            let _ = ended.send((MediaKind::Audio, "the audio encoder task failed".into()));
+            return;
         };
+        live = current.source.is_live();
         stage = Some(current);
         let (payload, capture_micros) = match result {
-            Ok(encoded) => encoded,
+            Ok(encoded) => {
+                failures.reset();
+                encoded
+            }
             Err(PublishError::Source(SourceError::Ended)) => {
                 tracing::info!("audio source ended");
+                let _ = ended.send((MediaKind::Audio, "the microphone stopped".into()));
                 return;
             }
             Err(e) => {
-                tracing::warn!("audio frame skipped: {e}");
+                if let Some(reason) = failures.record("microphone", &e) {
+                    let _ = ended.send((MediaKind::Audio, reason));
+                    return;
+                }
+                if live {
+                    // Do not spin on a failing device.
+                    tokio::time::sleep(Duration::from_micros(FRAME_MICROS)).await;
+                }
                 continue;
             }
         };
-        if !enabled {
+        let Some(track) = track.filter(|_| enabled) else {
             continue;
-        }
+        };
         let bytes = payload.len() as u64;
         let packet = packetizer.packetize(payload, capture_micros);
+        control.save_rtp_state(packetizer.state);
         if write_packets(&track, vec![packet]).await == 1 {
             control.packets_sent.fetch_add(1, Ordering::Relaxed);
             control.frames_sent.fetch_add(1, Ordering::Relaxed);
             control.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
         }
+    }
+}
+
+/// Where a send loop reports that it stopped for good: (kind, why).
+pub type EndReports = mpsc::UnboundedSender<(MediaKind, String)>;
+
+/// Consecutive failed frames before a send loop gives up on its source.
+const MAX_FAILURES: u32 = 50;
+
+/// Counts consecutive failures of a source; after [`MAX_FAILURES`] the loop gives up.
+#[derive(Default)]
+struct Failures(u32);
+
+impl Failures {
+    fn reset(&mut self) {
+        self.0 = 0;
+    }
+
+    /// Records a failure; `Some(reason)` when it is time to give up.
+    fn record(&mut self, what: &str, e: &PublishError) -> Option<String> {
+        self.0 += 1;
+        if self.0 == 1 {
+            tracing::warn!("{what} frame skipped: {e}");
+        }
+        (self.0 >= MAX_FAILURES).then(|| format!("the {what} keeps failing: {e}"))
     }
 }
 
@@ -639,7 +738,7 @@ mod tests {
 
     #[test]
     fn packetizer_splits_marks_and_stamps() {
-        let mut p = Vp8Packetizer::new(42);
+        let mut p = Vp8Packetizer::new(42, RtpState::new());
         let a = p.packetize(&frame(1_000_000, 3000));
         assert_eq!(a.len(), 3);
         assert!(

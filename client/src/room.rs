@@ -19,7 +19,7 @@ use crate::media::{
 };
 use crate::peer::{self, PcEvent, PeerError};
 use crate::publish::{
-    self, AudioControl, SendStats, TrackBinding, VideoControl, VideoSendSettings,
+    self, AudioControl, EndReports, SendStats, TrackBinding, VideoControl, VideoSendSettings,
 };
 use crate::receive::{self, ReceiveEvent, RemoteVideo, VideoSlot};
 use crate::signaling::{Signaling, SignalingError};
@@ -515,12 +515,18 @@ impl Room {
                 }
             };
 
+            let (ended_tx, ended_rx) = mpsc::unbounded_channel();
             let mut local = Vec::new();
             if let Some((source, encoder, settings)) = video {
-                local.push(LocalTrack::video(source, encoder, settings));
+                local.push(LocalTrack::video(
+                    source,
+                    encoder,
+                    settings,
+                    ended_tx.clone(),
+                ));
             }
             if let Some((source, encoder)) = audio {
-                local.push(LocalTrack::audio(source, encoder));
+                local.push(LocalTrack::audio(source, encoder, ended_tx.clone()));
             }
             let (ready_tx, ready_rx) = mpsc::channel(64);
             let (commands_tx, commands) = mpsc::channel(16);
@@ -533,9 +539,12 @@ impl Room {
                 ready_tx,
                 ready_rx,
                 audio_ready,
+                ended_tx,
+                ended_rx,
                 local,
                 session: None,
                 playout,
+                old_peer_ids: std::collections::HashSet::new(),
             };
             task.events.emit(RoomEvent::Joined {
                 peer_id: joined.peer_id.clone(),
@@ -639,6 +648,10 @@ struct Session {
     remote_set: bool,
     pending_candidates: Vec<RTCIceCandidateInit>,
     connected: bool,
+    /// When the server last sent anything.
+    last_inbound: Instant,
+    /// `close` ran (otherwise `Drop` closes the PeerConnection).
+    closed: bool,
 }
 
 impl Session {
@@ -690,6 +703,8 @@ impl Session {
                 remote_set: false,
                 pending_candidates: Vec::new(),
                 connected: false,
+                last_inbound: Instant::now(),
+                closed: false,
             },
             joined,
         ))
@@ -711,6 +726,7 @@ impl Session {
             let _ = self.signaling.send(&ClientMessage::Leave).await;
         }
         self.signaling.close().await;
+        self.closed = true;
         if let Err(e) = self.pc.close().await {
             tracing::debug!("closing the PeerConnection: {e}");
         }
@@ -721,6 +737,16 @@ impl Drop for Session {
     fn drop(&mut self) {
         for task in self.receivers.values() {
             task.abort();
+        }
+        // Dropped without `close` (an error path, a cancelled join): the PeerConnection's
+        // driver and sockets would otherwise live on.
+        if !self.closed
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let pc = Arc::clone(&self.pc);
+            runtime.spawn(async move {
+                let _ = pc.close().await;
+            });
         }
     }
 }
@@ -785,6 +811,9 @@ enum LocalControl {
 struct LocalTrack {
     kind: MediaKind,
     ssrc: u32,
+    /// Video: the track's size, rate and bitrate (a switched-in camera opens with them).
+    settings: Option<VideoSendSettings>,
+    ended: EndReports,
     /// The id in the current session (a new one per session: the server refuses a track id
     /// still held by our previous, not yet removed, session).
     track_id: TrackId,
@@ -800,6 +829,7 @@ impl LocalTrack {
         source: Box<dyn VideoSource>,
         encoder: crate::media::Vp8Encoder,
         settings: VideoSendSettings,
+        ended: EndReports,
     ) -> Self {
         let ssrc = rand::random::<u32>() | 1;
         let (binding, bound): (_, TrackBinding) = watch::channel(None);
@@ -811,10 +841,13 @@ impl LocalTrack {
             settings,
             ssrc,
             Arc::clone(&control),
+            ended.clone(),
         );
         Self {
             kind: MediaKind::Video,
             ssrc,
+            settings: Some(settings),
+            ended,
             track_id: new_track_id(MediaKind::Video),
             muted: false,
             control: LocalControl::Video(control),
@@ -823,14 +856,23 @@ impl LocalTrack {
         }
     }
 
-    fn audio(source: Box<dyn AudioSource>, encoder: OpusEncoder) -> Self {
+    fn audio(source: Box<dyn AudioSource>, encoder: OpusEncoder, ended: EndReports) -> Self {
         let ssrc = rand::random::<u32>() | 1;
         let (binding, bound): (_, TrackBinding) = watch::channel(None);
         let control = Arc::new(AudioControl::new(true));
-        let task = publish::spawn_audio_sender(bound, source, encoder, ssrc, Arc::clone(&control));
+        let task = publish::spawn_audio_sender(
+            bound,
+            source,
+            encoder,
+            ssrc,
+            Arc::clone(&control),
+            ended.clone(),
+        );
         Self {
             kind: MediaKind::Audio,
             ssrc,
+            settings: None,
+            ended,
             track_id: new_track_id(MediaKind::Audio),
             muted: false,
             control: LocalControl::Audio(control),
@@ -848,6 +890,55 @@ impl LocalTrack {
             },
             muted: self.muted,
         }
+    }
+
+    /// Whether the send loop stopped (its source ended or kept failing).
+    fn stopped(&self) -> bool {
+        self.tasks.first().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Replaces a stopped send loop with a new one on `source` (same track, same binding).
+    fn restart_video(&mut self, source: Box<dyn VideoSource>) -> Result<(), RoomError> {
+        let (LocalControl::Video(control), Some(settings)) = (&self.control, self.settings) else {
+            return Err(RoomError::NoCamera);
+        };
+        let encoder =
+            publish::new_encoder(&settings).map_err(|e| RoomError::Media(e.to_string()))?;
+        control.request_keyframe();
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        self.tasks = publish::spawn_video_sender(
+            self.binding.subscribe(),
+            source,
+            encoder,
+            settings,
+            self.ssrc,
+            Arc::clone(control),
+            self.ended.clone(),
+        );
+        Ok(())
+    }
+
+    /// Replaces a stopped audio send loop with a new one on `source`.
+    fn restart_audio(&mut self, source: Box<dyn AudioSource>) -> Result<(), RoomError> {
+        let LocalControl::Audio(control) = &self.control else {
+            return Err(RoomError::NoMicrophone);
+        };
+        let encoder =
+            OpusEncoder::new(OpusConfig::voice()).map_err(|e| RoomError::Media(e.to_string()))?;
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        self.tasks = vec![publish::spawn_audio_sender(
+            self.binding.subscribe(),
+            source,
+            encoder,
+            self.ssrc,
+            Arc::clone(control),
+            self.ended.clone(),
+        )];
+        Ok(())
     }
 
     fn set_enabled(&mut self, enabled: bool) {
@@ -1102,9 +1193,15 @@ struct RoomTask {
     ready_tx: mpsc::Sender<ReceiveEvent>,
     ready_rx: mpsc::Receiver<ReceiveEvent>,
     audio_ready: mpsc::Receiver<TrackId>,
+    /// Send loops that stopped for good report here.
+    ended_tx: EndReports,
+    ended_rx: mpsc::UnboundedReceiver<(MediaKind, String)>,
     local: Vec<LocalTrack>,
     session: Option<Session>,
     playout: Option<Playout>,
+    /// Our ids in earlier sessions: the server may still list that ghost of ours for a while
+    /// after a reconnection (until it notices the old socket or ICE is gone); it is not a peer.
+    old_peer_ids: std::collections::HashSet<PeerId>,
 }
 
 /// How a session ended.
@@ -1221,6 +1318,9 @@ impl RoomTask {
                 },
                 input = next_session_input(&mut self.session) => match input {
                     SessionInput::Message(Ok(Some(message))) => {
+                        if let Some(session) = self.session.as_mut() {
+                            session.last_inbound = Instant::now();
+                        }
                         if let Some(end) = self.on_server_message(message).await {
                             return end;
                         }
@@ -1247,11 +1347,26 @@ impl RoomTask {
                     tracing::info!(track = %track_id, "first audio played");
                     self.events.emit(RoomEvent::TrackReady { track_id });
                 }
+                Some((kind, reason)) = self.ended_rx.recv() => {
+                    tracing::warn!(?kind, reason, "local track stopped");
+                    self.events.emit(RoomEvent::Error(RoomError::Device(DeviceError::Failed(format!(
+                        "{reason}; switch to another input to resume"
+                    )))));
+                }
                 _ = ping.tick() => {
                     next_ping += 1;
-                    if let Some(session) = self.session.as_mut()
-                        && let Err(e) = session.signaling.send(&ClientMessage::Ping { id: next_ping }).await
-                    {
+                    let Some(session) = self.session.as_mut() else {
+                        continue;
+                    };
+                    // The server answers every ping; silence for two intervals means a dead
+                    // (half-open) socket.
+                    if session.last_inbound.elapsed() > 2 * PING_INTERVAL {
+                        return SessionEnd::Lost(format!(
+                            "no answer from the server for {:?}",
+                            session.last_inbound.elapsed()
+                        ));
+                    }
+                    if let Err(e) = session.signaling.send(&ClientMessage::Ping { id: next_ping }).await {
                         return SessionEnd::Lost(e.to_string());
                     }
                 }
@@ -1261,6 +1376,8 @@ impl RoomTask {
 
     /// Tries to join again until `reconnect_for` has passed, serving commands meanwhile.
     async fn rejoin(&mut self, reconnect_for: Duration) -> Rejoin {
+        let ghost = lock(&self.shared.peer_id).clone();
+        self.old_peer_ids.insert(ghost);
         let deadline = Instant::now() + reconnect_for;
         let mut backoff = RECONNECT_FIRST_BACKOFF;
         let link = self.link.clone();
@@ -1280,6 +1397,7 @@ impl RoomTask {
             };
             match result {
                 Ok((session, joined)) => {
+                    let joined = self.without_ghosts(joined);
                     tracing::info!(peer = %joined.peer_id, "rejoined");
                     self.events.emit(RoomEvent::Joined {
                         peer_id: joined.peer_id.clone(),
@@ -1290,8 +1408,15 @@ impl RoomTask {
                         Err(e) => Rejoin::GaveUp(e.to_string()),
                     };
                 }
-                // The server answered and said no (room now full, name refused): retrying
-                // would get the same answer.
+                // Full (perhaps because our own ghost still holds a seat) or restarting: that
+                // passes, so keep trying.
+                Err(
+                    e @ JoinError::Refused {
+                        code: ErrorCode::RoomFull | ErrorCode::ShuttingDown,
+                        ..
+                    },
+                ) => last_error = e.to_string(),
+                // Any other refusal (name, version) would be the same next time.
                 Err(e @ JoinError::Refused { .. }) => return Rejoin::GaveUp(e.to_string()),
                 Err(e) => {
                     tracing::debug!("rejoin attempt failed: {e}");
@@ -1317,6 +1442,17 @@ impl RoomTask {
             }
             backoff = (backoff * 2).min(RECONNECT_MAX_BACKOFF);
         }
+    }
+
+    /// `joined` without our own earlier sessions (see `old_peer_ids`).
+    fn without_ghosts(&self, mut joined: Joined) -> Joined {
+        joined
+            .peers
+            .retain(|p| !self.old_peer_ids.contains(&p.peer_id));
+        joined
+            .tracks
+            .retain(|t| !self.old_peer_ids.contains(&t.peer_id));
+        joined
     }
 
     /// Makes `session` current: reconciles the remote tracks with what it announces, adds our
@@ -1473,40 +1609,50 @@ impl RoomTask {
     }
 
     async fn switch_video(&mut self, input: VideoInput) -> Result<(), RoomError> {
-        let existing = self.local.iter().find_map(|t| match &t.control {
-            LocalControl::Video(c) => Some(Arc::clone(c)),
-            LocalControl::Audio(_) => None,
-        });
-        let settings = VideoSendSettings {
-            width: 640,
-            height: 360,
-            fps: 30,
-            target_kbps: 800,
-        };
+        let existing = self.local.iter().position(|t| t.kind == MediaKind::Video);
+        // A switched-in camera opens at the track's settings; a first camera at 640×360@30.
+        let settings = existing
+            .and_then(|i| self.local[i].settings)
+            .unwrap_or(VideoSendSettings {
+                width: 640,
+                height: 360,
+                fps: 30,
+                target_kbps: 800,
+            });
         let source = open_video(input, &settings).await?;
-        if let Some(control) = existing {
-            control.replace_source(source);
+        if let Some(i) = existing {
+            let track = &mut self.local[i];
+            if track.stopped() {
+                return track.restart_video(source);
+            }
+            if let LocalControl::Video(control) = &track.control {
+                control.replace_source(source);
+            }
             return Ok(());
         }
         let encoder =
             publish::new_encoder(&settings).map_err(|e| RoomError::Media(e.to_string()))?;
-        self.publish_new(LocalTrack::video(source, encoder, settings))
-            .await
+        let track = LocalTrack::video(source, encoder, settings, self.ended_tx.clone());
+        self.publish_new(track).await
     }
 
     async fn switch_audio(&mut self, input: AudioInput) -> Result<(), RoomError> {
-        let existing = self.local.iter().find_map(|t| match &t.control {
-            LocalControl::Audio(c) => Some(Arc::clone(c)),
-            LocalControl::Video(_) => None,
-        });
+        let existing = self.local.iter().position(|t| t.kind == MediaKind::Audio);
         let source = open_audio(input).await?;
-        if let Some(control) = existing {
-            control.replace_source(source);
+        if let Some(i) = existing {
+            let track = &mut self.local[i];
+            if track.stopped() {
+                return track.restart_audio(source);
+            }
+            if let LocalControl::Audio(control) = &track.control {
+                control.replace_source(source);
+            }
             return Ok(());
         }
         let encoder =
             OpusEncoder::new(OpusConfig::voice()).map_err(|e| RoomError::Media(e.to_string()))?;
-        self.publish_new(LocalTrack::audio(source, encoder)).await
+        let track = LocalTrack::audio(source, encoder, self.ended_tx.clone());
+        self.publish_new(track).await
     }
 
     /// Adds a new local track to the room and to the current session (renegotiating).
@@ -1605,7 +1751,28 @@ impl RoomTask {
         if let Some(session) = self.session.as_mut() {
             session.remote.insert(info.track_id.clone(), info.clone());
         }
+        // Announced again after a reconnection: its slot already has frames to show.
+        let ready = match info.kind {
+            MediaKind::Video => self
+                .remote_video_stats(&info.track_id)
+                .is_some_and(|s| s.first_frame_at.is_some()),
+            MediaKind::Audio => self
+                .shared
+                .mixer
+                .remote_audio(&info.track_id)
+                .is_some_and(|a| a.stats().first_frame_at.is_some()),
+        };
+        let track_id = info.track_id.clone();
         self.events.emit(RoomEvent::TrackAdded(info));
+        if ready {
+            self.events.emit(RoomEvent::TrackReady { track_id });
+        }
+    }
+
+    fn remote_video_stats(&self, track_id: &TrackId) -> Option<crate::VideoStats> {
+        lock(&self.shared.videos)
+            .get(track_id)
+            .map(|slot| slot.subscribe().stats())
     }
 
     async fn on_server_message(&mut self, message: ServerMessage) -> Option<SessionEnd> {
@@ -1613,6 +1780,11 @@ impl RoomTask {
             ServerMessage::SdpAnswer { sdp } => self.on_answer(sdp).await,
             ServerMessage::SdpOffer { sdp } => self.on_offer(sdp).await,
             ServerMessage::IceCandidate { candidate } => self.on_candidate(candidate).await,
+            ServerMessage::PeerJoined { peer } if self.old_peer_ids.contains(&peer.peer_id) => {}
+            ServerMessage::PeerLeft { peer_id } if self.old_peer_ids.contains(&peer_id) => {
+                tracing::debug!(peer = %peer_id, "our previous session is gone");
+            }
+            ServerMessage::PeerUpdated { peer } if self.old_peer_ids.contains(&peer.peer_id) => {}
             ServerMessage::PeerJoined { peer } => {
                 if let Some(session) = self.session.as_mut() {
                     session.peers.insert(peer.peer_id.clone(), peer.clone());
@@ -1628,13 +1800,18 @@ impl RoomTask {
             ServerMessage::PeerUpdated { peer } => self.events.emit(RoomEvent::PeerUpdated(peer)),
             ServerMessage::TracksAdded { tracks } => {
                 for info in tracks {
-                    self.add_track(info);
+                    if !self.old_peer_ids.contains(&info.peer_id) {
+                        self.add_track(info);
+                    }
                 }
             }
             ServerMessage::TracksRemoved { track_ids } => {
                 for track_id in track_ids {
                     if let Some(session) = self.session.as_mut() {
-                        session.remote.remove(&track_id);
+                        if session.remote.remove(&track_id).is_none() {
+                            // Not announced to us (a ghost's track): nothing to remove.
+                            continue;
+                        }
                         if let Some(task) = session.receivers.remove(&track_id) {
                             task.abort();
                         }
@@ -1646,6 +1823,10 @@ impl RoomTask {
             }
             ServerMessage::TrackUpdated { track } => {
                 let session = self.session.as_mut()?;
+                if !session.remote.contains_key(&track.track_id) {
+                    // One of ours (the server echoes our own updates) or unknown.
+                    return None;
+                }
                 let was_muted = session.remote.get(&track.track_id).map(|t| t.muted);
                 let track_id = track.track_id.clone();
                 let muted = track.muted;
@@ -1660,6 +1841,12 @@ impl RoomTask {
             }
             ServerMessage::Error { code, message } => {
                 tracing::warn!(?code, message, "server error");
+                // An offer of ours the server could not take gets this instead of an answer.
+                if matches!(code, ErrorCode::InvalidSdp | ErrorCode::Internal)
+                    && self.session.as_ref().is_some_and(|s| s.making_offer)
+                {
+                    self.abandon_offer().await;
+                }
                 self.events
                     .emit(RoomEvent::Error(RoomError::Server { code, message }));
             }
@@ -1689,13 +1876,35 @@ impl RoomTask {
         };
         match applied {
             Ok(()) => self.remote_applied().await,
-            Err(e) => self.media_error("server answer could not be applied", e),
+            Err(e) => {
+                self.media_error("server answer could not be applied", e);
+                self.abandon_offer().await;
+            }
         }
         if let Some(session) = self.session.as_mut()
             && std::mem::take(&mut session.offer_again)
             && let Err(e) = self.offer().await
         {
             self.media_error("renegotiation", e);
+        }
+    }
+
+    /// Drops our unanswered offer (rolls the PeerConnection back to stable), so that the
+    /// server's offers are taken again. Not re-offered: the same offer would fail the same way;
+    /// the next change offers afresh.
+    async fn abandon_offer(&mut self) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        session.making_offer = false;
+        session.offer_again = false;
+        match RTCSessionDescription::rollback(None) {
+            Ok(rollback) => {
+                if let Err(e) = session.pc.set_local_description(rollback).await {
+                    tracing::debug!("rollback of our offer: {e}");
+                }
+            }
+            Err(e) => tracing::debug!("rollback description: {e}"),
         }
     }
 
@@ -1813,6 +2022,12 @@ impl RoomTask {
         let Some(session) = self.session.as_mut() else {
             return;
         };
+        if !session.remote.contains_key(&track_id) {
+            // Removed before its first packet arrived, or a track of our own ghost (see
+            // `old_peer_ids`): nothing to receive.
+            tracing::debug!(parent: &span, "track not announced (any more); ignored");
+            return;
+        }
         if session
             .receivers
             .get(&track_id)

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-/// A running playout thread; dropping it stops the thread.
+/// A running playout thread; dropping it tells the thread to stop (without waiting for it).
 #[derive(Debug)]
 pub struct Playout {
     stop: Arc<AtomicBool>,
@@ -50,10 +50,10 @@ impl Playout {
 
 impl Drop for Playout {
     fn drop(&mut self) {
+        // The thread sees the flag after its current sink write (20 ms; longer for a stalled
+        // device) and ends, dropping the sink. It is not joined: dropping happens on the async
+        // room task, which must not block on a device.
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            // The loop checks the flag every 20 ms (one sink write).
-            let _ = thread.join();
-        }
+        drop(self.thread.take());
     }
 }

@@ -55,6 +55,13 @@ pub struct AudioFrame {
 pub trait AudioSource: Send {
     /// The next 20 ms frame.
     fn next_frame(&mut self) -> Result<AudioFrame, SourceError>;
+
+    /// Whether the source runs on a device clock: `next_frame` blocks until 20 ms have been
+    /// captured. A live source paces its sender; a synthetic one (the default) is paced by a
+    /// timer.
+    fn is_live(&self) -> bool {
+        false
+    }
 }
 
 /// A sine tone. Timestamps start at the wall clock when the source is created and advance by

@@ -495,6 +495,10 @@ impl MicrophoneSource {
 }
 
 impl AudioSource for MicrophoneSource {
+    fn is_live(&self) -> bool {
+        true
+    }
+
     fn next_frame(&mut self) -> Result<AudioFrame, SourceError> {
         let need = self
             .resampler
