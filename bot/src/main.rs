@@ -50,6 +50,12 @@ struct Args {
     /// Stay this long, then leave (e.g. `30s`, `2m`). Default: until Ctrl-C.
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
+    /// Turn the camera off (muted, as the others see it) this long after joining.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    camera_off_at: Option<Duration>,
+    /// Turn the microphone off this long after joining.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    mic_off_at: Option<Duration>,
     /// Write what was measured to this JSON file when leaving.
     #[arg(long)]
     stats_json: Option<PathBuf>,
@@ -250,7 +256,10 @@ async fn run(args: Args) -> u8 {
     }
 
     let mut bot = Bot::new(started, join_ms);
-    let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
+    let joined_at = tokio::time::Instant::now();
+    let deadline = args.duration.map(|d| joined_at + d);
+    let mut camera_off = args.camera_off_at.map(|d| joined_at + d);
+    let mut mic_off = args.mic_off_at.map(|d| joined_at + d);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     let mut status = StatusLine::new();
@@ -268,6 +277,20 @@ async fn run(args: Args) -> u8 {
                 let line = status.next(&room, &bot).await;
                 if !args.quiet {
                     println!("{line}");
+                }
+            }
+            _ = sleep_until(camera_off) => {
+                camera_off = None;
+                match room.set_camera_enabled(false).await {
+                    Ok(()) => println!("camera off"),
+                    Err(e) => eprintln!("videoroom-bot: cannot turn the camera off: {e}"),
+                }
+            }
+            _ = sleep_until(mic_off) => {
+                mic_off = None;
+                match room.set_microphone_enabled(false).await {
+                    Ok(()) => println!("microphone off"),
+                    Err(e) => eprintln!("videoroom-bot: cannot turn the microphone off: {e}"),
                 }
             }
             _ = sleep_until(deadline) => break None,
