@@ -449,24 +449,10 @@ async fn video_send_loop(
             return;
         };
         stage = Some(current);
-        let frame = match result {
-            Ok(Some(frame)) => {
-                failures.reset();
-                frame
-            }
-            Ok(None) => continue,
-            Err(PublishError::Source(SourceError::Ended)) => {
-                tracing::info!("video source ended");
-                let _ = ended.send((MediaKind::Video, "the camera stopped".into()));
-                return;
-            }
-            Err(e) => {
-                if let Some(reason) = failures.record("camera", &e) {
-                    let _ = ended.send((MediaKind::Video, reason));
-                    return;
-                }
-                continue;
-            }
+        let frame = match failures.judge(MediaKind::Video, result, &ended) {
+            Outcome::Frame(Some(frame)) => frame,
+            Outcome::Frame(None) | Outcome::Skip => continue,
+            Outcome::Stop => return,
         };
         let packets = packetizer.packetize(&frame);
         control.save_rtp_state(packetizer.state);
@@ -662,27 +648,16 @@ async fn audio_send_loop(
         };
         live = current.source.is_live();
         stage = Some(current);
-        let (payload, capture_micros) = match result {
-            Ok(encoded) => {
-                failures.reset();
-                encoded
-            }
-            Err(PublishError::Source(SourceError::Ended)) => {
-                tracing::info!("audio source ended");
-                let _ = ended.send((MediaKind::Audio, "the microphone stopped".into()));
-                return;
-            }
-            Err(e) => {
-                if let Some(reason) = failures.record("microphone", &e) {
-                    let _ = ended.send((MediaKind::Audio, reason));
-                    return;
-                }
+        let (payload, capture_micros) = match failures.judge(MediaKind::Audio, result, &ended) {
+            Outcome::Frame(encoded) => encoded,
+            Outcome::Skip => {
                 if live {
                     // Do not spin on a failing device.
                     tokio::time::sleep(Duration::from_micros(FRAME_MICROS)).await;
                 }
                 continue;
             }
+            Outcome::Stop => return,
         };
         let Some(track) = track.filter(|_| enabled) else {
             continue;
@@ -708,18 +683,51 @@ const MAX_FAILURES: u32 = 50;
 #[derive(Default)]
 struct Failures(u32);
 
-impl Failures {
-    fn reset(&mut self) {
-        self.0 = 0;
-    }
+/// What a send loop does with the result of one step.
+enum Outcome<T> {
+    /// Send it.
+    Frame(T),
+    /// Skip this frame.
+    Skip,
+    /// The source is gone or keeps failing: stop (the room has been told).
+    Stop,
+}
 
-    /// Records a failure; `Some(reason)` when it is time to give up.
-    fn record(&mut self, what: &str, e: &PublishError) -> Option<String> {
-        self.0 += 1;
-        if self.0 == 1 {
-            tracing::warn!("{what} frame skipped: {e}");
+impl Failures {
+    /// Judges one step's result; a source that ended or failed [`MAX_FAILURES`] times in a row
+    /// is reported on `ended`.
+    fn judge<T>(
+        &mut self,
+        kind: MediaKind,
+        result: Result<T, PublishError>,
+        ended: &EndReports,
+    ) -> Outcome<T> {
+        let device = match kind {
+            MediaKind::Video => "camera",
+            MediaKind::Audio => "microphone",
+        };
+        match result {
+            Ok(frame) => {
+                self.0 = 0;
+                Outcome::Frame(frame)
+            }
+            Err(PublishError::Source(SourceError::Ended)) => {
+                tracing::info!("{device} source ended");
+                let _ = ended.send((kind, format!("the {device} stopped")));
+                Outcome::Stop
+            }
+            Err(e) => {
+                self.0 += 1;
+                if self.0 == 1 {
+                    tracing::warn!("{device} frame skipped: {e}");
+                }
+                if self.0 >= MAX_FAILURES {
+                    let _ = ended.send((kind, format!("the {device} keeps failing: {e}")));
+                    return Outcome::Stop;
+                }
+                Outcome::Skip
+            }
         }
-        (self.0 >= MAX_FAILURES).then(|| format!("the {what} keeps failing: {e}"))
     }
 }
 
