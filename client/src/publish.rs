@@ -10,6 +10,8 @@
 //! ([`TrackBinding`]), so a reconnection swaps the track under them without restarting the
 //! source or the encoder.
 
+use crate::audio::analysis::{LevelMeter, SILENCE_DBOV};
+use crate::media::I420Frame;
 use crate::media::opus::{FRAME_MICROS, FRAME_SAMPLES, SAMPLE_RATE};
 use crate::media::{
     AudioSource, EncodedFrame, OpusEncoder, SourceError, VideoSource, Vp8Config, Vp8Encoder,
@@ -19,7 +21,7 @@ use crate::peer::{OPUS_PT, VP8_CLOCK_RATE, VP8_PT, is_keyframe_request};
 use bytes::Bytes;
 use rtc::rtp::codec::vp8::Vp8Payloader;
 use rtc::rtp::packetizer::Payloader;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -74,6 +76,11 @@ pub struct SendControl<S: ?Sized> {
     bytes_sent: AtomicU64,
     swap: SourceSwap<S>,
     rtp: Mutex<RtpState>,
+    /// Video: the newest captured frame (self view).
+    preview: watch::Sender<Option<Arc<I420Frame>>>,
+    /// Audio: the smoothed capture level, dBov as `f32` bits, and whether it counts as speech.
+    level_bits: AtomicU32,
+    speaking: AtomicBool,
 }
 
 /// Counters of a local track.
@@ -105,6 +112,9 @@ impl<S: ?Sized> SendControl<S> {
             bytes_sent: AtomicU64::new(0),
             swap: SourceSwap::new(),
             rtp: Mutex::new(RtpState::new()),
+            preview: watch::channel(None).0,
+            level_bits: AtomicU32::new(SILENCE_DBOV.to_bits()),
+            speaking: AtomicBool::new(false),
         }
     }
 
@@ -131,6 +141,21 @@ impl<S: ?Sized> SendControl<S> {
     pub fn replace_source(&self, source: Box<S>) {
         self.swap.replace(source);
         self.request_keyframe();
+    }
+
+    /// Video: the newest captured frame, before encoding (self view). `None` until the first
+    /// frame; frames are taken while the track is enabled and connected.
+    pub fn preview(&self) -> watch::Receiver<Option<Arc<I420Frame>>> {
+        self.preview.subscribe()
+    }
+
+    /// Audio: the smoothed level of what is captured (dBov, −127 = silence) and whether it
+    /// counts as speech (for a speaking indicator; read also while muted).
+    pub fn level(&self) -> (f32, bool) {
+        (
+            f32::from_bits(self.level_bits.load(Ordering::Relaxed)),
+            self.speaking.load(Ordering::Relaxed),
+        )
     }
 
     fn rtp_state(&self) -> RtpState {
@@ -185,6 +210,7 @@ pub enum PublishError {
 struct EncodeStage {
     source: Box<dyn VideoSource>,
     encoder: Vp8Encoder,
+    control: Arc<VideoControl>,
 }
 
 impl EncodeStage {
@@ -214,7 +240,9 @@ impl EncodeStage {
         if keyframe {
             self.encoder.force_keyframe();
         }
-        Ok(self.encoder.encode(&frame)?)
+        let encoded = self.encoder.encode(&frame)?;
+        self.control.preview.send_replace(Some(Arc::new(frame)));
+        Ok(encoded)
     }
 }
 
@@ -344,7 +372,11 @@ pub fn spawn_video_sender(
     let watcher = watch_keyframe_requests(binding.clone(), Arc::clone(&control));
     let sender = video_send_loop(
         binding,
-        EncodeStage { source, encoder },
+        EncodeStage {
+            source,
+            encoder,
+            control: Arc::clone(&control),
+        },
         settings,
         ssrc,
         control,
@@ -563,6 +595,8 @@ impl OpusPacketizer {
 struct AudioStage {
     source: Box<dyn AudioSource>,
     encoder: OpusEncoder,
+    control: Arc<AudioControl>,
+    meter: LevelMeter,
 }
 
 impl AudioStage {
@@ -571,6 +605,13 @@ impl AudioStage {
             self.source = source;
         }
         let frame = self.source.next_frame()?;
+        let level = self.meter.update(&frame.samples);
+        self.control
+            .level_bits
+            .store(level.to_bits(), Ordering::Relaxed);
+        self.control
+            .speaking
+            .store(self.meter.is_speaking(), Ordering::Relaxed);
         let packet = self
             .encoder
             .encode(&frame)
@@ -595,7 +636,12 @@ pub fn spawn_audio_sender(
     tokio::spawn(
         audio_send_loop(
             binding,
-            AudioStage { source, encoder },
+            AudioStage {
+                source,
+                encoder,
+                control: Arc::clone(&control),
+                meter: LevelMeter::default(),
+            },
             ssrc,
             control,
             ended,

@@ -1080,6 +1080,22 @@ impl RoomHandle {
             .map(|c| c.1.stats())
     }
 
+    /// Our camera's newest captured frame (self view), if we publish a camera.
+    pub fn local_video(&self) -> Option<watch::Receiver<Option<Arc<crate::media::I420Frame>>>> {
+        lock(&self.shared.local_ids)
+            .camera
+            .as_ref()
+            .map(|c| c.1.preview())
+    }
+
+    /// Our microphone's level (dBov) and whether it counts as speech, if we publish one.
+    pub fn microphone_level(&self) -> Option<(f32, bool)> {
+        lock(&self.shared.local_ids)
+            .microphone
+            .as_ref()
+            .map(|c| c.1.level())
+    }
+
     /// Counters of our microphone track (across sessions).
     pub fn microphone_stats(&self) -> Option<SendStats> {
         lock(&self.shared.local_ids)

@@ -60,6 +60,15 @@ async fn tones_cross_the_room_at_their_frequency() {
         level > -30.0,
         "a 0.3 full-scale tone plays at about -13 dBov, got {level}"
     );
+    assert!(
+        at_bob.stats().speaking,
+        "Alice's tone lights Bob's speaking indicator"
+    );
+    let (own, speaking) = alice.microphone_level().expect("Alice has a microphone");
+    assert!(
+        own > -30.0 && speaking,
+        "Alice's own level {own} dBov, speaking {speaking}"
+    );
     let sent = alice.microphone_stats().unwrap();
     assert!(sent.frames_sent >= 60 && sent.bytes_sent > 0, "{sent:?}");
     let mut ready = false;
@@ -97,6 +106,10 @@ async fn tones_cross_the_room_at_their_frequency() {
         at_bob.dominant_frequency().is_none()
     })
     .await;
+    assert!(
+        !at_bob.stats().speaking,
+        "no speaking indicator for a muted peer"
+    );
     alice.set_microphone_enabled(true).await.unwrap();
     wait_until(WAIT, "audio resumes after unmute", || {
         at_bob.stats().packets_received > stopped + 25

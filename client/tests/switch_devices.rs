@@ -46,6 +46,16 @@ async fn inputs_switch_in_place_and_a_first_camera_is_published() {
     })
     .await;
 
+    // Self view: Alice's own newest captured frame.
+    let mut own = alice.local_video().expect("Alice publishes a camera");
+    tokio::time::timeout(
+        WAIT,
+        own.wait_for(|f| f.as_ref().is_some_and(|f| f.width() == 640)),
+    )
+    .await
+    .expect("a self-view frame in time")
+    .expect("preview channel open");
+
     // Video: a 320x180 source under the same track.
     alice
         .switch_camera(VideoInput::Source(pattern(320, 180)))

@@ -38,6 +38,8 @@ pub struct AudioStats {
     pub jitter: JitterStats,
     /// Smoothed level of what was played, dBov (−127 = silence).
     pub level_dbov: f32,
+    /// Whether that level counts as speech (for a speaking indicator).
+    pub speaking: bool,
     /// When the track was announced.
     pub added_at: Option<Instant>,
     /// When its first packet was decoded and played.
@@ -83,6 +85,7 @@ impl Input {
         });
         let samples: &[i16] = pcm.as_deref().unwrap_or(&[0; FRAME_SAMPLES]);
         self.stats.level_dbov = self.meter.update(samples);
+        self.stats.speaking = self.meter.is_speaking();
         if self.recent.len() + samples.len() > RECENT_SAMPLES {
             let excess = self.recent.len() + samples.len() - RECENT_SAMPLES;
             self.recent.drain(..excess.min(self.recent.len()));
