@@ -1608,20 +1608,28 @@ impl RoomTask {
                 MediaKind::Audio => RoomError::NoMicrophone,
             });
         };
-        local.set_enabled(enabled);
         let message = ClientMessage::UpdateTrack {
             track_id: local.track_id.clone(),
             muted: !enabled,
         };
+        // Muting stops the media first; unmuting tells the room first, so that the server
+        // rarely sees media of a track it still believes muted.
+        if !enabled {
+            local.set_enabled(false);
+        }
         // While reconnecting there is no socket: the new session declares the muted state.
-        if let Some(session) = self.session.as_mut() {
-            session
+        let sent = match self.session.as_mut() {
+            Some(session) => session
                 .signaling
                 .send(&message)
                 .await
-                .map_err(|e| RoomError::Signaling(e.to_string()))?;
+                .map_err(|e| RoomError::Signaling(e.to_string())),
+            None => Ok(()),
+        };
+        if enabled && let Some(local) = self.local.iter_mut().find(|t| t.kind == kind) {
+            local.set_enabled(true);
         }
-        Ok(())
+        sent
     }
 
     async fn switch_video(&mut self, input: VideoInput) -> Result<(), RoomError> {

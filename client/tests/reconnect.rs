@@ -238,3 +238,65 @@ async fn an_unreachable_server_ends_the_room_after_the_bound() {
     alice.leave().await;
     server.shutdown(Duration::from_secs(2)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_camera_muted_across_a_rejoin_unmutes_for_everyone() {
+    let server = start_server(test_config()).await;
+    let proxy = Proxy::start(server.local_addr()).await;
+    let (alice, alice_events) = Room::join(&proxy.url(), "muted", "Alice", options())
+        .await
+        .expect("Alice joins");
+    let (bob, bob_events) = Room::join(&ws_url(&server), "muted", "Bob", options())
+        .await
+        .expect("Bob joins");
+    let alice_events = record(alice_events);
+    let bob_events = record(bob_events);
+    let old_alice = alice.peer_id();
+    alice.set_camera_enabled(false).await.expect("mute");
+
+    // Rejoin while muted: the new session declares the camera muted and sends nothing, so the
+    // server has not published it when Alice unmutes.
+    proxy.cut();
+    wait_until(WAIT, "Alice rejoins", || {
+        any(
+            &alice_events,
+            |e| matches!(e, RoomEvent::Joined { peer_id, .. } if *peer_id != old_alice),
+        )
+    })
+    .await;
+    let new_alice = alice.peer_id();
+    wait_until(WAIT, "Bob sees the new Alice", || {
+        any(
+            &bob_events,
+            |e| matches!(e, RoomEvent::PeerJoined(p) if p.peer_id == new_alice),
+        )
+    })
+    .await;
+    alice.set_camera_enabled(true).await.expect("unmute");
+    let cam = alice.camera_track_id().expect("camera");
+    let video = remote_video(&bob, &cam).await;
+    wait_until(WAIT, "Bob decodes the unmuted camera", || {
+        video.stats().frames_decoded >= 10
+    })
+    .await;
+    // What Bob believes: announced (perhaps muted, if the first packet beat the unmute to the
+    // server), then updated; it must end unmuted.
+    wait_until(WAIT, "Bob sees the camera unmuted", || {
+        let seen = bob_events.lock().expect("lock");
+        seen.iter().fold(None, |muted, e| match e {
+            RoomEvent::TrackAdded(info) if info.track_id == cam => Some(info.muted),
+            RoomEvent::TrackMuted { track_id } if *track_id == cam => Some(true),
+            RoomEvent::TrackUnmuted { track_id } if *track_id == cam => Some(false),
+            _ => muted,
+        }) == Some(false)
+    })
+    .await;
+    assert!(
+        !any(&alice_events, |e| matches!(e, RoomEvent::Error(_))),
+        "no error for Alice: {:?}",
+        alice_events.lock().expect("lock")
+    );
+    alice.leave().await;
+    bob.leave().await;
+    server.shutdown(Duration::from_secs(2)).await;
+}

@@ -13,7 +13,7 @@
 use crate::forwarder::{Forwarder, ForwarderHandle, SUBSCRIBER_QUEUE, Subscription};
 use crate::media;
 use crate::metrics::Metrics;
-use crate::room::RoomHandle;
+use crate::room::{RoomCommand, RoomHandle};
 use crate::rtc_config::RtcConfig;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::collections::{HashMap, HashSet};
@@ -71,6 +71,14 @@ pub enum EndpointCommand {
     Unsubscribe {
         /// The track.
         track_id: TrackId,
+    },
+    /// The client muted or unmuted a track the room has not published yet: update its
+    /// declaration (see `Room::update_track`).
+    UpdateDeclared {
+        /// The track.
+        track_id: TrackId,
+        /// New state.
+        muted: bool,
     },
     /// Close the PeerConnection and end.
     Close,
@@ -270,6 +278,28 @@ impl Endpoint {
         });
     }
 
+    async fn update_declared(&mut self, track_id: TrackId, muted: bool) {
+        if self.published.contains_key(&track_id) {
+            // Published while the update was on its way: the room knows it now.
+            self.room
+                .send(RoomCommand::UpdateTrack {
+                    peer_id: self.peer_id.clone(),
+                    track_id,
+                    muted,
+                    relayed: true,
+                })
+                .await;
+        } else if let Some(declared) = self.declared.get_mut(&track_id) {
+            debug!(track = %track_id, muted, "declaration updated before publication");
+            declared.muted = muted;
+        } else {
+            self.error(
+                ErrorCode::InvalidTrack,
+                format!("you publish no track `{track_id}`"),
+            );
+        }
+    }
+
     async fn handle_command(&mut self, command: EndpointCommand) {
         match command {
             EndpointCommand::ClientOffer { sdp, tracks } => self.on_client_offer(sdp, tracks).await,
@@ -277,6 +307,9 @@ impl Endpoint {
             EndpointCommand::ClientCandidate(c) => self.on_client_candidate(c).await,
             EndpointCommand::Subscribe { forwarder, info } => self.subscribe(forwarder, info).await,
             EndpointCommand::Unsubscribe { track_id } => self.unsubscribe(&track_id).await,
+            EndpointCommand::UpdateDeclared { track_id, muted } => {
+                self.update_declared(track_id, muted).await
+            }
             EndpointCommand::Close => {}
         }
     }

@@ -77,6 +77,9 @@ pub enum RoomCommand {
         track_id: TrackId,
         /// New state.
         muted: bool,
+        /// Sent back by the peer's endpoint (the track was published meanwhile): if the room
+        /// still does not know it, it is an error, not another round trip.
+        relayed: bool,
     },
     /// A peer changes its name or metadata.
     UpdatePeer {
@@ -245,7 +248,8 @@ impl Room {
                 peer_id,
                 track_id,
                 muted,
-            } => self.update_track(&peer_id, &track_id, muted),
+                relayed,
+            } => self.update_track(&peer_id, &track_id, muted, relayed),
             RoomCommand::UpdatePeer {
                 peer_id,
                 display_name,
@@ -433,7 +437,7 @@ impl Room {
         self.broadcast(Some(&publisher), ServerMessage::TracksRemoved { track_ids });
     }
 
-    fn update_track(&mut self, peer_id: &PeerId, track_id: &TrackId, muted: bool) {
+    fn update_track(&mut self, peer_id: &PeerId, track_id: &TrackId, muted: bool, relayed: bool) {
         let Some(member) = self.members.get(peer_id) else {
             return;
         };
@@ -442,6 +446,16 @@ impl Room {
                 p.info.muted = muted;
                 let track = p.info.clone();
                 self.broadcast(None, ServerMessage::TrackUpdated { track });
+            }
+            // Not published (yet): a track is published on its first RTP packet, and a muted
+            // track sends none. The peer's endpoint holds the declarations from its offers; it
+            // updates the declaration (used when the track is published), or answers
+            // `invalid_track` if the peer declared no such track.
+            None if !relayed => {
+                let _ = member.endpoint.try_send(EndpointCommand::UpdateDeclared {
+                    track_id: track_id.clone(),
+                    muted,
+                });
             }
             _ => {
                 self.shared.metrics.signaling_errors.inc();

@@ -240,6 +240,7 @@ impl Session {
                     peer_id: peer_id.clone(),
                     track_id,
                     muted,
+                    relayed: false,
                 };
                 room.clone().send(command).await;
                 Ok(())
