@@ -14,6 +14,9 @@ command -v npm >/dev/null || node_pkgs+=(npm)
 apt_install_missing chromium mold clang pkg-config libvpx-dev libopus-dev libasound2-dev libclang-dev \
   "${node_pkgs[@]}"
 use_fast_linker
+# A test run builds everything once: incremental caches would only cost time and disk (several
+# GiB per workspace here).
+export CARGO_INCREMENTAL=0
 
 echo "==> npm ci (Chromium interop driver)"
 (cd server/tests/chromium && npm ci --no-audit --no-fund --loglevel=error)
