@@ -56,6 +56,15 @@ struct Args {
     /// Turn the microphone off this long after joining.
     #[arg(long, value_parser = humantime::parse_duration)]
     mic_off_at: Option<Duration>,
+    /// Append every room event to this file as a JSON line (joined, peer_joined/left,
+    /// track_added/removed/ready/muted/unmuted with the publisher's name and kind, connection,
+    /// error), for tests and scripts that watch the room through the bot.
+    #[arg(long)]
+    events: Option<PathBuf>,
+    /// Receive other participants' video without decoding it (a load generator that only
+    /// publishes; remote video statistics stay at zero).
+    #[arg(long)]
+    no_video_decode: bool,
     /// Write what was measured to this JSON file when leaving.
     #[arg(long)]
     stats_json: Option<PathBuf>,
@@ -177,7 +186,8 @@ fn join_options(args: &Args) -> Result<JoinOptions, String> {
         } else {
             AudioOutput::Null
         })
-        .with_reconnect((!args.no_reconnect).then_some(Duration::from_secs(60)));
+        .with_reconnect((!args.no_reconnect).then_some(Duration::from_secs(60)))
+        .with_video_decoding(!args.no_video_decode);
     let (w, h, fps, kbps) = (args.width, args.height, args.fps, args.video_kbps);
     options = match &args.video {
         VideoArg::Pattern => {
@@ -256,6 +266,16 @@ async fn run(args: Args) -> u8 {
     }
 
     let mut bot = Bot::new(started, join_ms);
+    if let Some(path) = &args.events {
+        match std::fs::File::create(path) {
+            Ok(file) => bot.event_log = Some(std::io::BufWriter::new(file)),
+            Err(e) => {
+                eprintln!("videoroom-bot: cannot write {}: {e}", path.display());
+                room.leave().await;
+                return exit::BAD_ARGUMENTS;
+            }
+        }
+    }
     let joined_at = tokio::time::Instant::now();
     let deadline = args.duration.map(|d| joined_at + d);
     let mut camera_off = args.camera_off_at.map(|d| joined_at + d);
@@ -268,7 +288,10 @@ async fn run(args: Args) -> u8 {
     let lost = loop {
         tokio::select! {
             event = events.recv() => match event {
-                Some(RoomEvent::Closed { reason }) => break Some(reason),
+                Some(RoomEvent::Closed { reason }) => {
+                    bot.log_event(&RoomEvent::Closed { reason: reason.clone() });
+                    break Some(reason);
+                }
                 Some(event) => bot.on_event(&room, event),
                 None => break Some("the room task ended".into()),
             },
@@ -326,6 +349,13 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+fn kind_name(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Video => "video",
+        MediaKind::Audio => "audio",
+    }
+}
+
 /// What the bot keeps about one remote track.
 struct Remote {
     info: TrackInfo,
@@ -341,6 +371,7 @@ struct Remote {
 }
 
 struct Bot {
+    event_log: Option<std::io::BufWriter<std::fs::File>>,
     started: Instant,
     join_ms: f64,
     names: HashMap<PeerId, String>,
@@ -354,6 +385,7 @@ struct Bot {
 impl Bot {
     fn new(started: Instant, join_ms: f64) -> Self {
         Self {
+            event_log: None,
             started,
             join_ms,
             names: HashMap::new(),
@@ -365,7 +397,80 @@ impl Bot {
         }
     }
 
+    /// Appends `event` to the `--events` file as one JSON line.
+    fn log_event(&mut self, event: &RoomEvent) {
+        use serde_json::{Value, json};
+        if self.event_log.is_none() {
+            return;
+        }
+        let name = |names: &HashMap<PeerId, String>, id: &PeerId| {
+            names.get(id).cloned().unwrap_or_default()
+        };
+        let track = |bot: &Bot, id: &TrackId, event: &str| -> Value {
+            match bot.remotes.get(id) {
+                Some(r) => json!({
+                    "event": event,
+                    "track_id": id.as_str(),
+                    "peer_id": r.info.peer_id.as_str(),
+                    "name": name(&bot.names, &r.info.peer_id),
+                    "kind": kind_name(r.info.kind),
+                }),
+                None => json!({"event": event, "track_id": id.as_str()}),
+            }
+        };
+        let mut line = match event {
+            RoomEvent::Joined { peer_id, peers } => json!({
+                "event": "joined",
+                "peer_id": peer_id.as_str(),
+                "peers": peers
+                    .iter()
+                    .map(|p| json!({"peer_id": p.peer_id.as_str(), "name": p.display_name}))
+                    .collect::<Vec<_>>(),
+            }),
+            RoomEvent::PeerJoined(p) => json!({
+                "event": "peer_joined", "peer_id": p.peer_id.as_str(), "name": p.display_name,
+            }),
+            RoomEvent::PeerUpdated(p) => json!({
+                "event": "peer_updated", "peer_id": p.peer_id.as_str(), "name": p.display_name,
+            }),
+            RoomEvent::PeerLeft { peer_id } => json!({
+                "event": "peer_left", "peer_id": peer_id.as_str(), "name": name(&self.names, peer_id),
+            }),
+            RoomEvent::TrackAdded(info) => json!({
+                "event": "track_added",
+                "track_id": info.track_id.as_str(),
+                "peer_id": info.peer_id.as_str(),
+                "name": name(&self.names, &info.peer_id),
+                "kind": kind_name(info.kind),
+                "muted": info.muted,
+            }),
+            RoomEvent::TrackReady { track_id } => track(self, track_id, "track_ready"),
+            RoomEvent::TrackRemoved { track_id } => track(self, track_id, "track_removed"),
+            RoomEvent::TrackMuted { track_id } => track(self, track_id, "track_muted"),
+            RoomEvent::TrackUnmuted { track_id } => track(self, track_id, "track_unmuted"),
+            RoomEvent::ConnectionState(state) => {
+                json!({"event": "connection", "state": format!("{state:?}").to_lowercase()})
+            }
+            RoomEvent::Error(e) => json!({"event": "error", "message": e.to_string()}),
+            RoomEvent::Closed { reason } => json!({"event": "closed", "reason": reason}),
+            other => json!({"event": format!("{other:?}")}),
+        };
+        line["t_ms"] = json!(self.started.elapsed().as_millis() as u64);
+        if let Some(log) = self.event_log.as_mut() {
+            use std::io::Write;
+            let written = serde_json::to_writer(&mut *log, &line)
+                .map_err(std::io::Error::other)
+                .and_then(|()| log.write_all(b"\n"))
+                .and_then(|()| log.flush());
+            if let Err(e) = written {
+                eprintln!("videoroom-bot: writing the event log failed: {e}; it stops here");
+                self.event_log = None;
+            }
+        }
+    }
+
     fn on_event(&mut self, room: &RoomHandle, event: RoomEvent) {
+        self.log_event(&event);
         match event {
             RoomEvent::Joined { peers, .. } => {
                 self.joins += 1;
@@ -467,10 +572,7 @@ impl Bot {
                 track_id: track_id.to_string(),
                 peer_id: remote.info.peer_id.to_string(),
                 peer_name,
-                kind: match remote.info.kind {
-                    MediaKind::Video => "video",
-                    MediaKind::Audio => "audio",
-                },
+                kind: kind_name(remote.info.kind),
                 frames_decoded: 0,
                 packets_received: None,
                 frames_dropped: None,

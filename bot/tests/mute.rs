@@ -10,11 +10,27 @@ use videoroom_testkit::{start_server, test_config, ws_url};
 async fn muted_bot_is_seen_muted_and_its_media_stops() {
     let server = start_server(test_config()).await;
     let url = ws_url(&server);
+    let events = common::temp_path("viewer-events.jsonl");
+    let events_arg = events.to_string_lossy().into_owned();
     let mut viewer = common::spawn(
         &url,
         "mute",
         "Viewer",
-        &["--duration", "9s", "--video", "none"],
+        &[
+            "--duration",
+            "9s",
+            "--video",
+            "none",
+            "--events",
+            &events_arg,
+        ],
+    );
+    // A second viewer that does not decode video (a load generator): it still hears the tone.
+    let mut blind = common::spawn(
+        &url,
+        "mute",
+        "Blind",
+        &["--duration", "9s", "--video", "none", "--no-video-decode"],
     );
     let mut muter = common::spawn(
         &url,
@@ -55,6 +71,49 @@ async fn muted_bot_is_seen_muted_and_its_media_stops() {
     assert!(
         audio["dominant_hz"].is_null(),
         "silence since the mute: {audio}"
+    );
+
+    // The event log tells the same story, with the publisher's name and the kind.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .expect("event log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let has = |event: &str, kind: &str| {
+        lines
+            .iter()
+            .any(|l| l["event"] == event && l["name"] == "Muter" && l["kind"] == kind)
+    };
+    assert_eq!(
+        lines.first().map(|l| l["event"].clone()),
+        Some("joined".into())
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["event"] == "peer_joined" && l["name"] == "Muter")
+    );
+    for kind in ["video", "audio"] {
+        assert!(
+            has("track_added", kind) && has("track_muted", kind),
+            "{kind}: {lines:?}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["event"] == "peer_left" && l["name"] == "Muter")
+    );
+
+    assert_eq!(blind.wait_exit(Duration::from_secs(30)).await, 0);
+    let blind = blind.report();
+    let video = common::track_of(&blind, "Muter", "video");
+    assert_eq!(video["frames_decoded"], 0, "no video decoded: {video}");
+    assert!(
+        common::track_of(&blind, "Muter", "audio")["frames_decoded"]
+            .as_u64()
+            .unwrap()
+            >= 50
     );
     server.shutdown(Duration::from_secs(2)).await;
 }

@@ -321,6 +321,16 @@ fn publish_frame(
     })));
 }
 
+/// Receives a remote track and drops its packets (a participant that does not decode it), so
+/// nothing backs up.
+pub(crate) async fn drain(track: Arc<dyn TrackRemote>) {
+    while let Some(event) = track.poll().await {
+        if matches!(event, TrackRemoteEvent::OnEnded) {
+            break;
+        }
+    }
+}
+
 /// Runs the receive path of one remote audio track until the track ends: every RTP packet goes
 /// into the track's jitter buffer in the [`Mixer`]; the playout thread decodes and plays it.
 pub(crate) async fn receive_audio(track: Arc<dyn TrackRemote>, track_id: TrackId, mixer: Mixer) {

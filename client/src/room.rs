@@ -170,6 +170,9 @@ pub struct JoinOptions {
     /// After losing the session (socket closed, media connection failed, server restart), keep
     /// trying to rejoin for this long; `None` ends the room at the first loss.
     pub reconnect_for: Option<Duration>,
+    /// Decode remote video (the default). Off, remote video packets are received and dropped:
+    /// for load generators that only publish.
+    pub decode_video: bool,
 }
 
 impl Default for JoinOptions {
@@ -183,6 +186,7 @@ impl Default for JoinOptions {
             udp_addrs: vec![SocketAddr::from(([0, 0, 0, 0], 0))],
             event_capacity: 256,
             reconnect_for: Some(Duration::from_secs(60)),
+            decode_video: true,
         }
     }
 }
@@ -242,6 +246,12 @@ impl JoinOptions {
     /// Binds media sockets to these addresses.
     pub fn with_udp_addrs(mut self, addrs: Vec<SocketAddr>) -> Self {
         self.udp_addrs = addrs;
+        self
+    }
+
+    /// Decode remote video (`true`, the default) or receive and drop it.
+    pub fn with_video_decoding(mut self, decode: bool) -> Self {
+        self.decode_video = decode;
         self
     }
 
@@ -533,6 +543,7 @@ impl Room {
             let mut task = RoomTask {
                 link,
                 reconnect_for: options.reconnect_for,
+                decode_video: options.decode_video,
                 commands,
                 events,
                 shared: Arc::clone(&shared),
@@ -1203,6 +1214,7 @@ impl RoomHandle {
 struct RoomTask {
     link: Link,
     reconnect_for: Option<Duration>,
+    decode_video: bool,
     commands: mpsc::Receiver<Command>,
     events: EventSink,
     shared: Arc<Shared>,
@@ -2059,7 +2071,11 @@ impl RoomTask {
         {
             return;
         }
-        let task = if kind == rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video {
+        let video = kind == rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video;
+        let task = if video && !self.decode_video {
+            tracing::debug!(parent: &span, "video not decoded (decode_video off)");
+            tokio::spawn(receive::drain(track).instrument(span))
+        } else if video {
             let slot = lock(&self.shared.videos)
                 .entry(track_id.clone())
                 .or_insert_with(|| VideoSlot::new(track_id.clone(), peer_id.clone()))
