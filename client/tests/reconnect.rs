@@ -3,16 +3,15 @@
 //! media flows both ways again; Bob sees the old Alice leave and the new one arrive. When the
 //! server stays unreachable, the room gives up after its bound and reports `Failed`/`Closed`.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinHandle};
-use videoroom_client::media::PatternSource;
-use videoroom_client::{
-    AudioOutput, ConnectionState, JoinOptions, RemoteVideo, Room, RoomEvent, RoomHandle,
-};
+use videoroom_client::{ConnectionState, JoinOptions, RemoteVideo, Room, RoomEvent, RoomHandle};
 use videoroom_protocol::TrackId;
 use videoroom_testkit::{WAIT, start_server, test_config, wait_until, ws_url};
 
@@ -64,16 +63,7 @@ impl Proxy {
 }
 
 fn options() -> JoinOptions {
-    JoinOptions::default()
-        .with_video(
-            Box::new(PatternSource::new(640, 360, 30).expect("pattern")),
-            640,
-            360,
-            30,
-            800,
-        )
-        .with_udp_addrs(vec!["127.0.0.1:0".parse().expect("address")])
-        .with_audio_output(AudioOutput::Null)
+    common::with_pattern()
 }
 
 /// Collects events in the background so the test can look at them at any time.

@@ -3,15 +3,15 @@
 //! camera on a participant that published none publishes a new track (renegotiation). A camera
 //! that cannot be opened gives a clear error and the current input stays.
 
+mod common;
+
 use std::time::Duration;
 use videoroom_client::media::{Channels, PatternSource, ToneSource};
-use videoroom_client::{AudioInput, AudioOutput, JoinOptions, Room, RoomError, VideoInput};
+use videoroom_client::{AudioInput, JoinOptions, Room, RoomError, VideoInput};
 use videoroom_testkit::{WAIT, start_server, test_config, wait_until, ws_url};
 
 fn options() -> JoinOptions {
-    JoinOptions::default()
-        .with_udp_addrs(vec!["127.0.0.1:0".parse().expect("address")])
-        .with_audio_output(AudioOutput::Null)
+    common::loopback()
 }
 
 fn pattern(w: u32, h: u32) -> Box<PatternSource> {

@@ -1,9 +1,10 @@
 //! The room engine against a real server in this process: two clients publish the synthetic
 //! pattern and each decodes the other's video; join failures are reported precisely.
 
+mod common;
+
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use videoroom_client::media::PatternSource;
 use videoroom_client::{AudioOutput, JoinError, JoinOptions, Room, RoomEvent, RoomHandle};
 use videoroom_protocol::{ErrorCode, TrackId};
 use videoroom_testkit::{start_server, test_config, ws_url};
@@ -12,16 +13,7 @@ const FRAMES: u64 = 90;
 const BOUND: Duration = Duration::from_secs(10);
 
 fn options() -> JoinOptions {
-    JoinOptions::default()
-        .with_video(
-            Box::new(PatternSource::new(640, 360, 30).expect("pattern source")),
-            640,
-            360,
-            30,
-            800,
-        )
-        .with_udp_addrs(vec!["127.0.0.1:0".parse().expect("address")])
-        .with_audio_output(AudioOutput::Null)
+    common::with_pattern()
 }
 
 /// Waits for `pred` among the events (bounded by `deadline`), keeping every event seen.

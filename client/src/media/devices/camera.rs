@@ -618,9 +618,16 @@ pub(crate) fn yuyv_to_i420(
         width,
         height,
     };
-    let cw = frame.chroma_width();
+    let mut planar = planar_mut(&mut frame);
+    yuv::yuyv422_to_yuv420(&mut planar, &packed).map_err(frame_error)?;
+    Ok(frame)
+}
+
+/// `frame`'s planes as the `yuv` crate's writable 4:2:0 image.
+fn planar_mut(frame: &mut I420Frame) -> YuvPlanarImageMut<'_, u8> {
+    let (width, height, cw) = (frame.width(), frame.height(), frame.chroma_width());
     let (y, u, v) = frame.planes_mut();
-    let mut planar = YuvPlanarImageMut {
+    YuvPlanarImageMut {
         y_plane: BufferStoreMut::Borrowed(y),
         y_stride: width,
         u_plane: BufferStoreMut::Borrowed(u),
@@ -629,9 +636,7 @@ pub(crate) fn yuyv_to_i420(
         v_stride: cw,
         width,
         height,
-    };
-    yuv::yuyv422_to_yuv420(&mut planar, &packed).map_err(frame_error)?;
-    Ok(frame)
+    }
 }
 
 /// Whether the JPEG in `data` defines Huffman tables (a DHT segment) before its scan starts.
@@ -681,18 +686,7 @@ pub(crate) fn mjpeg_to_i420(data: &[u8]) -> Result<I420Frame, String> {
     let (width, height) = (u32::from(info.width), u32::from(info.height));
     check_len("decoded JPEG", &rgb, width as usize * height as usize * 3)?;
     let mut frame = I420Frame::black(width, height).map_err(frame_error)?;
-    let cw = frame.chroma_width();
-    let (y, u, v) = frame.planes_mut();
-    let mut planar = YuvPlanarImageMut {
-        y_plane: BufferStoreMut::Borrowed(y),
-        y_stride: width,
-        u_plane: BufferStoreMut::Borrowed(u),
-        u_stride: cw,
-        v_plane: BufferStoreMut::Borrowed(v),
-        v_stride: cw,
-        width,
-        height,
-    };
+    let mut planar = planar_mut(&mut frame);
     yuv::rgb_to_yuv420(
         &mut planar,
         &rgb,
