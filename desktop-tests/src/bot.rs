@@ -1,0 +1,104 @@
+//! `videoroom-bot` processes: other people in the room, with synthetic media, that log what
+//! they see (`--events`, one JSON object per line).
+
+use crate::procs::Group;
+use crate::xvfb::log_file;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use tokio::process::Command;
+
+/// The bot binary next to this test or bench (`<profile>/videoroom-bot`).
+pub fn bot_bin() -> PathBuf {
+    let profile = crate::profile_dir();
+    let path = profile.join("videoroom-bot");
+    if !path.is_file() {
+        let release = if profile.ends_with("release") {
+            " --release"
+        } else {
+            ""
+        };
+        panic!(
+            "no bot binary at {}: build it with `cargo build -p videoroom-bot{release}`",
+            path.display()
+        );
+    }
+    path
+}
+
+/// How to start one bot.
+#[derive(Debug, Clone)]
+pub struct BotSpec {
+    pub url: String,
+    pub room: String,
+    pub name: String,
+    /// Extra arguments (`--duration 60s`, `--no-video-decode`, …).
+    pub args: Vec<String>,
+    /// `--events` file.
+    pub events: Option<PathBuf>,
+    /// `--stats-json` file.
+    pub stats: Option<PathBuf>,
+    /// Run under `nice -n <n>`.
+    pub nice: Option<i32>,
+    /// stdout and stderr go here.
+    pub log: PathBuf,
+}
+
+impl BotSpec {
+    pub fn new(url: &str, room: &str, name: &str, log: &Path) -> Self {
+        Self {
+            url: url.to_owned(),
+            room: room.to_owned(),
+            name: name.to_owned(),
+            args: Vec::new(),
+            events: None,
+            stats: None,
+            nice: None,
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// Starts it (with media on loopback); killed on drop of the returned group.
+    pub fn spawn(&self) -> Group {
+        let bin = bot_bin();
+        let mut command = match self.nice {
+            Some(n) => {
+                let mut c = Command::new("nice");
+                c.args(["-n", &n.to_string()]).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        command
+            .args(["--server", &self.url, "--room", &self.room])
+            .args(["--name", &self.name, "--media-ip", "127.0.0.1"])
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log_file(&self.log))
+            .stderr(log_file(&self.log));
+        if let Some(events) = &self.events {
+            command.arg("--events").arg(events);
+        }
+        if let Some(stats) = &self.stats {
+            command.arg("--stats-json").arg(stats);
+        }
+        Group::spawn(&self.name, &mut command)
+            .unwrap_or_else(|e| panic!("starting {} failed: {e}", bin.display()))
+    }
+}
+
+/// The events a bot wrote so far (a half-written last line is skipped).
+pub fn events(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Whether `events` has `event` about the person called `name` (and, if given, of `kind`).
+pub fn saw(events: &[Value], event: &str, name: &str, kind: Option<&str>) -> bool {
+    events
+        .iter()
+        .any(|e| e["event"] == event && e["name"] == name && kind.is_none_or(|k| e["kind"] == k))
+}

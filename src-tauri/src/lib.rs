@@ -1,0 +1,57 @@
+//! The Videoroom desktop app's backend: a thin Tauri shell over `videoroom-client`.
+//!
+//! - [`api`]: the types the UI sees (generated into `ui/src/bindings/`).
+//! - [`commands`]: what the UI invokes; [`session`]: the preview, the room, events to the UI.
+//! - [`frames`]: the loopback WebSocket that carries video tiles to the UI's render worker.
+//!
+//! Contract with the UI: `docs/desktop.md`.
+
+pub mod api;
+mod commands;
+pub mod frames;
+pub mod session;
+
+use std::sync::Arc;
+
+use session::{AppState, Launch};
+
+/// Runs the app until its window closes.
+pub fn run() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,videoroom_desktop=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    // One runtime for the engine and Tauri's async commands.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("videoroom")
+        .build()?;
+    tauri::async_runtime::set(runtime.handle().clone());
+    let launch = Launch::from_env();
+    let hub = Arc::new(frames::FrameHub::default());
+    let frames = runtime.block_on(frames::start(Arc::clone(&hub), launch.bench_out.clone()))?;
+    tracing::info!(fake_media = launch.fake_media, media_ip = %launch.media_ip, "starting");
+    let state = AppState::new(launch, hub, frames);
+    tauri::Builder::default()
+        .manage(state)
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::get_settings,
+            commands::save_settings,
+            commands::list_devices,
+            commands::start_preview,
+            commands::stop_preview,
+            commands::join,
+            commands::leave,
+            commands::set_microphone,
+            commands::set_camera,
+            commands::select_devices,
+            commands::frame_endpoint,
+        ])
+        .run(tauri::generate_context!())?;
+    drop(runtime);
+    Ok(())
+}

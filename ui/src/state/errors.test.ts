@@ -1,0 +1,68 @@
+import { describe, expect, it } from "vitest";
+import type { UiError } from "../bindings/UiError";
+import { describeError, toUiError } from "./errors";
+import { cleanSettings, defaultSettings, reconcileDevices, validateSettings } from "./lobby";
+
+describe("describeError", () => {
+  it("shows the backend's message and hint", () => {
+    const e = { kind: "room_full" as const, message: "Room standup is full (16 people).", hint: "Try later." };
+    expect(describeError(e)).toEqual({ kind: "room_full", message: e.message, hint: "Try later." });
+  });
+
+  it("fills in what a person can do when the backend said nothing", () => {
+    expect(describeError({ kind: "unreachable", message: "", hint: "" }, { serverUrl: "ws://10.0.0.5:8080/ws" })).toEqual({
+      kind: "unreachable",
+      message: "Can't reach ws://10.0.0.5:8080/ws.",
+      hint: "Is the server running and the address right?",
+    });
+    expect(describeError({ kind: "room_full", message: "", hint: "" }).message).toBe("This room is full.");
+    expect(describeError({ kind: "device", message: "No camera found.", hint: " " }).hint).toMatch(/plugged in/);
+    // The backend may send no hint at all.
+    const noHint = JSON.parse('{"kind":"timeout","message":"No answer.","hint":null}') as UiError;
+    expect(describeError(noHint).hint).toMatch(/network/);
+  });
+});
+
+describe("toUiError", () => {
+  it("keeps UiErrors and wraps anything else as internal", () => {
+    const e = { kind: "timeout", message: "Timed out.", hint: "Retry." };
+    expect(toUiError(e)).toEqual(e);
+    expect(toUiError({ kind: "weird", message: "x" })).toEqual({ kind: "internal", message: "x", hint: "" });
+    expect(toUiError("command join not found")).toEqual({ kind: "internal", message: "command join not found", hint: "" });
+    expect(toUiError(new Error("boom")).message).toBe("boom");
+  });
+});
+
+describe("lobby values", () => {
+  const ok = { ...defaultSettings(), room: "standup", name: "Ada" };
+
+  it("accepts a complete form", () => {
+    expect(validateSettings(ok)).toBeNull();
+    expect(validateSettings({ ...ok, serverUrl: "wss://example.org/ws" })).toBeNull();
+  });
+
+  it("says which field is missing or wrong", () => {
+    expect(validateSettings({ ...ok, serverUrl: " " })?.message).toMatch(/server address/);
+    expect(validateSettings({ ...ok, serverUrl: "example.org" })?.hint).toMatch(/ws:\/\//);
+    expect(validateSettings({ ...ok, room: "" })?.message).toMatch(/room name/);
+    expect(validateSettings({ ...ok, name: "  " })?.message).toMatch(/your name/);
+  });
+
+  it("trims text fields", () => {
+    expect(cleanSettings({ ...ok, room: " standup ", name: " Ada " })).toMatchObject({ room: "standup", name: "Ada" });
+  });
+
+  it("forgets devices that are gone", () => {
+    const devices = {
+      cameras: [{ id: "cam1", name: "Camera" }],
+      microphones: [],
+      speakers: [{ id: "spk1", name: "Speaker" }],
+      fake: false,
+    };
+    expect(reconcileDevices({ ...ok, camera: "cam1", microphone: "mic9", speaker: "spk2" }, devices)).toMatchObject({
+      camera: "cam1",
+      microphone: null,
+      speaker: null,
+    });
+  });
+});

@@ -1,0 +1,106 @@
+// Turning failures into messages a person can act on.
+
+import type { ErrorKind } from "../bindings/ErrorKind";
+import type { UiError } from "../bindings/UiError";
+
+/** What the UI shows: what happened, and what to do about it. */
+export interface ErrorView {
+  kind: ErrorKind | "invalid";
+  message: string;
+  hint: string;
+}
+
+const KINDS: readonly ErrorKind[] = [
+  "unreachable",
+  "room_full",
+  "refused",
+  "timeout",
+  "device",
+  "not_in_room",
+  "busy",
+  "internal",
+];
+
+/** Normalizes whatever a command rejected with (normally a `UiError`) into a `UiError`. */
+export function toUiError(e: unknown): UiError {
+  if (typeof e === "object" && e !== null && "kind" in e && "message" in e) {
+    const { kind, message, hint } = e as { kind: unknown; message: unknown; hint?: unknown };
+    return {
+      kind: KINDS.includes(kind as ErrorKind) ? (kind as ErrorKind) : "internal",
+      message: typeof message === "string" ? message : String(message),
+      hint: typeof hint === "string" ? hint : "",
+    };
+  }
+  if (typeof e === "string") return { kind: "internal", message: e, hint: "" };
+  if (e instanceof Error) return { kind: "internal", message: e.message, hint: "" };
+  return { kind: "internal", message: String(e), hint: "" };
+}
+
+/** Defaults for when the backend's message or hint is empty. */
+function fallback(kind: ErrorKind, serverUrl: string): { message: string; hint: string } {
+  switch (kind) {
+    case "unreachable":
+      return {
+        message: `Can't reach ${serverUrl || "the server"}.`,
+        hint: "Is the server running and the address right?",
+      };
+    case "room_full":
+      return {
+        message: "This room is full.",
+        hint: "Try again when someone has left, or use another room name.",
+      };
+    case "refused":
+      return {
+        message: "The server did not let you in.",
+        hint: "Check the room name and your display name, then try again.",
+      };
+    case "timeout":
+      return {
+        message: "The server did not answer in time.",
+        hint: "Check your network connection and try again.",
+      };
+    case "device":
+      return {
+        message: "A camera or microphone could not be used.",
+        hint: "Check that it is plugged in and not used by another app, or pick another device.",
+      };
+    case "not_in_room":
+      return { message: "You are not in a room.", hint: "Join a room first." };
+    case "busy":
+      return {
+        message: "The app is still busy with your last request.",
+        hint: "Wait a moment and try again.",
+      };
+    case "internal":
+      return {
+        message: "Something went wrong inside the app.",
+        hint: "Try again; if it keeps happening, restart Videoroom.",
+      };
+  }
+}
+
+/**
+ * The message and hint to show for `error`: the backend's own (it already says what happened
+ * and what to do), with defaults where it left them empty.
+ */
+export function describeError(error: UiError, context: { serverUrl?: string } = {}): ErrorView {
+  const defaults = fallback(error.kind, context.serverUrl ?? "");
+  return {
+    kind: error.kind,
+    message: error.message.trim() || defaults.message,
+    // `?? ""`: the backend may send no hint (null).
+    hint: (error.hint ?? "").trim() || defaults.hint,
+  };
+}
+
+/** A problem found in the lobby form before asking the backend. */
+export function invalid(message: string, hint: string): ErrorView {
+  return { kind: "invalid", message, hint };
+}
+
+/** Shown when the page runs without the Tauri backend (e.g. the Vite dev server in a browser). */
+export const NO_BACKEND: ErrorView = {
+  kind: "internal",
+  message: "This window is not connected to the Videoroom app.",
+  hint: "Start it with `cargo tauri dev` (or the installed app), not in a web browser.",
+};

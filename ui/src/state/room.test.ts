@@ -1,0 +1,221 @@
+import { describe, expect, it } from "vitest";
+import type { UiEvent } from "../bindings/UiEvent";
+import { applyEvent, initialRoomState, initials, tilesOf, type RoomAction, type RoomState } from "./room";
+
+const run = (actions: RoomAction[], from: RoomState = initialRoomState()) =>
+  actions.reduce(applyEvent, from);
+
+const LOCAL_ON = { cameraOn: true, micOn: true, hasCamera: true, hasMicrophone: true };
+const joined: UiEvent = {
+  type: "joined",
+  selfId: "me",
+  peers: [
+    { id: "a", name: "Ada" },
+    { id: "b", name: "Bob" },
+  ],
+};
+const tracksOfA: UiEvent[] = [
+  { type: "track_added", trackId: "a-v", peerId: "a", kind: "video", muted: false },
+  { type: "track_added", trackId: "a-a", peerId: "a", kind: "audio", muted: false },
+];
+
+describe("applyEvent", () => {
+  it("joins: self id, peers, room view", () => {
+    const s = run([{ type: "ui/joining" }, joined]);
+    expect(s.view).toBe("room");
+    expect(s.selfId).toBe("me");
+    expect(s.peers.map((p) => p.name)).toEqual(["Ada", "Bob"]);
+    expect(s.connection).toBe("connecting");
+  });
+
+  it("keeps tracks when join's result comes after the joined event", () => {
+    const s = run([
+      joined,
+      ...tracksOfA,
+      { type: "ui/join-result", joined: { selfId: "me", peers: [], local: LOCAL_ON }, local: LOCAL_ON },
+    ]);
+    expect(s.tracks).toHaveLength(2);
+    expect(s.peers).toHaveLength(2);
+    expect(s.local).toEqual(LOCAL_ON);
+  });
+
+  it("prefers a `local` event over join's (older) answer", () => {
+    const local = { ...LOCAL_ON, hasCamera: false, cameraOn: false };
+    const s = run([
+      { type: "ui/joining" },
+      joined,
+      { type: "local", ...local },
+      { type: "ui/join-result", joined: { selfId: "me", peers: [], local: LOCAL_ON }, local: LOCAL_ON },
+    ]);
+    expect(s.local).toEqual(local);
+  });
+
+  it("enters the room from join's result when the event has not come yet", () => {
+    const s = run([
+      { type: "ui/join-result", joined: { selfId: "me", peers: [{ id: "a", name: "Ada" }], local: LOCAL_ON }, local: LOCAL_ON },
+    ]);
+    expect(s.view).toBe("room");
+    expect(s.local).toEqual(LOCAL_ON);
+    // The event that follows carries the same room; tracks come after it.
+    const t = run([joined, ...tracksOfA], s);
+    expect(t.tracks.map((x) => x.id)).toEqual(["a-v", "a-a"]);
+  });
+
+  it("adds, updates and removes peers (with their tracks and speaking)", () => {
+    let s = run([joined, ...tracksOfA, { type: "peer_joined", peer: { id: "c", name: "Cy" } }]);
+    expect(s.peers.map((p) => p.id)).toEqual(["a", "b", "c"]);
+    s = applyEvent(s, { type: "peer_updated", peer: { id: "a", name: "Ada L." } });
+    expect(s.peers[0]).toEqual({ id: "a", name: "Ada L." });
+    s = applyEvent(s, { type: "levels", mic: null, tracks: [{ trackId: "a-a", level: { dbov: -20, speaking: true } }] });
+    expect(s.speaking).toEqual(["a"]);
+    s = applyEvent(s, { type: "peer_left", peerId: "a" });
+    expect(s.peers.map((p) => p.id)).toEqual(["b", "c"]);
+    expect(s.tracks).toEqual([]);
+    expect(s.speaking).toEqual([]);
+  });
+
+  it("follows a track through added, ready, muted, unmuted, removed", () => {
+    let s = run([joined, ...tracksOfA]);
+    expect(s.tracks[0]).toEqual({ id: "a-v", peerId: "a", kind: "video", muted: false, ready: false });
+    s = applyEvent(s, { type: "track_ready", trackId: "a-v" });
+    expect(s.tracks[0]!.ready).toBe(true);
+    s = applyEvent(s, { type: "track_muted", trackId: "a-a", muted: true });
+    expect(s.tracks[1]!.muted).toBe(true);
+    expect(tilesOf(s, "Me")[1]!.micMuted).toBe(true);
+    s = applyEvent(s, { type: "track_muted", trackId: "a-a", muted: false });
+    expect(tilesOf(s, "Me")[1]!.micMuted).toBe(false);
+    s = applyEvent(s, { type: "track_removed", trackId: "a-v" });
+    expect(s.tracks.map((t) => t.id)).toEqual(["a-a"]);
+    expect(tilesOf(s, "Me")[1]).toMatchObject({ videoTrack: null, cameraOff: true });
+  });
+
+  it("ignores events about unknown tracks", () => {
+    const s = run([joined]);
+    expect(applyEvent(s, { type: "track_ready", trackId: "nope" })).toBe(s);
+    expect(applyEvent(s, { type: "track_removed", trackId: "nope" })).toBe(s);
+  });
+
+  it("replaces peers and drops tracks on a rejoin (after a reconnection)", () => {
+    let s = run([joined, ...tracksOfA, { type: "connection", state: "reconnecting" }]);
+    s = applyEvent(s, { type: "joined", selfId: "me2", peers: [{ id: "a", name: "Ada" }] });
+    expect(s.selfId).toBe("me2");
+    expect(s.peers.map((p) => p.id)).toEqual(["a"]);
+    expect(s.tracks).toEqual([]);
+    expect(s.connection).toBe("reconnecting");
+    s = run([tracksOfA[0]!, { type: "connection", state: "connected" }], s);
+    expect(s.tracks.map((t) => t.id)).toEqual(["a-v"]);
+    expect(s.connection).toBe("connected");
+  });
+
+  it("maps levels to speaking peers by audio track, and our own mic", () => {
+    let s = run([joined, ...tracksOfA, { type: "local", ...LOCAL_ON }]);
+    s = applyEvent(s, {
+      type: "levels",
+      mic: { dbov: -18, speaking: true },
+      tracks: [
+        { trackId: "a-a", level: { dbov: -22, speaking: true } },
+        { trackId: "unknown", level: { dbov: -10, speaking: true } },
+      ],
+    });
+    expect(s.speaking).toEqual(["a", "me"]);
+    const tiles = tilesOf(s, "Me");
+    expect(tiles.map((t) => [t.name, t.speaking])).toEqual([
+      ["Me", true],
+      ["Ada", true],
+      ["Bob", false],
+    ]);
+    // Same levels again: the very same state (no re-render).
+    const again = applyEvent(s, {
+      type: "levels",
+      mic: { dbov: -18, speaking: true },
+      tracks: [{ trackId: "a-a", level: { dbov: -25, speaking: true } }],
+    });
+    expect(again).toBe(s);
+    const quiet = applyEvent(s, { type: "levels", mic: { dbov: -60, speaking: false }, tracks: [] });
+    expect(quiet.speaking).toEqual([]);
+  });
+
+  it("does not count our mic as speaking while it is muted", () => {
+    const s = run([
+      joined,
+      { type: "local", ...LOCAL_ON, micOn: false },
+      { type: "levels", mic: { dbov: -18, speaking: true }, tracks: [] },
+    ]);
+    expect(s.speaking).toEqual([]);
+  });
+
+  it("takes the local state from `local` events", () => {
+    const s = run([joined, { type: "local", cameraOn: false, micOn: true, hasCamera: false, hasMicrophone: true }]);
+    expect(s.local).toEqual({ cameraOn: false, micOn: true, hasCamera: false, hasMicrophone: true });
+    expect(tilesOf(s, "Me")[0]).toMatchObject({ isSelf: true, videoTrack: null, cameraOff: true, micMuted: false });
+  });
+
+  it("collects errors as notices, newest last, at most three", () => {
+    const err = (m: string): UiEvent => ({ type: "error", error: { kind: "device", message: m, hint: "" } });
+    let s = run([joined, err("1"), err("2"), err("3"), err("4")]);
+    expect(s.notices.map((n) => n.error.message)).toEqual(["2", "3", "4"]);
+    s = applyEvent(s, { type: "ui/dismiss-notice", id: s.notices[0]!.id });
+    expect(s.notices.map((n) => n.error.message)).toEqual(["3", "4"]);
+  });
+
+  it("goes back to the lobby with the error when the room is lost", () => {
+    const error = { kind: "unreachable" as const, message: "Can't reach ws://x/ws.", hint: "Is the server running?" };
+    const s = run([joined, ...tracksOfA, { type: "closed", reason: "socket lost", error }]);
+    expect(s.view).toBe("lobby");
+    expect(s.exitError).toEqual(error);
+    expect(s.peers).toEqual([]);
+    expect(s.tracks).toEqual([]);
+    expect(s.selfId).toBeNull();
+    // The next join clears the message.
+    expect(applyEvent(s, { type: "ui/joining" }).exitError).toBeNull();
+  });
+
+  it("explains an unexpected end without an error", () => {
+    const s = run([joined, { type: "closed", reason: "the server closed the room", error: null }]);
+    expect(s.view).toBe("lobby");
+    expect(s.exitError).toMatchObject({ message: "The call ended.", hint: "the server closed the room" });
+  });
+
+  it("shows nothing after leaving on purpose", () => {
+    const s = run([joined, { type: "ui/leave-requested" }, { type: "closed", reason: "left", error: null }]);
+    expect(s.view).toBe("lobby");
+    expect(s.exitError).toBeNull();
+    const t = run([joined, { type: "ui/leave-requested" }, { type: "ui/left" }, { type: "closed", reason: "left", error: null }]);
+    expect(t.view).toBe("lobby");
+    expect(t.exitError).toBeNull();
+  });
+
+  it("keeps the local device state across leaving", () => {
+    const s = run([joined, { type: "local", ...LOCAL_ON, micOn: false }, { type: "ui/left" }]);
+    expect(s.local.micOn).toBe(false);
+  });
+});
+
+describe("tilesOf", () => {
+  it("puts us first with our camera as track 'self'", () => {
+    const s = run([joined, ...tracksOfA, { type: "local", ...LOCAL_ON }]);
+    const tiles = tilesOf(s, "Me");
+    expect(tiles.map((t) => t.key)).toEqual(["self", "peer:a", "peer:b"]);
+    expect(tiles[0]).toMatchObject({ isSelf: true, peerId: "me", videoTrack: "self", cameraOff: false });
+    expect(tiles[1]).toMatchObject({ videoTrack: "a-v", cameraOff: false, micMuted: false });
+    // Bob publishes nothing: camera off, mic muted.
+    expect(tiles[2]).toMatchObject({ videoTrack: null, cameraOff: true, micMuted: true });
+  });
+
+  it("shows no video for a muted video track", () => {
+    const s = run([joined, ...tracksOfA, { type: "track_muted", trackId: "a-v", muted: true }]);
+    expect(tilesOf(s, "Me")[1]).toMatchObject({ videoTrack: null, cameraOff: true });
+  });
+});
+
+describe("initials", () => {
+  it.each([
+    ["Ada Lovelace", "AL"],
+    ["bob", "B"],
+    ["  jean  claude  van damme ", "JD"],
+    ["", "?"],
+    ["Émile Zola", "ÉZ"],
+  ])("%j → %j", (name, expected) => {
+    expect(initials(name)).toBe(expected);
+  });
+});

@@ -1,0 +1,74 @@
+import { describe, expect, it } from "vitest";
+import { isTextEntry, shortcutFor, type FocusInfo, type KeyInput } from "./shortcuts";
+
+const key = (k: string, mods: Partial<KeyInput> = {}): KeyInput => ({
+  key: k,
+  ctrlKey: false,
+  altKey: false,
+  metaKey: false,
+  repeat: false,
+  ...mods,
+});
+const focus = (tagName: string, type?: string, isContentEditable = false): FocusInfo => ({
+  tagName,
+  type,
+  isContentEditable,
+});
+
+describe("shortcutFor", () => {
+  it("maps M and V (either case) with nothing focused", () => {
+    expect(shortcutFor(key("m"), null)).toBe("toggle-mic");
+    expect(shortcutFor(key("M", {}), null)).toBe("toggle-mic");
+    expect(shortcutFor(key("v"), null)).toBe("toggle-camera");
+    expect(shortcutFor(key("V"), null)).toBe("toggle-camera");
+    expect(shortcutFor(key("x"), null)).toBeNull();
+    expect(shortcutFor(key("Enter"), null)).toBeNull();
+  });
+
+  it("works while a button has focus", () => {
+    expect(shortcutFor(key("m"), focus("BUTTON"))).toBe("toggle-mic");
+    expect(shortcutFor(key("v"), focus("INPUT", "checkbox"))).toBe("toggle-camera");
+  });
+
+  it("does nothing while typing", () => {
+    expect(shortcutFor(key("m"), focus("INPUT", "text"))).toBeNull();
+    expect(shortcutFor(key("m"), focus("INPUT"))).toBeNull();
+    expect(shortcutFor(key("v"), focus("INPUT", "url"))).toBeNull();
+    expect(shortcutFor(key("v"), focus("TEXTAREA"))).toBeNull();
+    expect(shortcutFor(key("m"), focus("SELECT"))).toBeNull();
+    expect(shortcutFor(key("m"), focus("DIV", undefined, true))).toBeNull();
+  });
+
+  it("leaves modified and repeated keys alone", () => {
+    expect(shortcutFor(key("m", { ctrlKey: true }), null)).toBeNull();
+    expect(shortcutFor(key("v", { metaKey: true }), null)).toBeNull();
+    expect(shortcutFor(key("v", { altKey: true }), null)).toBeNull();
+    expect(shortcutFor(key("m", { repeat: true }), null)).toBeNull();
+  });
+});
+
+describe("shortcutFor while a device switch runs", () => {
+  it("ignores keys that reach the page (the disabled select dropped the focus)", () => {
+    expect(shortcutFor(key("m"), null, { switchingDevices: true })).toBeNull();
+    expect(shortcutFor(key("v"), null, { switchingDevices: true })).toBeNull();
+  });
+
+  it("still works from a focused button, and at once after the switch", () => {
+    expect(shortcutFor(key("m"), focus("BUTTON"), { switchingDevices: true })).toBe("toggle-mic");
+    expect(shortcutFor(key("v"), null, { switchingDevices: false })).toBe("toggle-camera");
+  });
+
+  it("never fires from the device selects", () => {
+    expect(shortcutFor(key("m"), focus("SELECT"), { switchingDevices: false })).toBeNull();
+    expect(shortcutFor(key("v"), focus("SELECT"), { switchingDevices: true })).toBeNull();
+  });
+});
+
+describe("isTextEntry", () => {
+  it("knows which inputs take text", () => {
+    expect(isTextEntry(null)).toBe(false);
+    expect(isTextEntry(focus("input", "search"))).toBe(true);
+    expect(isTextEntry(focus("INPUT", "range"))).toBe(false);
+    expect(isTextEntry(focus("A"))).toBe(false);
+  });
+});

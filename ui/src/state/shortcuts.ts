@@ -1,0 +1,78 @@
+// Keyboard shortcuts in the room: M toggles the microphone, V the camera — but not while the
+// person is typing somewhere.
+
+export type Shortcut = "toggle-mic" | "toggle-camera";
+
+export interface KeyInput {
+  key: string;
+  ctrlKey: boolean;
+  altKey: boolean;
+  metaKey: boolean;
+  repeat: boolean;
+}
+
+/** What has the keyboard focus (from `document.activeElement`), or null for the page itself. */
+export interface FocusInfo {
+  tagName: string;
+  /** `type` of an <input>. */
+  type?: string;
+  isContentEditable: boolean;
+}
+
+/** Input types where a letter key does not type anything. */
+const NON_TEXT_INPUTS = new Set([
+  "button",
+  "checkbox",
+  "radio",
+  "range",
+  "submit",
+  "reset",
+  "color",
+  "file",
+  "image",
+]);
+
+/** Whether letter keys go into the focused element as text (or select its options). */
+export function isTextEntry(focus: FocusInfo | null): boolean {
+  if (!focus) return false;
+  if (focus.isContentEditable) return true;
+  switch (focus.tagName.toUpperCase()) {
+    case "TEXTAREA":
+    case "SELECT":
+      return true;
+    case "INPUT":
+      return !NON_TEXT_INPUTS.has((focus.type ?? "text").toLowerCase());
+    default:
+      return false;
+  }
+}
+
+/** What else the page is doing. */
+export interface ShortcutContext {
+  /**
+   * A device switch is in flight. It disables the select it came from, which drops the focus
+   * to the page: keys typed into that select meanwhile must not toggle anything.
+   */
+  switchingDevices?: boolean;
+}
+
+/** The shortcut a key press triggers, or null. */
+export function shortcutFor(
+  key: KeyInput,
+  focus: FocusInfo | null,
+  context: ShortcutContext = {},
+): Shortcut | null {
+  if (key.ctrlKey || key.altKey || key.metaKey || key.repeat) return null;
+  if (isTextEntry(focus)) return null;
+  if (focus === null && context.switchingDevices) return null;
+  switch (key.key) {
+    case "m":
+    case "M":
+      return "toggle-mic";
+    case "v":
+    case "V":
+      return "toggle-camera";
+    default:
+      return null;
+  }
+}

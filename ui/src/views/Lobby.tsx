@@ -1,0 +1,220 @@
+import type { JSX } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import type { DeviceInfo } from "../bindings/DeviceInfo";
+import type { Settings } from "../bindings/Settings";
+import { SELF_TRACK, initials } from "../state/room";
+import { appInfo, join, lobby, lobbyMessage, syncPreview, updateLobby } from "../state/store";
+import { ErrorMessage } from "./ErrorMessage";
+import { CameraIcon, CameraOffIcon, MicIcon, MicOffIcon, Spinner } from "./icons";
+import { Video } from "./Video";
+
+export function Lobby() {
+  const { values, devices, joining } = lobby.value;
+  const message = lobbyMessage();
+  const info = appInfo.value;
+  // Start the preview when the lobby shows (again, after a room).
+  useEffect(() => syncPreview(), []);
+
+  const text = (key: "serverUrl" | "room" | "name") => (e: Event) =>
+    updateLobby({ [key]: (e.currentTarget as HTMLInputElement).value });
+  const onSubmit = (e: Event) => {
+    e.preventDefault();
+    void join();
+  };
+  const hasCamera = devices === null || devices.cameras.length > 0;
+  const hasMicrophone = devices === null || devices.microphones.length > 0;
+
+  return (
+    <main class="lobby" data-testid="lobby">
+      <div class="lobby-card">
+        <Preview values={values} hasCamera={hasCamera} />
+        <form class="lobby-form" onSubmit={onSubmit} noValidate>
+          <h1>
+            Videoroom
+            {(info?.fakeMedia || devices?.fake) && <span class="badge">synthetic media</span>}
+          </h1>
+          <label class="field">
+            <span>Server</span>
+            <input
+              data-testid="server-url"
+              type="text"
+              inputMode="url"
+              spellcheck={false}
+              autoComplete="off"
+              placeholder="ws://127.0.0.1:8080/ws"
+              value={values.serverUrl}
+              onInput={text("serverUrl")}
+              disabled={joining}
+            />
+          </label>
+          <div class="field-row">
+            <label class="field">
+              <span>Room</span>
+              <input
+                data-testid="room-name"
+                type="text"
+                spellcheck={false}
+                autoComplete="off"
+                placeholder="standup"
+                value={values.room}
+                onInput={text("room")}
+                disabled={joining}
+              />
+            </label>
+            <label class="field">
+              <span>Your name</span>
+              <input
+                data-testid="display-name"
+                type="text"
+                autoComplete="name"
+                placeholder="Ada Lovelace"
+                value={values.name}
+                onInput={text("name")}
+                disabled={joining}
+              />
+            </label>
+          </div>
+          <DevicePicker
+            label="Camera"
+            testId="camera-select"
+            list={devices?.cameras ?? null}
+            value={values.camera}
+            onChange={(camera) => updateLobby({ camera })}
+            disabled={joining}
+          />
+          <DevicePicker
+            label="Microphone"
+            testId="microphone-select"
+            list={devices?.microphones ?? null}
+            value={values.microphone}
+            onChange={(microphone) => updateLobby({ microphone })}
+            disabled={joining}
+          />
+          <DevicePicker
+            label="Speaker"
+            testId="speaker-select"
+            list={devices?.speakers ?? null}
+            value={values.speaker}
+            onChange={(speaker) => updateLobby({ speaker })}
+            disabled={joining}
+          />
+          <div class="toggles">
+            <ToggleButton
+              testId="lobby-camera-toggle"
+              on={values.cameraOn && hasCamera}
+              disabled={joining || !hasCamera}
+              onLabel="Camera on"
+              offLabel={hasCamera ? "Camera off" : "No camera"}
+              onIcon={<CameraIcon size={18} />}
+              offIcon={<CameraOffIcon size={18} />}
+              onClick={() => updateLobby({ cameraOn: !values.cameraOn })}
+            />
+            <ToggleButton
+              testId="lobby-mic-toggle"
+              on={values.micOn && hasMicrophone}
+              disabled={joining || !hasMicrophone}
+              onLabel="Microphone on"
+              offLabel={hasMicrophone ? "Microphone off" : "No microphone"}
+              onIcon={<MicIcon size={18} />}
+              offIcon={<MicOffIcon size={18} />}
+              onClick={() => updateLobby({ micOn: !values.micOn })}
+            />
+          </div>
+          {message && <ErrorMessage error={message} testId="lobby-error" />}
+          <button class="primary" type="submit" data-testid="join" disabled={joining}>
+            {joining ? (
+              <>
+                <Spinner size={16} /> Joining…
+              </>
+            ) : (
+              "Join"
+            )}
+          </button>
+        </form>
+      </div>
+      {info && <footer class="version">Videoroom {info.version}</footer>}
+    </main>
+  );
+}
+
+function Preview({ values, hasCamera }: { values: Settings; hasCamera: boolean }) {
+  const [drawn, setDrawn] = useState(false);
+  const on = values.cameraOn && hasCamera;
+  useEffect(() => {
+    if (!on) setDrawn(false);
+  }, [on]);
+  return (
+    <div class="preview" data-testid="preview" data-camera-off={String(!on)}>
+      {on && <Video track={SELF_TRACK} onFirstFrame={() => setDrawn(true)} />}
+      {(!on || !drawn) && (
+        <div class="placeholder">
+          <div class="avatar">{initials(values.name)}</div>
+          <p class="placeholder-text">
+            {!hasCamera ? "No camera found" : on ? "Starting camera…" : "Camera is off"}
+          </p>
+        </div>
+      )}
+    </div>
+  );
+}
+
+interface PickerProps {
+  label: string;
+  testId: string;
+  list: DeviceInfo[] | null;
+  value: string | null;
+  onChange: (id: string | null) => void;
+  disabled: boolean;
+}
+
+function DevicePicker({ label, testId, list, value, onChange, disabled }: PickerProps) {
+  return (
+    <label class="field">
+      <span>{label}</span>
+      <select
+        data-testid={testId}
+        value={value ?? ""}
+        disabled={disabled || list === null}
+        onChange={(e) => {
+          const id = (e.currentTarget as HTMLSelectElement).value;
+          onChange(id === "" ? null : id);
+        }}
+      >
+        <option value="">{list === null ? "Looking for devices…" : list.length === 0 ? "None found" : "Default"}</option>
+        {(list ?? []).map((d) => (
+          <option key={d.id} value={d.id}>
+            {d.name}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+interface ToggleProps {
+  testId: string;
+  on: boolean;
+  disabled: boolean;
+  onLabel: string;
+  offLabel: string;
+  onIcon: JSX.Element;
+  offIcon: JSX.Element;
+  onClick: () => void;
+}
+
+function ToggleButton(p: ToggleProps) {
+  return (
+    <button
+      type="button"
+      class={`toggle${p.on ? " on" : ""}`}
+      data-testid={p.testId}
+      data-on={String(p.on)}
+      aria-pressed={p.on}
+      disabled={p.disabled}
+      onClick={p.onClick}
+    >
+      {p.on ? p.onIcon : p.offIcon}
+      <span>{p.on ? p.onLabel : p.offLabel}</span>
+    </button>
+  );
+}
