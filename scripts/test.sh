@@ -34,6 +34,6 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> desktop app: cargo tauri build --debug --bundles deb"
-cargo tauri build --debug --bundles deb --ci
+"$ROOT/scripts/cargo-tauri" build --debug --bundles deb --ci
 echo "==> cargo test"
 cargo test --workspace --locked "$@"

@@ -18,7 +18,8 @@
 //! after the warm-up, for `--seconds`:
 //!
 //! - displayed fps per tile = distinct burned-in frame numbers drawn per second (median and
-//!   minimum over the remote tiles), and draws per second;
+//!   minimum over the remote tiles), frames received from the frame socket per second (what
+//!   the backend decoded, scaled and sent) and draws per second (medians);
 //! - capture → display latency, p50/p95 over every draw of every remote tile whose stamp decoded
 //!   (the bot's capture clock and the worker's `performance.timeOrigin + now()` are one clock);
 //! - CPU, % of one core: the app process, its WebKit children (WebKitWebProcess,
@@ -94,6 +95,7 @@ fn options() -> Options {
 #[derive(Debug)]
 struct TileSecond {
     track: String,
+    received: u64,
     drawn: u64,
     distinct: u64,
     latencies_ms: Vec<f64>,
@@ -118,6 +120,7 @@ fn read_stats(path: &Path) -> Vec<StatsLine> {
                     .iter()
                     .map(|t| TileSecond {
                         track: t["track"].as_str().unwrap_or_default().to_owned(),
+                        received: t["received"].as_u64().unwrap_or(0),
                         drawn: t["drawn"].as_u64().unwrap_or(0),
                         distinct: t["distinct"].as_u64().unwrap_or(0),
                         latencies_ms: t["latencies_ms"]
@@ -162,6 +165,7 @@ struct Row {
     tiles: usize,
     fps_median: f64,
     fps_min: f64,
+    received_median: f64,
     draws_median: f64,
     lat_p50: f64,
     lat_p95: f64,
@@ -298,7 +302,8 @@ async fn one_run(n: usize, run: usize, o: &Options) -> Result<Row, String> {
         ));
     };
     let covered = (end - start) as f64 / 1e6;
-    let mut per_track: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+    // Per remote track: (distinct, drawn, received).
+    let mut per_track: std::collections::BTreeMap<&str, (u64, u64, u64)> = Default::default();
     let mut latencies = Vec::new();
     let all_distinct: u64 = inside
         .iter()
@@ -310,19 +315,26 @@ async fn one_run(n: usize, run: usize, o: &Options) -> Result<Row, String> {
             let e = per_track.entry(&t.track).or_default();
             e.0 += t.distinct;
             e.1 += t.drawn;
+            e.2 += t.received;
             latencies.extend_from_slice(&t.latencies_ms);
         }
     }
     let fps = sorted(
         per_track
             .values()
-            .map(|(d, _)| *d as f64 / covered)
+            .map(|(d, _, _)| *d as f64 / covered)
             .collect(),
     );
     let draws = sorted(
         per_track
             .values()
-            .map(|(_, d)| *d as f64 / covered)
+            .map(|(_, d, _)| *d as f64 / covered)
+            .collect(),
+    );
+    let received = sorted(
+        per_track
+            .values()
+            .map(|(_, _, r)| *r as f64 / covered)
             .collect(),
     );
     let latencies = sorted(latencies);
@@ -331,6 +343,7 @@ async fn one_run(n: usize, run: usize, o: &Options) -> Result<Row, String> {
         tiles: per_track.len(),
         fps_median: percentile(&fps, 50.0),
         fps_min: fps.first().copied().unwrap_or(f64::NAN),
+        received_median: percentile(&received, 50.0),
         draws_median: percentile(&draws, 50.0),
         lat_p50: percentile(&latencies, 50.0),
         lat_p95: percentile(&latencies, 95.0),
@@ -380,11 +393,12 @@ fn publish_fps(log: &Path, window: (Duration, Duration)) -> Option<f64> {
 
 fn print_header() {
     println!(
-        "{:>4} {:>5} | {:>8} {:>6} {:>7} | {:>7} {:>7} {:>6} | {:>6} {:>7} {:>6} {:>6} {:>7} {:>8} | {:>7} | {:>7} {:>8}",
+        "{:>4} {:>5} | {:>8} {:>6} {:>6} {:>7} | {:>7} {:>7} {:>6} | {:>6} {:>7} {:>6} {:>6} {:>7} {:>8} | {:>7} | {:>7} {:>8}",
         "bots",
         "tiles",
         "fps med",
         "min",
+        "recv/s",
         "draws/s",
         "p50 ms",
         "p95 ms",
@@ -403,11 +417,12 @@ fn print_header() {
 
 fn print_row(r: &Row) {
     println!(
-        "{:>4} {:>5} | {:>8.1} {:>6.1} {:>7.1} | {:>7.1} {:>7.1} {:>6} | {:>6.0} {:>7.0} {:>6.0} {:>6.0} {:>7.0} {:>8.0} | {:>7.1} | {:>7.1} {:>8.1}",
+        "{:>4} {:>5} | {:>8.1} {:>6.1} {:>6.1} {:>7.1} | {:>7.1} {:>7.1} {:>6} | {:>6.0} {:>7.0} {:>6.0} {:>6.0} {:>7.0} {:>8.0} | {:>7.1} | {:>7.1} {:>8.1}",
         r.bots,
         r.tiles,
         r.fps_median,
         r.fps_min,
+        r.received_median,
         r.draws_median,
         r.lat_p50,
         r.lat_p95,
@@ -442,7 +457,8 @@ async fn main() {
         o.seconds
     );
     println!(
-        "fps = distinct frames displayed per second per remote tile; p50/p95 = capture -> display \
+        "fps = distinct frames displayed per second per remote tile; recv/s = frames the backend \
+         sent per remote tile per second; p50/p95 = capture -> display \
          over all remote tiles; CPU in % of one core; bot fps = what the bots sent; all fps = \
          frames displayed per second in all tiles (own camera too); ms/frame = app + WebKit CPU \
          per displayed frame"

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 use videoroom_client::media::devices::{DeviceError, DeviceInfo};
+use videoroom_client::signaling::SignalingError;
 use videoroom_client::{ConnectionState, JoinError, RoomError};
 use videoroom_protocol::{ErrorCode, MediaKind, PeerInfo};
 
@@ -364,9 +365,19 @@ impl UiError {
     /// Why joining `url` failed, in words a person can act on.
     pub fn from_join(url: &str, e: &JoinError) -> Self {
         match e {
+            JoinError::Unreachable(SignalingError::ConnectTimeout { timeout, .. }) => Self {
+                kind: ErrorKind::Timeout,
+                message: format!("The server at {url} did not answer within {timeout:?}."),
+                hint: Some("Check the address, or try again in a moment.".to_owned()),
+            },
             JoinError::Unreachable(cause) => Self {
                 kind: ErrorKind::Unreachable,
-                message: format!("Can't reach {url} ({cause})."),
+                message: match cause {
+                    SignalingError::Unreachable { reason, .. } => {
+                        format!("Can't reach {url} ({}).", plain_reason(reason))
+                    }
+                    other => format!("Can't reach {url} ({}).", plain_reason(&other.to_string())),
+                },
                 hint: Some(
                     "Is the server running, and is the address right (ws://host:port/ws)?"
                         .to_owned(),
@@ -438,6 +449,21 @@ impl UiError {
             RoomError::Closed => Self::not_in_room(),
             other => Self::internal(capitalize(&other.to_string())),
         }
+    }
+}
+
+/// A transport error as a person reads it: "IO error: Connection refused (os error 111)"
+/// becomes "connection refused".
+fn plain_reason(reason: &str) -> String {
+    let reason = reason.strip_prefix("IO error: ").unwrap_or(reason);
+    let reason = match reason.rfind(" (os error ") {
+        Some(at) if reason.ends_with(')') => &reason[..at],
+        _ => reason,
+    };
+    let mut chars = reason.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => "no reason given".to_owned(),
     }
 }
 
@@ -522,6 +548,28 @@ mod tests {
             serde_json::json!({"type": "local", "cameraOn": true, "micOn": false,
                 "hasCamera": true, "hasMicrophone": true})
         );
+    }
+
+    #[test]
+    fn unreachable_names_the_url_once_in_plain_words() {
+        let url = "ws://127.0.0.1:9/ws";
+        let e = JoinError::Unreachable(SignalingError::Unreachable {
+            url: url.into(),
+            reason: "IO error: Connection refused (os error 111)".into(),
+        });
+        let ui = UiError::from_join(url, &e);
+        assert_eq!(ui.kind, ErrorKind::Unreachable);
+        assert_eq!(
+            ui.message,
+            "Can't reach ws://127.0.0.1:9/ws (connection refused)."
+        );
+        assert!(ui.hint.is_some());
+
+        let e = JoinError::Unreachable(SignalingError::ConnectTimeout {
+            url: url.into(),
+            timeout: std::time::Duration::from_secs(10),
+        });
+        assert_eq!(UiError::from_join(url, &e).kind, ErrorKind::Timeout);
     }
 
     #[test]

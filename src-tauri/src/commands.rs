@@ -40,17 +40,9 @@ pub async fn list_devices(state: State<'_, AppState>) -> Result<Devices, UiError
     if fake {
         return Ok(state.devices());
     }
-    let devices = tokio::task::spawn_blocking(|| {
-        use videoroom_client::media::devices::{list_cameras, list_microphones, list_speakers};
-        Devices {
-            cameras: list_cameras().into_iter().map(Into::into).collect(),
-            microphones: list_microphones().into_iter().map(Into::into).collect(),
-            speakers: list_speakers().into_iter().map(Into::into).collect(),
-            fake: false,
-        }
-    })
-    .await
-    .map_err(|e| UiError::internal(format!("listing devices failed: {e}")))?;
+    let devices = tokio::task::spawn_blocking(crate::session::detect_devices)
+        .await
+        .map_err(|e| UiError::internal(format!("listing devices failed: {e}")))?;
     Ok(devices)
 }
 

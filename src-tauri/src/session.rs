@@ -160,12 +160,7 @@ impl AppState {
                 fake: true,
             };
         }
-        Devices {
-            cameras: list_cameras().into_iter().map(Into::into).collect(),
-            microphones: list_microphones().into_iter().map(Into::into).collect(),
-            speakers: list_speakers().into_iter().map(Into::into).collect(),
-            fake: false,
-        }
+        detect_devices()
     }
 
     fn video_input(&self, camera: Option<String>) -> VideoInput {
@@ -658,6 +653,17 @@ pub fn save_settings(path: &std::path::Path, settings: &Settings) -> Result<(), 
     let json = serde_json::to_vec_pretty(settings).map_err(|e| UiError::internal(e.to_string()))?;
     std::fs::write(&tmp, json).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// The machine's real cameras, microphones and speakers (probes V4L2 and ALSA, which can
+/// block for a moment).
+pub fn detect_devices() -> Devices {
+    Devices {
+        cameras: list_cameras().into_iter().map(Into::into).collect(),
+        microphones: list_microphones().into_iter().map(Into::into).collect(),
+        speakers: list_speakers().into_iter().map(Into::into).collect(),
+        fake: false,
+    }
 }
 
 #[cfg(test)]

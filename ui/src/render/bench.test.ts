@@ -3,9 +3,10 @@ import { BenchStats } from "./bench";
 import { fnv1aSubsample } from "./hash";
 
 describe("BenchStats", () => {
-  it("counts draws, distinct frames and latencies per tile, then starts over", () => {
+  it("counts frames received, draws, distinct frames and latencies per tile, then starts over", () => {
     const b = new BenchStats();
     const now = 1_700_000_000_200;
+    for (let i = 0; i < 4; i++) b.recordReceived(1, "t1");
     b.recordDraw(1, "t1", { frameNumber: 5, captureMicros: 1_700_000_000_150_000 }, now);
     b.recordDraw(1, "t1", { frameNumber: 5, captureMicros: 1_700_000_000_150_000 }, now + 10);
     b.recordDraw(1, "t1", null, now + 20);
@@ -16,9 +17,9 @@ describe("BenchStats", () => {
       [3, "self"],
     ]);
     expect(b.take(shown)).toEqual([
-      { slot: 1, track: "t1", drawn: 3, distinct: 1, latencies_ms: [50, 60] },
-      { slot: 2, track: "t2", drawn: 1, distinct: 1, latencies_ms: [20] },
-      { slot: 3, track: "self", drawn: 0, distinct: 0, latencies_ms: [] },
+      { slot: 1, track: "t1", received: 4, drawn: 3, distinct: 1, latencies_ms: [50, 60] },
+      { slot: 2, track: "t2", received: 0, drawn: 1, distinct: 1, latencies_ms: [20] },
+      { slot: 3, track: "self", received: 0, drawn: 0, distinct: 0, latencies_ms: [] },
     ]);
     expect(b.take(shown)[0]).toMatchObject({ drawn: 0 });
   });

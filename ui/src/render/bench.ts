@@ -1,10 +1,11 @@
-// Benchmark bookkeeping in the render worker: per tile, draws, distinct burned-in frame
-// numbers and display latencies over the current one-second window.
+// Benchmark bookkeeping in the render worker: per tile, frames received from the socket, draws,
+// distinct burned-in frame numbers and display latencies over the current one-second window.
 
 import type { TileStats } from "./protocol";
 
 interface Window {
   track: string;
+  received: number;
   drawn: number;
   frames: Set<number>;
   latencies: number[];
@@ -13,6 +14,11 @@ interface Window {
 export class BenchStats {
   private tiles = new Map<number, Window>();
 
+  /** A frame for `slot` arrived from the socket (drawn or not). */
+  recordReceived(slot: number, track: string): void {
+    this.window(slot, track).received++;
+  }
+
   /** A draw of `slot`; `stamp` is what was decoded from the drawn pixels (null if nothing). */
   recordDraw(
     slot: number,
@@ -20,11 +26,7 @@ export class BenchStats {
     stamp: { frameNumber: number; captureMicros: number } | null,
     nowEpochMs: number,
   ): void {
-    let w = this.tiles.get(slot);
-    if (!w || w.track !== track) {
-      w = { track, drawn: 0, frames: new Set(), latencies: [] };
-      this.tiles.set(slot, w);
-    }
+    const w = this.window(slot, track);
     w.drawn++;
     if (stamp) {
       w.frames.add(stamp.frameNumber);
@@ -41,6 +43,7 @@ export class BenchStats {
       out.push({
         slot,
         track,
+        received: same ? w.received : 0,
         drawn: same ? w.drawn : 0,
         distinct: same ? w.frames.size : 0,
         latencies_ms: same ? w.latencies : [],
@@ -48,6 +51,15 @@ export class BenchStats {
     }
     this.tiles.clear();
     return out;
+  }
+
+  private window(slot: number, track: string): Window {
+    let w = this.tiles.get(slot);
+    if (!w || w.track !== track) {
+      w = { track, received: 0, drawn: 0, frames: new Set(), latencies: [] };
+      this.tiles.set(slot, w);
+    }
+    return w;
   }
 }
 

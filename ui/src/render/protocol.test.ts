@@ -65,7 +65,9 @@ describe("socket messages", () => {
       tiles: [{ slot: 0, track: "self", w: 426, h: 240 }],
     });
     expect(JSON.parse(creditMessage(3))).toEqual({ type: "credit", slot: 3 });
-    const stats = [{ slot: 1, track: "t1", drawn: 30, distinct: 29, latencies_ms: [41.5] }];
+    const stats = [
+      { slot: 1, track: "t1", received: 31, drawn: 30, distinct: 29, latencies_ms: [41.5] },
+    ];
     expect(JSON.parse(statsMessage(stats))).toEqual({ type: "stats", tiles: stats });
   });
 });

@@ -37,6 +37,8 @@ export interface TileSpec {
 export interface TileStats {
   slot: number;
   track: string;
+  /** Frames that arrived from the socket (the newest per animation frame is drawn). */
+  received: number;
   drawn: number;
   distinct: number;
   latencies_ms: number[];

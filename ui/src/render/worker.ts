@@ -160,6 +160,7 @@ function onFrame(ws: WebSocket, buf: ArrayBuffer): void {
   }
   const s = slots.get(slot);
   if (!s) return;
+  if (bench) stats.recordReceived(slot, s.track);
   s.pending = { buf, header };
   scheduleDraw();
 }

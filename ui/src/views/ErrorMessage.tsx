@@ -14,6 +14,7 @@ export function ErrorMessage({ error, testId, onDismiss }: Props) {
       <AlertIcon size={18} />
       <div class="error-text">
         <p class="error-message">{error.message}</p>
+        {error.hint && " "}
         {error.hint && <p class="error-hint">{error.hint}</p>}
       </div>
       {onDismiss && (

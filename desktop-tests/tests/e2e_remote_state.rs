@@ -1,0 +1,150 @@
+//! What the app shows of someone else's camera and microphone: a person joins a room, a bot
+//! joins after them with its camera and microphone on, then turns both off. The bot's tile
+//! first draws its video without the muted icon, then shows the initials placeholder and the
+//! muted-microphone icon; the app's own tile is untouched.
+//!
+//! Same prerequisites as `e2e.rs`; logs in `<target>/e2e/remote-state/`.
+
+use std::time::{Duration, Instant};
+use videoroom_desktop_tests::bot::BotSpec;
+use videoroom_desktop_tests::driver::{Launched, Session, testid};
+use videoroom_desktop_tests::{tail, wait_for, work_dir};
+use videoroom_testkit::{start_server, test_config, ws_url};
+
+const ROOM: &str = "remote-state";
+const BOT: &str = "Grace Hopper";
+const ME: &str = "Ada";
+/// When the bot turns its camera and microphone off, after it joined. Its video must be on
+/// the app's screen before that: first frames normally arrive within a second.
+const OFF_AFTER: &str = "10s";
+const BOUND: Duration = Duration::from_secs(20);
+const SCENARIO_BOUND: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_camera_off_shows_initials_and_mic_off_shows_the_icon() {
+    let started = Instant::now();
+    let work = work_dir("remote-state");
+    let server = start_server(test_config()).await;
+    let url = ws_url(&server);
+    let app = Launched::start(&work, true).await;
+    let bot_log = work.join("bot.log");
+    let outcome = tokio::time::timeout(SCENARIO_BOUND, async {
+        let s = &app.session;
+        join(s, &url).await?;
+        // The bot comes in once Ada is in the room, so its timer starts after her join.
+        let mut spec = BotSpec::new(&url, ROOM, BOT, &bot_log);
+        spec.args = [
+            "--video",
+            "pattern",
+            "--audio",
+            "tone",
+            "--camera-off-at",
+            OFF_AFTER,
+            "--mic-off-at",
+            OFF_AFTER,
+            "--duration",
+            "120s",
+        ]
+        .map(String::from)
+        .to_vec();
+        let bot = spec.spawn();
+        scenario(s).await?;
+        Ok::<_, String>(bot)
+    })
+    .await
+    .unwrap_or_else(|_| Err(format!("the scenario took longer than {SCENARIO_BOUND:?}")));
+    match outcome {
+        Ok(bot) => drop(bot),
+        Err(e) => panic!(
+            "{e}\n\n{}\n\n--- {BOT} output ---\n{}",
+            app.failure_context(&work).await,
+            tail(&bot_log, 20),
+        ),
+    }
+    app.stop().await;
+    server.shutdown(Duration::from_secs(2)).await;
+    eprintln!("e2e passed in {:.1?}", started.elapsed());
+}
+
+async fn join(s: &Session, url: &str) -> Result<(), String> {
+    s.wait_lobby(Duration::from_secs(60)).await?;
+    s.type_into(&testid("server-url"), url).await?;
+    s.type_into(&testid("room-name"), ROOM).await?;
+    s.type_into(&testid("display-name"), ME).await?;
+    s.click(&testid("join")).await?;
+    s.wait_css(&testid("room"), Duration::from_secs(30)).await?;
+    Ok(())
+}
+
+async fn scenario(s: &Session) -> Result<(), String> {
+    let step = Instant::now();
+    let tile = format!(r#"{}[data-name="{BOT}"]"#, testid("tile"));
+    let mine = format!(r#"{}[data-self="true"]"#, testid("tile"));
+    s.wait_css(&tile, BOUND).await?;
+
+    // Camera and microphone on: video drawn, no placeholder, no muted icon.
+    wait_for(
+        BOUND,
+        &format!("{BOT}'s tile has drawn a frame"),
+        async || match s.probe(BOT).await? {
+            p if p.drawn > 0 => Ok(()),
+            p => Err(format!("{p:?}")),
+        },
+    )
+    .await?;
+    let before = (
+        s.attr(&tile, "data-camera-off").await?,
+        s.attr(&tile, "data-mic-muted").await?,
+        count(s, &format!("{tile} .placeholder")).await?,
+        count(s, &format!("{tile} .muted-icon")).await?,
+    );
+    let on = (Some("false".to_owned()), Some("false".to_owned()), 0, 0);
+    if before != on {
+        return Err(format!(
+            "with {BOT}'s camera and microphone on, the tile shows (camera-off, mic-muted, \
+             placeholders, muted icons) = {before:?}; expected {on:?}"
+        ));
+    }
+    eprintln!("{BOT}'s video is on screen ({:.1?})", step.elapsed());
+
+    // Both off: initials in place of the video, the muted icon by the name.
+    s.wait_attr(&tile, "data-camera-off", "true", BOUND).await?;
+    s.wait_attr(&tile, "data-mic-muted", "true", BOUND).await?;
+    let avatar = s
+        .wait_css(&format!("{tile} .placeholder .avatar"), BOUND)
+        .await?;
+    let initials = avatar.text().await.map_err(|e| e.to_string())?;
+    if initials.trim() != "GH" {
+        return Err(format!(
+            "{BOT}'s placeholder shows {initials:?}, not \"GH\""
+        ));
+    }
+    let icon = s.wait_css(&format!("{tile} .muted-icon"), BOUND).await?;
+    if !icon.is_displayed().await.map_err(|e| e.to_string())? {
+        return Err(format!(
+            "{BOT}'s muted-microphone icon is in the page but hidden"
+        ));
+    }
+    // Ada's own tile does not change with someone else's devices.
+    let own = (
+        s.attr(&mine, "data-camera-off").await?,
+        s.attr(&mine, "data-mic-muted").await?,
+    );
+    if own != (Some("false".to_owned()), Some("false".to_owned())) {
+        return Err(format!("{ME}'s own tile turned to {own:?}"));
+    }
+    eprintln!(
+        "{BOT}'s camera and microphone went off: initials {initials:?}, muted icon shown ({:.1?})",
+        step.elapsed()
+    );
+    Ok(())
+}
+
+/// How many elements match `css`.
+async fn count(s: &Session, css: &str) -> Result<usize, String> {
+    s.client
+        .find_all(fantoccini::Locator::Css(css))
+        .await
+        .map(|v| v.len())
+        .map_err(|e| format!("{css}: {e}"))
+}
