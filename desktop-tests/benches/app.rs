@@ -391,6 +391,30 @@ fn publish_fps(log: &Path, window: (Duration, Duration)) -> Option<f64> {
     (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64)
 }
 
+/// Each figure's median over `runs` (all of one room size).
+fn median_row(runs: &[&Row]) -> Row {
+    let m = |f: fn(&Row) -> f64| percentile(&sorted(runs.iter().map(|r| f(r)).collect()), 50.0);
+    Row {
+        bots: runs[0].bots,
+        tiles: runs[0].tiles,
+        fps_median: m(|r| r.fps_median),
+        fps_min: m(|r| r.fps_min),
+        received_median: m(|r| r.received_median),
+        draws_median: m(|r| r.draws_median),
+        lat_p50: m(|r| r.lat_p50),
+        lat_p95: m(|r| r.lat_p95),
+        lat_samples: runs.iter().map(|r| r.lat_samples).sum(),
+        cpu_app: m(|r| r.cpu_app),
+        cpu_webkit: m(|r| r.cpu_webkit),
+        cpu_xvfb: m(|r| r.cpu_xvfb),
+        cpu_bots: m(|r| r.cpu_bots),
+        cpu_server: m(|r| r.cpu_server),
+        cpu_machine: m(|r| r.cpu_machine),
+        bot_fps: m(|r| r.bot_fps),
+        all_fps: m(|r| r.all_fps),
+    }
+}
+
 fn print_header() {
     println!(
         "{:>4} {:>5} | {:>8} {:>6} {:>6} {:>7} | {:>7} {:>7} {:>6} | {:>6} {:>7} {:>6} {:>6} {:>7} {:>8} | {:>7} | {:>7} {:>8}",
@@ -475,6 +499,21 @@ async fn main() {
                 Err(e) => println!("{n:>4} bots, run {run}: FAILED: {e}"),
             }
         }
+    }
+    if o.runs > 1 {
+        println!("\nmedian of {} runs, field by field:", o.runs);
+        print_header();
+        let mut sizes: Vec<usize> = rows.iter().map(|r| r.bots).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        let medians: Vec<Row> = sizes
+            .iter()
+            .map(|&n| median_row(&rows.iter().filter(|r| r.bots == n).collect::<Vec<_>>()))
+            .collect();
+        for r in &medians {
+            print_row(r);
+        }
+        rows = medians;
     }
     println!();
     for r in rows.iter().filter(|r| r.bots == 1) {

@@ -229,6 +229,28 @@ impl Session {
             .map_err(|e| format!("{css} @{name}: {e}"))
     }
 
+    /// How many elements match `css` now.
+    pub async fn count(&self, css: &str) -> Result<usize, String> {
+        self.client
+            .find_all(Locator::Css(css))
+            .await
+            .map(|v| v.len())
+            .map_err(|e| format!("{css}: {e}"))
+    }
+
+    /// Fills the lobby (server, room, name) as a person would, clicks join and waits for the
+    /// room view.
+    pub async fn join(&self, url: &str, room: &str, name: &str) -> Result<(), String> {
+        self.wait_lobby(Duration::from_secs(60)).await?;
+        self.type_into(&testid("server-url"), url).await?;
+        self.type_into(&testid("room-name"), room).await?;
+        self.type_into(&testid("display-name"), name).await?;
+        self.click(&testid("join")).await?;
+        self.wait_css(&testid("room"), Duration::from_secs(30))
+            .await
+            .map(|_| ())
+    }
+
     /// Waits until attribute `name` of `css` is `value`.
     pub async fn wait_attr(
         &self,

@@ -1,6 +1,7 @@
 //! The desktop app end to end, as a person uses it: open the app, fill the lobby, join a room
-//! where a bot already is, see the bot's video move, mute and unmute (with the button and with
-//! `M`) and have the bot see it, leave and find the lobby as it was.
+//! where a bot already is, see the bot's video move, mute and unmute the microphone (button,
+//! then `M`) and the camera (`V`, then the button) and have the bot see it, leave and find the
+//! lobby as it was.
 //!
 //! Needs the app built with the UI embedded (`cargo tauri build --debug --bundles deb`), the bot
 //! (`cargo build -p videoroom-bot`), Xvfb, tauri-driver and WebKitWebDriver; see the crate docs.
@@ -117,13 +118,31 @@ async fn scenario(app: &Launched, url: &str, events: &Path, work: &Path) -> Resu
     s.wait_attr(&mic, "data-on", "true", BOUND).await?;
     s.click(&mic).await?;
     s.wait_attr(&mic, "data-on", "false", BOUND).await?;
-    let muted_at = wait_event(events, "track_muted", 0).await?;
+    let muted_at = wait_event(events, "track_muted", "audio", 0).await?;
     // The focus is on the button now, not in a text field, so `m` is the shortcut.
     s.press('m').await?;
     s.wait_attr(&mic, "data-on", "true", BOUND).await?;
-    wait_event(events, "track_unmuted", muted_at + 1).await?;
+    wait_event(events, "track_unmuted", "audio", muted_at + 1).await?;
     eprintln!(
         "{BOT} saw {ME}'s microphone go off and on ({:.1?})",
+        step.elapsed()
+    );
+
+    // Camera: `V`, then the button; the bot sees the video track muted and back, and the own
+    // tile shows the initials meanwhile.
+    let camera = testid("camera-toggle");
+    let own = format!(r#"{}[data-self="true"]"#, testid("tile"));
+    s.wait_attr(&camera, "data-on", "true", BOUND).await?;
+    s.press('v').await?;
+    s.wait_attr(&camera, "data-on", "false", BOUND).await?;
+    s.wait_attr(&own, "data-camera-off", "true", BOUND).await?;
+    let off_at = wait_event(events, "track_muted", "video", 0).await?;
+    s.click(&camera).await?;
+    s.wait_attr(&camera, "data-on", "true", BOUND).await?;
+    s.wait_attr(&own, "data-camera-off", "false", BOUND).await?;
+    wait_event(events, "track_unmuted", "video", off_at + 1).await?;
+    eprintln!(
+        "{BOT} saw {ME}'s camera go off and on ({:.1?})",
         step.elapsed()
     );
 
@@ -166,18 +185,18 @@ fn moved(first: &(Instant, Probe), now: &Probe) -> bool {
         && matches!((p.frame_number, now.frame_number), (Some(a), Some(b)) if b > a)
 }
 
-/// Waits (10 s) until the bot logged `event` for Ada's audio track at or after line `from`;
+/// Waits (10 s) until the bot logged `event` for Ada's track of `kind` at or after line `from`;
 /// returns the line's index.
-async fn wait_event(events: &Path, event: &str, from: usize) -> Result<usize, String> {
+async fn wait_event(events: &Path, event: &str, kind: &str, from: usize) -> Result<usize, String> {
     wait_for(
         Duration::from_secs(10),
-        &format!("{BOT} logs {event} for {ME}'s audio"),
+        &format!("{BOT} logs {event} for {ME}'s {kind}"),
         async || {
             let seen = bot::events(events);
             seen.iter()
                 .enumerate()
                 .skip(from)
-                .find(|(_, e)| bot::saw(std::slice::from_ref(e), event, ME, Some("audio")))
+                .find(|(_, e)| bot::saw(std::slice::from_ref(e), event, ME, Some(kind)))
                 .map(|(i, _)| i)
                 .ok_or_else(|| format!("{} events so far", seen.len()))
         },

@@ -1,7 +1,8 @@
 //! What the app shows of someone else's camera and microphone: a person joins a room, a bot
 //! joins after them with its camera and microphone on, then turns both off. The bot's tile
-//! first draws its video without the muted icon, then shows the initials placeholder and the
-//! muted-microphone icon; the app's own tile is untouched.
+//! first draws its video without the muted icon and is highlighted as speaking (its tone), then
+//! shows the initials placeholder and the muted-microphone icon and is no longer highlighted;
+//! the app's own tile is untouched.
 //!
 //! Same prerequisites as `e2e.rs`; logs in `<target>/e2e/remote-state/`.
 
@@ -30,7 +31,7 @@ async fn remote_camera_off_shows_initials_and_mic_off_shows_the_icon() {
     let bot_log = work.join("bot.log");
     let outcome = tokio::time::timeout(SCENARIO_BOUND, async {
         let s = &app.session;
-        join(s, &url).await?;
+        s.join(&url, ROOM, ME).await?;
         // The bot comes in once Ada is in the room, so its timer starts after her join.
         let mut spec = BotSpec::new(&url, ROOM, BOT, &bot_log);
         spec.args = [
@@ -66,16 +67,6 @@ async fn remote_camera_off_shows_initials_and_mic_off_shows_the_icon() {
     eprintln!("e2e passed in {:.1?}", started.elapsed());
 }
 
-async fn join(s: &Session, url: &str) -> Result<(), String> {
-    s.wait_lobby(Duration::from_secs(60)).await?;
-    s.type_into(&testid("server-url"), url).await?;
-    s.type_into(&testid("room-name"), ROOM).await?;
-    s.type_into(&testid("display-name"), ME).await?;
-    s.click(&testid("join")).await?;
-    s.wait_css(&testid("room"), Duration::from_secs(30)).await?;
-    Ok(())
-}
-
 async fn scenario(s: &Session) -> Result<(), String> {
     let step = Instant::now();
     let tile = format!(r#"{}[data-name="{BOT}"]"#, testid("tile"));
@@ -95,8 +86,8 @@ async fn scenario(s: &Session) -> Result<(), String> {
     let before = (
         s.attr(&tile, "data-camera-off").await?,
         s.attr(&tile, "data-mic-muted").await?,
-        count(s, &format!("{tile} .placeholder")).await?,
-        count(s, &format!("{tile} .muted-icon")).await?,
+        s.count(&format!("{tile} .placeholder")).await?,
+        s.count(&format!("{tile} .muted-icon")).await?,
     );
     let on = (Some("false".to_owned()), Some("false".to_owned()), 0, 0);
     if before != on {
@@ -106,6 +97,12 @@ async fn scenario(s: &Session) -> Result<(), String> {
         ));
     }
     eprintln!("{BOT}'s video is on screen ({:.1?})", step.elapsed());
+    // Its tone is loud enough to count as speaking: the tile is highlighted.
+    s.wait_attr(&tile, "data-speaking", "true", BOUND).await?;
+    eprintln!(
+        "{BOT}'s tile is highlighted as speaking ({:.1?})",
+        step.elapsed()
+    );
 
     // Both off: initials in place of the video, the muted icon by the name.
     s.wait_attr(&tile, "data-camera-off", "true", BOUND).await?;
@@ -119,6 +116,8 @@ async fn scenario(s: &Session) -> Result<(), String> {
             "{BOT}'s placeholder shows {initials:?}, not \"GH\""
         ));
     }
+    // A muted microphone does not speak.
+    s.wait_attr(&tile, "data-speaking", "false", BOUND).await?;
     let icon = s.wait_css(&format!("{tile} .muted-icon"), BOUND).await?;
     if !icon.is_displayed().await.map_err(|e| e.to_string())? {
         return Err(format!(
@@ -138,13 +137,4 @@ async fn scenario(s: &Session) -> Result<(), String> {
         step.elapsed()
     );
     Ok(())
-}
-
-/// How many elements match `css`.
-async fn count(s: &Session, css: &str) -> Result<usize, String> {
-    s.client
-        .find_all(fantoccini::Locator::Css(css))
-        .await
-        .map(|v| v.len())
-        .map_err(|e| format!("{css}: {e}"))
 }
