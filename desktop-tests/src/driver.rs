@@ -45,7 +45,7 @@ impl Driver {
     /// Starts `tauri-driver` for an app on `display`, with the app's environment
     /// ([`crate::app_env`] + `VIDEOROOM_TEST_HOOKS=1`; WebKitWebDriver and the app inherit it).
     /// Its output and the app's go to `<work>/driver.log`. Returns once it answers `/status`.
-    pub async fn start(display: &str, work: &Path) -> Self {
+    pub async fn start(display: &str, work: &Path, media: Media) -> Self {
         let native = native_driver_bin();
         assert!(
             native.is_file(),
@@ -65,6 +65,13 @@ impl Driver {
                 .arg(&native)
                 .envs(crate::app_env(display, work))
                 .env("VIDEOROOM_TEST_HOOKS", "1")
+                .env(
+                    "VIDEOROOM_FAKE_MEDIA",
+                    match media {
+                        Media::Synthetic => "1",
+                        Media::Devices => "0",
+                    },
+                )
                 .env("RUST_LOG", "info")
                 .stdin(Stdio::null())
                 .stdout(log_file(&log))
@@ -412,6 +419,15 @@ impl Session {
     }
 }
 
+/// What the app captures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    /// The moving pattern and a tone (`VIDEOROOM_FAKE_MEDIA=1`).
+    Synthetic,
+    /// The machine's own cameras and microphones (none on a CI machine).
+    Devices,
+}
+
 /// Xvfb, tauri-driver and a WebDriver session on the app, torn down in reverse on drop.
 #[derive(Debug)]
 pub struct Launched {
@@ -424,6 +440,11 @@ impl Launched {
     /// Starts Xvfb (with a framebuffer file in `<work>/fb` if `framebuffer`), tauri-driver and
     /// the app; returns once the app's window is open (not yet the lobby).
     pub async fn start(work: &Path, framebuffer: bool) -> Self {
+        Self::start_with(work, framebuffer, Media::Synthetic).await
+    }
+
+    /// [`Launched::start`] with the given media.
+    pub async fn start_with(work: &Path, framebuffer: bool, media: Media) -> Self {
         let app = crate::app_bin();
         let fbdir = work.join("fb");
         let xvfb = crate::xvfb::Xvfb::start(
@@ -431,7 +452,7 @@ impl Launched {
             &work.join("xvfb.log"),
         )
         .await;
-        let driver = Driver::start(xvfb.display(), work).await;
+        let driver = Driver::start(xvfb.display(), work, media).await;
         let session = driver.open(&app).await;
         Self {
             session,

@@ -22,11 +22,25 @@ pub enum JoinError {
 }
 
 /// Open rooms by name.
-#[derive(Default)]
 pub struct Rooms {
     rooms: Mutex<HashMap<RoomName, RoomHandle>>,
     shutting_down: AtomicBool,
     next_peer: AtomicU64,
+    /// Random per server run, part of every peer id: ids are never reused, not even by the
+    /// next run after a restart (a rejoining client tells its own earlier session from a
+    /// newcomer by id, and the counter alone starts over at 1).
+    run: u32,
+}
+
+impl Default for Rooms {
+    fn default() -> Self {
+        Self {
+            rooms: Mutex::default(),
+            shutting_down: AtomicBool::default(),
+            next_peer: AtomicU64::default(),
+            run: rand::random(),
+        }
+    }
 }
 
 impl Rooms {
@@ -40,8 +54,9 @@ impl Rooms {
         out: mpsc::Sender<ServerMessage>,
     ) -> Result<(RoomHandle, Joined), JoinError> {
         let peer_id = PeerId::new(format!(
-            "p-{}",
-            self.next_peer.fetch_add(1, Ordering::Relaxed) + 1
+            "p-{}-{:08x}",
+            self.next_peer.fetch_add(1, Ordering::Relaxed) + 1,
+            self.run
         ));
         let peer = PeerInfo {
             peer_id,

@@ -420,10 +420,16 @@ impl UiError {
 
     /// A device failure (its text already names the device and what to do).
     pub fn from_device(e: &DeviceError) -> Self {
+        let mut message = capitalize(&e.to_string());
+        if !message.ends_with('.') {
+            message.push('.');
+        }
         Self::new(
             ErrorKind::Device,
-            capitalize(&e.to_string()),
-            Some("The room goes on without it. Pick another device to try again."),
+            message,
+            Some(
+                "You can still see and hear the others. Connect a device or pick another one to try again.",
+            ),
         )
     }
 

@@ -124,12 +124,10 @@ let previewChain: Promise<void> = Promise.resolve();
  */
 export function syncPreview(): void {
   previewChain = previewChain.then(async () => {
-    const { values, joining, devices } = lobby.value;
-    const want =
-      room.value.view === "lobby" &&
-      !joining &&
-      values.cameraOn &&
-      (devices === null || devices.cameras.length > 0);
+    const { values, joining } = lobby.value;
+    // Also without any camera listed: the backend then says, in words a person can act on,
+    // that none was found (whether or not the device list arrived first).
+    const want = room.value.view === "lobby" && !joining && values.cameraOn;
     try {
       if (want && previewCamera !== values.camera) {
         await api.startPreview(values.camera);

@@ -43,7 +43,7 @@ impl std::fmt::Display for DeviceKind {
 fn not_found_message(kind: DeviceKind, id: Option<&str>) -> String {
     match (kind, id) {
         (DeviceKind::Camera, None) => "no camera found: connect one, and check that this user \
-                                       may open /dev/video* (usually the `video` group)"
+                                       may open /dev/video* (usually: member of the video group)"
             .to_owned(),
         (_, None) => format!(
             "no {kind} found: connect one, or check the system's sound settings \
