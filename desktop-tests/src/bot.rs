@@ -58,6 +58,22 @@ impl BotSpec {
         }
     }
 
+    /// A bot publishing the moving pattern and a tone for up to three minutes.
+    pub fn publishing(url: &str, room: &str, name: &str, log: &Path) -> Self {
+        let mut spec = Self::new(url, room, name, log);
+        spec.args = [
+            "--video",
+            "pattern",
+            "--audio",
+            "tone",
+            "--duration",
+            "180s",
+        ]
+        .map(String::from)
+        .to_vec();
+        spec
+    }
+
     /// Starts it (with media on loopback); killed on drop of the returned group.
     pub fn spawn(&self) -> Group {
         let bin = bot_bin();

@@ -366,6 +366,19 @@ impl Session {
         })
     }
 
+    /// Waits until `name`'s tile has drawn a frame; returns the probe that saw it.
+    pub async fn wait_drawn(&self, name: &str, bound: Duration) -> Result<Probe, String> {
+        crate::wait_for(
+            bound,
+            &format!("{name}'s tile has drawn a frame"),
+            async || match self.probe(name).await? {
+                p if p.drawn > 0 => Ok(p),
+                p => Err(format!("{p:?}")),
+            },
+        )
+        .await
+    }
+
     /// `window.__vrTest.state()`: the UI store as JSON (Null if unavailable).
     pub async fn state(&self) -> Value {
         self.client
@@ -482,6 +495,19 @@ impl Launched {
             self.driver.log_tail(60),
             work.display()
         )
+    }
+
+    /// Ends a test: on `Err`, panics with it, the failure context and the last lines of each
+    /// of `logs` (title, file); on `Ok`, stops everything.
+    pub async fn conclude(self, work: &Path, outcome: Result<(), String>, logs: &[(&str, &Path)]) {
+        if let Err(e) = outcome {
+            let mut report = format!("{e}\n\n{}", self.failure_context(work).await);
+            for (title, path) in logs {
+                report.push_str(&format!("\n\n--- {title} ---\n{}", crate::tail(path, 30)));
+            }
+            panic!("{report}");
+        }
+        self.stop().await;
     }
 
     /// Ends the WebDriver session (closing the app), then stops the driver and Xvfb.

@@ -194,3 +194,13 @@ pub fn tail(path: &Path, n: usize) -> String {
         Err(e) => format!("({}: {e})", path.display()),
     }
 }
+
+/// `scenario`, or an error saying it took longer than `bound`.
+pub async fn within<T>(
+    bound: Duration,
+    scenario: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::time::timeout(bound, scenario)
+        .await
+        .unwrap_or_else(|_| Err(format!("the scenario took longer than {bound:?}")))
+}

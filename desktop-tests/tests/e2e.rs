@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use videoroom_desktop_tests::bot::{self, BotSpec};
 use videoroom_desktop_tests::driver::{Launched, Probe, Session, testid};
 use videoroom_desktop_tests::image::{Rect, Rgb};
-use videoroom_desktop_tests::{tail, wait_for, work_dir};
+use videoroom_desktop_tests::{wait_for, within, work_dir};
 use videoroom_testkit::{start_server, test_config, ws_url};
 
 const ROOM: &str = "e2e";
@@ -32,34 +32,19 @@ async fn join_see_the_bot_mute_and_leave() {
     let url = ws_url(&server);
     let events = work.join("bot-events.jsonl");
     let bot_log = work.join("bot.log");
-    let mut spec = BotSpec::new(&url, ROOM, BOT, &bot_log);
-    spec.args = [
-        "--video",
-        "pattern",
-        "--audio",
-        "tone",
-        "--duration",
-        "180s",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut spec = BotSpec::publishing(&url, ROOM, BOT, &bot_log);
     spec.events = Some(events.clone());
     let _bot = spec.spawn();
 
     let app = Launched::start(&work, true).await;
     eprintln!("app window open after {:.1?}", started.elapsed());
-    let outcome = tokio::time::timeout(SCENARIO_BOUND, scenario(&app, &url, &events, &work))
-        .await
-        .unwrap_or_else(|_| Err(format!("the scenario took longer than {SCENARIO_BOUND:?}")));
-    if let Err(e) = outcome {
-        panic!(
-            "{e}\n\n{}\n\n--- {BOT} events ---\n{}\n\n--- {BOT} output ---\n{}",
-            app.failure_context(&work).await,
-            tail(&events, 40),
-            tail(&bot_log, 20),
-        );
-    }
-    app.stop().await;
+    let outcome = within(SCENARIO_BOUND, scenario(&app, &url, &events, &work)).await;
+    app.conclude(
+        &work,
+        outcome,
+        &[("bot events", &events), ("bot output", &bot_log)],
+    )
+    .await;
     server.shutdown(Duration::from_secs(2)).await;
     eprintln!("e2e passed in {:.1?}", started.elapsed());
 }
@@ -85,15 +70,8 @@ async fn scenario(app: &Launched, url: &str, events: &Path, work: &Path) -> Resu
     eprintln!("in the room with {BOT}'s tile after {:.1?}", step.elapsed());
 
     // Bot1's video moves: more frames drawn, other pixels, higher burned-in frame numbers.
-    let first = wait_for(
-        BOUND,
-        &format!("{BOT}'s tile has drawn a frame"),
-        async || match s.probe(BOT).await? {
-            p if p.drawn > 0 => Ok((Instant::now(), p)),
-            p => Err(format!("{p:?}")),
-        },
-    )
-    .await?;
+    let drawn = s.wait_drawn(BOT, BOUND).await?;
+    let first = (Instant::now(), drawn);
     let later = wait_for(
         BOUND,
         &format!("{BOT}'s tile shows newer frames"),

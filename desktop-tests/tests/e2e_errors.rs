@@ -23,17 +23,7 @@ async fn lobby_errors_say_what_to_do() {
     let url = ws_url(&server);
     let bot_log = work.join("bot.log");
     let bot_events = work.join("bot-events.jsonl");
-    let mut spec = BotSpec::new(&url, ROOM, "Bot1", &bot_log);
-    spec.args = [
-        "--video",
-        "pattern",
-        "--audio",
-        "none",
-        "--duration",
-        "120s",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut spec = BotSpec::publishing(&url, ROOM, "Bot1", &bot_log);
     spec.events = Some(bot_events.clone());
     let _bot = spec.spawn();
     let app = Launched::start(&work, true).await;
@@ -78,14 +68,8 @@ async fn lobby_errors_say_what_to_do() {
         Ok::<(), String>(())
     }
     .await;
-    if let Err(e) = outcome {
-        panic!(
-            "{e}\n\n{}\n\n--- bot output ---\n{}",
-            app.failure_context(&work).await,
-            tail(&bot_log, 20)
-        );
-    }
-    app.stop().await;
+    app.conclude(&work, outcome, &[("bot output", &bot_log)])
+        .await;
     server.shutdown(Duration::from_secs(2)).await;
     eprintln!("passed in {:.1?}", started.elapsed());
 }

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 use videoroom_desktop_tests::bot::{self, BotSpec};
 use videoroom_desktop_tests::driver::{Launched, Media, Session, testid};
-use videoroom_desktop_tests::{tail, wait_for, work_dir};
+use videoroom_desktop_tests::{tail, wait_for, within, work_dir};
 use videoroom_testkit::{start_server, test_config, ws_url};
 
 const ROOM: &str = "no-devices";
@@ -34,22 +34,12 @@ async fn without_a_camera_the_lobby_says_so_and_joining_still_works() {
     let url = ws_url(&server);
     let bot_log = work.join("bot.log");
     let events = work.join("bot-events.jsonl");
-    let mut spec = BotSpec::new(&url, ROOM, BOT, &bot_log);
-    spec.args = [
-        "--video",
-        "pattern",
-        "--audio",
-        "tone",
-        "--duration",
-        "120s",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut spec = BotSpec::publishing(&url, ROOM, BOT, &bot_log);
     spec.events = Some(events.clone());
     let _bot = spec.spawn();
     let app = Launched::start_with(&work, true, Media::Devices).await;
 
-    let outcome = tokio::time::timeout(SCENARIO_BOUND, async {
+    let outcome = within(SCENARIO_BOUND, async {
         let s = &app.session;
         let camera = machine_has_camera();
         lobby(s, camera).await?;
@@ -78,18 +68,15 @@ async fn without_a_camera_the_lobby_says_so_and_joining_still_works() {
             ));
         }
         eprintln!("in the room without a camera ({:.1?})", started.elapsed());
-        Ok::<_, String>(())
+        Ok(())
     })
-    .await
-    .unwrap_or_else(|_| Err(format!("the scenario took longer than {SCENARIO_BOUND:?}")));
-    if let Err(e) = outcome {
-        panic!(
-            "{e}\n\n{}\n\n--- {BOT} output ---\n{}",
-            app.failure_context(&work).await,
-            tail(&bot_log, 20),
-        );
-    }
-    app.stop().await;
+    .await;
+    app.conclude(
+        &work,
+        outcome,
+        &[("bot events", &events), ("bot output", &bot_log)],
+    )
+    .await;
     server.shutdown(Duration::from_secs(2)).await;
     eprintln!("e2e passed in {:.1?}", started.elapsed());
 }
@@ -149,15 +136,7 @@ async fn lobby(s: &Session, camera: bool) -> Result<(), String> {
 
 /// Bot1's video arrives; the own tile shows initials; the camera button is off.
 async fn in_the_room(s: &Session) -> Result<(), String> {
-    wait_for(
-        BOUND,
-        &format!("{BOT}'s tile has drawn a frame"),
-        async || match s.probe(BOT).await? {
-            p if p.drawn > 0 => Ok(()),
-            p => Err(format!("{p:?}")),
-        },
-    )
-    .await?;
+    s.wait_drawn(BOT, BOUND).await?;
     let own = format!(r#"{}[data-self="true"]"#, testid("tile"));
     s.wait_attr(&own, "data-camera-off", "true", BOUND).await?;
     s.wait_css(&format!("{own} .placeholder .avatar"), BOUND)

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 use videoroom_desktop_tests::bot::BotSpec;
 use videoroom_desktop_tests::driver::{Launched, Session, testid};
-use videoroom_desktop_tests::{tail, wait_for, work_dir};
+use videoroom_desktop_tests::{wait_for, within, work_dir};
 use videoroom_testkit::{start_server, test_config, ws_url};
 
 const ROOM: &str = "reconnect";
@@ -26,22 +26,11 @@ async fn the_app_rides_out_a_server_restart() {
     let addr = server.local_addr();
     let url = ws_url(&server);
     let bot_log = work.join("bot.log");
-    let mut spec = BotSpec::new(&url, ROOM, BOT, &bot_log);
-    spec.args = [
-        "--video",
-        "pattern",
-        "--audio",
-        "tone",
-        "--duration",
-        "180s",
-    ]
-    .map(String::from)
-    .to_vec();
-    let _bot = spec.spawn();
+    let _bot = BotSpec::publishing(&url, ROOM, BOT, &bot_log).spawn();
     let app = Launched::start(&work, true).await;
 
     let mut server = Some(server);
-    let outcome = tokio::time::timeout(SCENARIO_BOUND, async {
+    let outcome = within(SCENARIO_BOUND, async {
         let s = &app.session;
         s.join(&url, ROOM, ME).await?;
         let before = video_moves(s, None).await?;
@@ -92,18 +81,11 @@ async fn the_app_rides_out_a_server_restart() {
             "server back: banner gone, {BOT}'s video at frame {after} ({:.1?})",
             started.elapsed()
         );
-        Ok::<_, String>(())
+        Ok(())
     })
-    .await
-    .unwrap_or_else(|_| Err(format!("the scenario took longer than {SCENARIO_BOUND:?}")));
-    if let Err(e) = outcome {
-        panic!(
-            "{e}\n\n{}\n\n--- {BOT} output ---\n{}",
-            app.failure_context(&work).await,
-            tail(&bot_log, 20),
-        );
-    }
-    app.stop().await;
+    .await;
+    app.conclude(&work, outcome, &[("bot output", &bot_log)])
+        .await;
     if let Some(server) = server {
         server.shutdown(Duration::from_secs(2)).await;
     }

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 use videoroom_desktop_tests::bot::BotSpec;
 use videoroom_desktop_tests::driver::{Launched, Session, testid};
-use videoroom_desktop_tests::{tail, wait_for, work_dir};
+use videoroom_desktop_tests::{within, work_dir};
 use videoroom_testkit::{start_server, test_config, ws_url};
 
 const ROOM: &str = "remote-state";
@@ -29,40 +29,19 @@ async fn remote_camera_off_shows_initials_and_mic_off_shows_the_icon() {
     let url = ws_url(&server);
     let app = Launched::start(&work, true).await;
     let bot_log = work.join("bot.log");
-    let outcome = tokio::time::timeout(SCENARIO_BOUND, async {
+    let outcome = within(SCENARIO_BOUND, async {
         let s = &app.session;
         s.join(&url, ROOM, ME).await?;
         // The bot comes in once Ada is in the room, so its timer starts after her join.
-        let mut spec = BotSpec::new(&url, ROOM, BOT, &bot_log);
-        spec.args = [
-            "--video",
-            "pattern",
-            "--audio",
-            "tone",
-            "--camera-off-at",
-            OFF_AFTER,
-            "--mic-off-at",
-            OFF_AFTER,
-            "--duration",
-            "120s",
-        ]
-        .map(String::from)
-        .to_vec();
-        let bot = spec.spawn();
-        scenario(s).await?;
-        Ok::<_, String>(bot)
+        let mut spec = BotSpec::publishing(&url, ROOM, BOT, &bot_log);
+        spec.args
+            .extend(["--camera-off-at", OFF_AFTER, "--mic-off-at", OFF_AFTER].map(String::from));
+        let _bot = spec.spawn();
+        scenario(s).await
     })
-    .await
-    .unwrap_or_else(|_| Err(format!("the scenario took longer than {SCENARIO_BOUND:?}")));
-    match outcome {
-        Ok(bot) => drop(bot),
-        Err(e) => panic!(
-            "{e}\n\n{}\n\n--- {BOT} output ---\n{}",
-            app.failure_context(&work).await,
-            tail(&bot_log, 20),
-        ),
-    }
-    app.stop().await;
+    .await;
+    app.conclude(&work, outcome, &[("bot output", &bot_log)])
+        .await;
     server.shutdown(Duration::from_secs(2)).await;
     eprintln!("e2e passed in {:.1?}", started.elapsed());
 }
@@ -74,15 +53,7 @@ async fn scenario(s: &Session) -> Result<(), String> {
     s.wait_css(&tile, BOUND).await?;
 
     // Camera and microphone on: video drawn, no placeholder, no muted icon.
-    wait_for(
-        BOUND,
-        &format!("{BOT}'s tile has drawn a frame"),
-        async || match s.probe(BOT).await? {
-            p if p.drawn > 0 => Ok(()),
-            p => Err(format!("{p:?}")),
-        },
-    )
-    .await?;
+    s.wait_drawn(BOT, BOUND).await?;
     let before = (
         s.attr(&tile, "data-camera-off").await?,
         s.attr(&tile, "data-mic-muted").await?,
