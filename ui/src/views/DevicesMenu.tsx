@@ -1,13 +1,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import type { DeviceInfo } from "../bindings/DeviceInfo";
-import {
-  choiceOf,
-  deviceOptions,
-  parseSelectValue,
-  selectValue,
-  type DeviceKind,
-} from "../state/devices";
+import { choiceOf, type DeviceKind } from "../state/devices";
 import { lobby, refreshDevices, switchDevice, switchingDevices } from "../state/store";
+import { DeviceSelect } from "./DeviceSelect";
 import { SettingsIcon, Spinner } from "./icons";
 
 const PANEL_ID = "devices-panel";
@@ -102,10 +96,9 @@ function DevicesPanel() {
     if (active === null || active === document.body || active === el) el.focus();
   }, [busy]);
 
-  const pick = (kind: DeviceKind) => (e: Event) => {
-    const el = e.currentTarget as HTMLSelectElement;
+  const pick = (kind: DeviceKind) => (id: string | null, el: HTMLSelectElement) => {
     changed.current = el;
-    void switchDevice(kind, parseSelectValue(el.value));
+    void switchDevice(kind, id);
   };
 
   return (
@@ -149,34 +142,5 @@ function DevicesPanel() {
         onChange={pick("speaker")}
       />
     </div>
-  );
-}
-
-interface SelectProps {
-  label: string;
-  testId: string;
-  list: DeviceInfo[] | null;
-  value: string | null;
-  disabled: boolean;
-  onChange: (e: Event) => void;
-}
-
-function DeviceSelect({ label, testId, list, value, disabled, onChange }: SelectProps) {
-  return (
-    <label class="field">
-      <span>{label}</span>
-      <select
-        data-testid={testId}
-        value={selectValue(value)}
-        disabled={disabled || list === null}
-        onChange={onChange}
-      >
-        {deviceOptions(list, value).map((o) => (
-          <option key={o.value} value={o.value}>
-            {o.label}
-          </option>
-        ))}
-      </select>
-    </label>
   );
 }

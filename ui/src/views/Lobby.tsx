@@ -1,9 +1,9 @@
 import type { JSX } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import type { DeviceInfo } from "../bindings/DeviceInfo";
 import type { Settings } from "../bindings/Settings";
 import { SELF_TRACK, initials } from "../state/room";
 import { appInfo, join, lobby, lobbyMessage, syncPreview, updateLobby } from "../state/store";
+import { DeviceSelect } from "./DeviceSelect";
 import { ErrorMessage } from "./ErrorMessage";
 import { CameraIcon, CameraOffIcon, MicIcon, MicOffIcon, Spinner } from "./icons";
 import { Video } from "./Video";
@@ -74,7 +74,7 @@ export function Lobby() {
               />
             </label>
           </div>
-          <DevicePicker
+          <DeviceSelect
             label="Camera"
             testId="camera-select"
             list={devices?.cameras ?? null}
@@ -82,7 +82,7 @@ export function Lobby() {
             onChange={(camera) => updateLobby({ camera })}
             disabled={joining}
           />
-          <DevicePicker
+          <DeviceSelect
             label="Microphone"
             testId="microphone-select"
             list={devices?.microphones ?? null}
@@ -90,7 +90,7 @@ export function Lobby() {
             onChange={(microphone) => updateLobby({ microphone })}
             disabled={joining}
           />
-          <DevicePicker
+          <DeviceSelect
             label="Speaker"
             testId="speaker-select"
             list={devices?.speakers ?? null}
@@ -155,39 +155,6 @@ function Preview({ values, hasCamera }: { values: Settings; hasCamera: boolean }
         </div>
       )}
     </div>
-  );
-}
-
-interface PickerProps {
-  label: string;
-  testId: string;
-  list: DeviceInfo[] | null;
-  value: string | null;
-  onChange: (id: string | null) => void;
-  disabled: boolean;
-}
-
-function DevicePicker({ label, testId, list, value, onChange, disabled }: PickerProps) {
-  return (
-    <label class="field">
-      <span>{label}</span>
-      <select
-        data-testid={testId}
-        value={value ?? ""}
-        disabled={disabled || list === null}
-        onChange={(e) => {
-          const id = (e.currentTarget as HTMLSelectElement).value;
-          onChange(id === "" ? null : id);
-        }}
-      >
-        <option value="">{list === null ? "Looking for devices…" : list.length === 0 ? "None found" : "Default"}</option>
-        {(list ?? []).map((d) => (
-          <option key={d.id} value={d.id}>
-            {d.name}
-          </option>
-        ))}
-      </select>
-    </label>
   );
 }
 
