@@ -14,6 +14,13 @@ const COMMANDS: &[&str] = &[
     "set_camera",
     "select_devices",
     "frame_endpoint",
+    "send_chat",
+    "raise_hand",
+    "moderate",
+    "remove_peer",
+    "lock_room",
+    "end_meeting",
+    "open_link",
 ];
 
 fn main() {

@@ -4,8 +4,10 @@
 //!
 //! Exit codes: 0 done (duration over, or Ctrl-C); 1 other failure; 2 bad arguments or an
 //! unusable media file; 3 server unreachable; 4 room full; 5 join refused for another reason;
-//! 6 the session was lost and could not be re-established.
+//! 6 the session was lost and could not be re-established; 7 a moderator removed the bot or
+//! ended the meeting.
 
+mod chat;
 mod stats;
 
 use clap::Parser;
@@ -96,6 +98,20 @@ struct Args {
     /// Do not print the status line.
     #[arg(long, short)]
     quiet: bool,
+    /// Once joined, send this chat line: a message to everyone, or a command such as
+    /// `/msg NAME text`, `/hand`, `/mute NAME`, `/remove NAME reason`, `/lock`, `/end`
+    /// (`/help` lists them).
+    #[arg(long)]
+    say: Option<String>,
+    /// Send `--say` again at this interval (e.g. `5s`).
+    #[arg(long, value_parser = humantime::parse_duration, requires = "say")]
+    say_every: Option<Duration>,
+    /// Raise the hand once joined.
+    #[arg(long)]
+    raise_hand: bool,
+    /// Read chat lines and commands (as for `--say`) from standard input, one per line.
+    #[arg(long)]
+    commands_from_stdin: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +171,7 @@ mod exit {
     pub const ROOM_FULL: u8 = 4;
     pub const REFUSED: u8 = 5;
     pub const LOST: u8 = 6;
+    pub const SENT_AWAY: u8 = 7;
 }
 
 fn main() -> ExitCode {
@@ -282,6 +299,16 @@ async fn run(args: Args) -> u8 {
     let mut mic_off = args.mic_off_at.map(|d| joined_at + d);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
+    let mut say_at = args.say.as_ref().map(|_| joined_at);
+    if args.raise_hand
+        && let Err(e) = room.set_hand_raised(true).await
+    {
+        eprintln!("videoroom-bot: cannot raise the hand: {e}");
+    }
+    let mut stdin = args.commands_from_stdin.then(|| {
+        use tokio::io::AsyncBufReadExt;
+        tokio::io::BufReader::new(tokio::io::stdin()).lines()
+    });
     let mut status = StatusLine::new();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -294,6 +321,16 @@ async fn run(args: Args) -> u8 {
                 }
                 Some(event) => bot.on_event(&room, event),
                 None => break Some("the room task ended".into()),
+            },
+            _ = sleep_until(say_at) => {
+                say_at = args.say_every.map(|every| tokio::time::Instant::now() + every);
+                if let Some(line) = &args.say {
+                    bot.chat_line(&room, line).await;
+                }
+            }
+            line = next_line(&mut stdin) => match line {
+                Some(line) => bot.chat_line(&room, &line).await,
+                None => stdin = None,
             },
             _ = tick.tick() => {
                 bot.snapshot(&room);
@@ -323,6 +360,10 @@ async fn run(args: Args) -> u8 {
 
     let report = bot.report(&args, &room);
     let code = match &lost {
+        Some(reason) if bot.people.sent_away => {
+            eprintln!("videoroom-bot: {reason}");
+            exit::SENT_AWAY
+        }
         Some(reason) => {
             eprintln!("videoroom-bot: session lost: {reason}");
             exit::LOST
@@ -340,6 +381,16 @@ async fn run(args: Args) -> u8 {
         }
     }
     code
+}
+
+/// The next line of standard input, if it is read; pends forever otherwise. `None` at its end.
+async fn next_line(
+    stdin: &mut Option<tokio::io::Lines<tokio::io::BufReader<tokio::io::Stdin>>>,
+) -> Option<String> {
+    match stdin {
+        Some(lines) => lines.next_line().await.ok().flatten(),
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -380,6 +431,7 @@ struct Bot {
     errors: Vec<String>,
     joins: u64,
     connection: Option<ConnectionState>,
+    people: chat::People,
 }
 
 impl Bot {
@@ -394,6 +446,16 @@ impl Bot {
             errors: Vec::new(),
             joins: 0,
             connection: None,
+            people: chat::People::default(),
+        }
+    }
+
+    /// Runs a chat line or command (`--say`, standard input) and prints what came of it.
+    async fn chat_line(&mut self, room: &RoomHandle, line: &str) {
+        match self.people.run_line(room, line).await {
+            Ok(done) if done.is_empty() => {}
+            Ok(done) => println!("{done}"),
+            Err(e) => eprintln!("videoroom-bot: {line:?}: {e}"),
         }
     }
 
@@ -419,19 +481,27 @@ impl Bot {
             }
         };
         let mut line = match event {
-            RoomEvent::Joined { peer_id, peers } => json!({
+            RoomEvent::Joined {
+                peer_id,
+                peers,
+                room,
+            } => json!({
                 "event": "joined",
                 "peer_id": peer_id.as_str(),
                 "peers": peers
                     .iter()
                     .map(|p| json!({"peer_id": p.peer_id.as_str(), "name": p.display_name}))
                     .collect::<Vec<_>>(),
+                "moderator": room.moderator,
+                "locked": room.locked,
+                "chat_history": room.chat_history.len(),
             }),
             RoomEvent::PeerJoined(p) => json!({
                 "event": "peer_joined", "peer_id": p.peer_id.as_str(), "name": p.display_name,
             }),
             RoomEvent::PeerUpdated(p) => json!({
                 "event": "peer_updated", "peer_id": p.peer_id.as_str(), "name": p.display_name,
+                "hand_raised": p.hand_raised_at.is_some(), "moderator": p.moderator,
             }),
             RoomEvent::PeerLeft { peer_id } => json!({
                 "event": "peer_left", "peer_id": peer_id.as_str(), "name": name(&self.names, peer_id),
@@ -453,7 +523,10 @@ impl Bot {
             }
             RoomEvent::Error(e) => json!({"event": "error", "message": e.to_string()}),
             RoomEvent::Closed { reason } => json!({"event": "closed", "reason": reason}),
-            other => json!({"event": format!("{other:?}")}),
+            other => match self.people.event_line(other) {
+                Some(line) => line,
+                None => json!({"event": format!("{other:?}")}),
+            },
         };
         line["t_ms"] = json!(self.started.elapsed().as_millis() as u64);
         if let Some(log) = self.event_log.as_mut() {
@@ -471,6 +544,7 @@ impl Bot {
 
     fn on_event(&mut self, room: &RoomHandle, event: RoomEvent) {
         self.log_event(&event);
+        self.people.on_event(&event);
         match event {
             RoomEvent::Joined { peers, .. } => {
                 self.joins += 1;
@@ -520,7 +594,15 @@ impl Bot {
                 self.errors.push(e.to_string());
             }
             RoomEvent::TrackReady { .. } | RoomEvent::Closed { .. } => {}
-            other => tracing::debug!(?other, "event"),
+            RoomEvent::Chat(m) => {
+                let private = if m.to.is_some() { " (private)" } else { "" };
+                println!("{}{private}: {}", m.from_name, m.text);
+            }
+            other => {
+                if let Some(line) = self.people.event_line(&other) {
+                    println!("{line}");
+                }
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 //! - [`room`]: [`Room::join`] joins a room on a Videoroom server, publishes camera and microphone
 //!   tracks and receives everyone else's; the application gets [`RoomEvent`]s and a
 //!   [`RoomHandle`]. The room rejoins by itself after losing its connection.
+//! - [`chat_command`]: chat lines as commands (`/msg`, `/hand`, `/mute`…), for keyboard users.
 //! - [`signaling`]: the WebSocket carrying the JSON protocol (`docs/protocol.md`).
 //! - [`peer`]: the WebRTC PeerConnection setup (codecs, interceptors, keyframe-request tap).
 //! - [`publish`] and [`receive`]: the send paths (source → VP8/Opus → RTP) and receive paths
@@ -16,6 +17,7 @@
 
 mod assembler;
 pub mod audio;
+pub mod chat_command;
 pub mod media;
 pub mod peer;
 pub mod publish;
@@ -28,5 +30,5 @@ pub use publish::SendStats;
 pub use receive::{DecodedFrame, RemoteVideo, VideoStats};
 pub use room::{
     AudioInput, AudioOutput, AudioPublish, ConnectionState, ConnectionStats, JoinError,
-    JoinOptions, Room, RoomError, RoomEvent, RoomHandle, VideoInput, VideoPublish,
+    JoinOptions, Room, RoomError, RoomEvent, RoomHandle, RoomInfo, VideoInput, VideoPublish,
 };

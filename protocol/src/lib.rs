@@ -14,13 +14,13 @@ mod validate;
 
 pub use ids::{PeerId, RoomName, TrackId};
 pub use messages::{
-    ClientMessage, ErrorCode, IceCandidate, IceServer, MediaKind, PeerInfo, PublishedTrack,
-    ServerMessage, TrackInfo, TrackSource,
+    ChatMessage, ClientMessage, ErrorCode, IceCandidate, IceServer, MediaKind, ModerationAction,
+    PeerInfo, PublishedTrack, ServerMessage, TrackInfo, TrackSource,
 };
 pub use validate::{
-    InvalidName, MAX_DISPLAY_NAME_CHARS, MAX_METADATA_BYTES, MAX_ROOM_NAME_CHARS,
-    MAX_TRACK_ID_CHARS, validate_display_name, validate_metadata, validate_room_name,
-    validate_track_id,
+    InvalidName, MAX_CHAT_BYTES, MAX_DISPLAY_NAME_CHARS, MAX_METADATA_BYTES, MAX_REASON_CHARS,
+    MAX_ROOM_NAME_CHARS, MAX_TRACK_ID_CHARS, validate_chat_text, validate_display_name,
+    validate_metadata, validate_reason, validate_room_name, validate_track_id,
 };
 
 /// Version of this protocol. A client states the version it speaks in `join`; the server answers
@@ -88,6 +88,12 @@ impl ClientMessage {
         "update_peer",
         "leave",
         "ping",
+        "chat",
+        "raise_hand",
+        "moderate",
+        "remove_peer",
+        "lock_room",
+        "end_meeting",
     ];
 
     /// Serializes to the JSON text frame.

@@ -48,6 +48,59 @@ pub struct PeerInfo {
     /// Free-form JSON the participant attached (at most 4 KiB serialized).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
+    /// Whether the participant may moderate the room (mute others, remove, lock, end).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moderator: bool,
+    /// When the participant raised a hand (server time, ms since the Unix epoch); absent while
+    /// the hand is down. Raised hands are listed in this order: earliest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hand_raised_at: Option<u64>,
+}
+
+impl PeerInfo {
+    /// A participant with no metadata, no moderator grant and the hand down.
+    pub fn new(peer_id: PeerId, display_name: impl Into<String>) -> Self {
+        Self {
+            peer_id,
+            display_name: display_name.into(),
+            metadata: None,
+            moderator: false,
+            hand_raised_at: None,
+        }
+    }
+}
+
+/// One chat message, as the server stamped it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Unique in the room, increasing in the order the server took the messages.
+    pub id: u64,
+    /// The sender.
+    pub from: PeerId,
+    /// The sender's display name when it was sent (the sender may have left since).
+    pub from_name: String,
+    /// The one recipient of a private message; absent for a message to everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<PeerId>,
+    /// The text: plain text, never markup; at most 4 KiB of UTF-8, trimmed.
+    pub text: String,
+    /// When the server took it (ms since the Unix epoch).
+    pub sent_at: u64,
+}
+
+/// What a moderator does to another participant's media or hand (`moderate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ModerationAction {
+    /// Mute the microphone; only its owner can unmute it.
+    MuteMicrophone,
+    /// Turn the camera off; only its owner can turn it on again.
+    StopCamera,
+    /// Stop the screen share.
+    StopScreen,
+    /// Lower the raised hand.
+    LowerHand,
 }
 
 /// A published track as the room sees it.
@@ -139,6 +192,16 @@ pub enum ErrorCode {
     InvalidCandidate,
     /// A track id that is malformed, unknown, or already used in the room.
     InvalidTrack,
+    /// The action needs the moderator grant, which the sender does not have.
+    NotModerator,
+    /// A moderator locked the room: it takes no new participants.
+    RoomLocked,
+    /// Too many messages of this kind in a short time; wait and send again.
+    RateLimited,
+    /// The peer named in the message is not in the room.
+    UnknownPeer,
+    /// A chat text over the size limit (4 KiB of UTF-8).
+    MessageTooLong,
     /// The server failed; the message is for operators.
     Internal,
     /// A code this build does not know.
@@ -162,6 +225,10 @@ pub enum ClientMessage {
         /// Free-form JSON shown to the others (at most 4 KiB).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         metadata: Option<serde_json::Value>,
+        /// The `resume_token` of an earlier session in this room, when rejoining after a lost
+        /// connection: a locked room lets its holder back in.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume_token: Option<String>,
     },
     /// An SDP offer: the client publishes or changes its tracks.
     SdpOffer {
@@ -205,6 +272,41 @@ pub enum ClientMessage {
         #[serde(default)]
         id: u64,
     },
+    /// A chat message to everyone, or to one peer.
+    Chat {
+        /// Plain text, at most 4 KiB of UTF-8 once trimmed.
+        text: String,
+        /// The one recipient of a private message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<PeerId>,
+    },
+    /// Raise or lower your own hand.
+    RaiseHand {
+        /// Up or down.
+        raised: bool,
+    },
+    /// A moderator acts on another participant's microphone, camera, screen share or hand.
+    Moderate {
+        /// Whom.
+        peer_id: PeerId,
+        /// What.
+        action: ModerationAction,
+    },
+    /// A moderator removes a participant from the room.
+    RemovePeer {
+        /// Whom.
+        peer_id: PeerId,
+        /// Why, shown to the removed person (at most 200 characters).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A moderator locks the room (no new participants) or unlocks it.
+    LockRoom {
+        /// Locked or not.
+        locked: bool,
+    },
+    /// A moderator ends the meeting: everyone is removed and the room closes.
+    EndMeeting,
 }
 
 /// Everything the server sends.
@@ -226,6 +328,19 @@ pub enum ServerMessage {
         tracks: Vec<TrackInfo>,
         /// STUN/TURN servers the client should use.
         ice_servers: Vec<IceServer>,
+        /// Whether this peer may moderate the room.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        moderator: bool,
+        /// Whether the room is locked (it takes no new participants).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        locked: bool,
+        /// The room's last chat messages to everyone (at most 200), oldest first.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        chat_history: Vec<ChatMessage>,
+        /// Secret for a `join` after a lost connection (a locked room lets it back in). Kept
+        /// by the server for two minutes after the connection is gone; void after a removal.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        resume_token: String,
     },
     /// The join was refused; the connection stays open and the client may try again.
     JoinError {
@@ -295,5 +410,40 @@ pub enum ServerMessage {
     Closing {
         /// Why, for a person.
         reason: String,
+    },
+    /// A chat message: to everyone, or a private one to or from this peer. The sender gets its
+    /// own message back, stamped.
+    Chat {
+        /// The message.
+        message: ChatMessage,
+    },
+    /// The room was locked or unlocked.
+    RoomUpdated {
+        /// Whether it takes no new participants.
+        locked: bool,
+        /// The moderator who changed it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<PeerId>,
+    },
+    /// A moderator acted on this peer's media or hand. For `mute_microphone`, `stop_camera`
+    /// and `stop_screen` the client stops sending that media and reports it muted.
+    Moderated {
+        /// What was done.
+        action: ModerationAction,
+        /// The moderator.
+        by: PeerId,
+    },
+    /// A moderator removed this peer from the room; the WebSocket close (1000) follows.
+    Removed {
+        /// The moderator.
+        by: PeerId,
+        /// Why, if the moderator said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A moderator ended the meeting; the WebSocket close (1000) follows.
+    MeetingEnded {
+        /// The moderator.
+        by: PeerId,
     },
 }

@@ -10,6 +10,10 @@ pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
 pub const MAX_TRACK_ID_CHARS: usize = 128;
 /// Largest `metadata` value, serialized, in bytes.
 pub const MAX_METADATA_BYTES: usize = 4096;
+/// Longest chat text, in bytes of UTF-8 after trimming.
+pub const MAX_CHAT_BYTES: usize = 4096;
+/// Longest reason a moderator gives for a removal, in characters.
+pub const MAX_REASON_CHARS: usize = 200;
 
 /// A name or id that was refused, with the code the server answers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,6 +107,56 @@ pub fn validate_metadata(metadata: &serde_json::Value) -> Result<(), InvalidName
     Ok(())
 }
 
+/// Checks a chat text and returns it trimmed, with line breaks as `\n`: not empty, at most
+/// [`MAX_CHAT_BYTES`] of UTF-8, no control characters but line breaks and tabs.
+pub fn validate_chat_text(text: &str) -> Result<String, InvalidName> {
+    // Windows and old Mac line breaks are line breaks too.
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(InvalidName {
+            code: ErrorCode::InvalidMessage,
+            message: "chat text is empty".into(),
+        });
+    }
+    if text.len() > MAX_CHAT_BYTES {
+        return Err(InvalidName {
+            code: ErrorCode::MessageTooLong,
+            message: format!(
+                "chat text is {} bytes long; at most {MAX_CHAT_BYTES} are allowed: split it",
+                text.len()
+            ),
+        });
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(InvalidName {
+            code: ErrorCode::InvalidMessage,
+            message:
+                "chat text must not contain control characters other than line breaks and tabs"
+                    .into(),
+        });
+    }
+    Ok(text.to_owned())
+}
+
+/// Checks a removal reason and returns it trimmed (`None` when blank): at most
+/// [`MAX_REASON_CHARS`] characters, no control characters.
+pub fn validate_reason(reason: Option<&str>) -> Result<Option<String>, InvalidName> {
+    let Some(reason) = reason.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    check_text(
+        "reason",
+        reason,
+        MAX_REASON_CHARS,
+        ErrorCode::InvalidMessage,
+    )?;
+    Ok(Some(reason.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +186,40 @@ mod tests {
         assert!(validate_track_id("with space").is_err());
         assert!(validate_track_id("colon:no").is_err());
         assert!(validate_track_id("").is_err());
+    }
+
+    #[test]
+    fn chat_texts() {
+        assert_eq!(validate_chat_text("  hi\n").expect("ok"), "hi");
+        assert_eq!(
+            validate_chat_text("line 1\nline 2\tx").expect("ok"),
+            "line 1\nline 2\tx"
+        );
+        assert_eq!(validate_chat_text("a\r\nb\rc").expect("ok"), "a\nb\nc");
+        assert_eq!(
+            validate_chat_text(" \n ").unwrap_err().code,
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            validate_chat_text("bell\u{7}").unwrap_err().code,
+            ErrorCode::InvalidMessage
+        );
+        // The limit counts bytes after trimming: padding does not count, multi-byte text does.
+        let padded = format!("  {}  ", "x".repeat(MAX_CHAT_BYTES));
+        assert!(validate_chat_text(&padded).is_ok());
+        let err = validate_chat_text(&"é".repeat(MAX_CHAT_BYTES / 2 + 1)).unwrap_err();
+        assert_eq!(err.code, ErrorCode::MessageTooLong);
+    }
+
+    #[test]
+    fn reasons() {
+        assert_eq!(validate_reason(None).expect("ok"), None);
+        assert_eq!(validate_reason(Some("  ")).expect("ok"), None);
+        assert_eq!(
+            validate_reason(Some(" off topic ")).expect("ok").as_deref(),
+            Some("off topic")
+        );
+        assert!(validate_reason(Some(&"x".repeat(201))).is_err());
     }
 
     #[test]

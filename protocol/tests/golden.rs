@@ -91,6 +91,11 @@ fn every_server_example_parses_and_round_trips() {
         "error",
         "pong",
         "closing",
+        "chat",
+        "room_updated",
+        "moderated",
+        "removed",
+        "meeting_ended",
     ] {
         assert!(types.contains(t), "docs/protocol.md has no `{t}` example");
     }

@@ -14,6 +14,7 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtp;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -102,6 +103,7 @@ enum Command {
 #[derive(Clone)]
 pub struct ForwarderHandle {
     commands: mpsc::Sender<Command>,
+    held: Arc<AtomicBool>,
     /// The forwarded track's id.
     pub track_id: TrackId,
     /// Audio or video.
@@ -124,6 +126,15 @@ impl ForwarderHandle {
         self.send(Command::RequestKeyframe);
     }
 
+    /// Holds the track back (a moderator muted it: nothing is forwarded, whatever the publisher
+    /// sends) or lets it through again (its publisher unmuted it). Video resumes with a keyframe.
+    pub fn set_held(&self, held: bool) {
+        let was = self.held.swap(held, Ordering::Relaxed);
+        if was && !held && self.kind == MediaKind::Video {
+            self.request_keyframe();
+        }
+    }
+
     fn send(&self, command: Command) {
         // Control messages are rare; a full queue (1024) means the forwarder is wedged, and a
         // closed one that it has ended. Either way there is no one to deliver to.
@@ -142,6 +153,7 @@ pub struct Forwarder {
     gate: KeyframeGate,
     metrics: Arc<Metrics>,
     kind: MediaKind,
+    held: Arc<AtomicBool>,
 }
 
 impl Forwarder {
@@ -155,7 +167,9 @@ impl Forwarder {
         on_end: impl FnOnce() + Send + 'static,
     ) -> ForwarderHandle {
         let (tx, rx) = mpsc::channel(1024);
+        let held = Arc::new(AtomicBool::new(false));
         let forwarder = Forwarder {
+            held: Arc::clone(&held),
             track,
             media_ssrc,
             commands: rx,
@@ -174,6 +188,7 @@ impl Forwarder {
         ));
         ForwarderHandle {
             commands: tx,
+            held,
             track_id,
             kind,
         }
@@ -242,6 +257,10 @@ impl Forwarder {
         let size = (packet.header.marshal_size_hint() + packet.payload.len()) as u64;
         self.metrics.rtp_packets_in.inc();
         self.metrics.rtp_bytes_in.inc_by(size);
+        if self.held.load(Ordering::Relaxed) {
+            self.metrics.held_packets.inc();
+            return;
+        }
         // Header extension ids are negotiated per connection; forwarding the publisher's ids
         // would mislabel them on another leg, so none are forwarded.
         packet.header.extension = false;

@@ -8,6 +8,7 @@
 //! `room.rs` the room actor; `peer.rs` one peer's WebRTC endpoint; `forwarder.rs` the RTP path.
 //! `docs/ARCHITECTURE.md` shows how data flows between them.
 
+pub mod chat;
 pub mod config;
 pub mod forwarder;
 /// The WebRTC setup shared with the clients (codecs, interceptors, keyframe-request tap).

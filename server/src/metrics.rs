@@ -31,6 +31,14 @@ pub struct Metrics {
     pub dropped_packets: Counter,
     /// Signaling messages refused with `error`.
     pub signaling_errors: Counter,
+    /// RTP packets not forwarded because a moderator muted their track.
+    pub held_packets: Counter,
+    /// Chat messages delivered (to everyone or privately).
+    pub chat_messages: Counter,
+    /// Chat messages and hand raises refused by the per-peer rate limit.
+    pub rate_limited: Counter,
+    /// Moderator actions applied (mute, stop, lower hand, remove, lock, end).
+    pub moderation_actions: Counter,
 }
 
 impl Metrics {
@@ -83,6 +91,26 @@ impl Metrics {
             "signaling_errors",
             "Signaling messages answered with an error",
             self.signaling_errors.clone(),
+        );
+        registry.register(
+            "held_packets",
+            "RTP packets not forwarded because a moderator muted their track",
+            self.held_packets.clone(),
+        );
+        registry.register(
+            "chat_messages",
+            "Chat messages delivered",
+            self.chat_messages.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Chat messages and hand raises refused by the per-peer rate limit",
+            self.rate_limited.clone(),
+        );
+        registry.register(
+            "moderation_actions",
+            "Moderator actions applied",
+            self.moderation_actions.clone(),
         );
         let mut out = String::new();
         // Writing into a String cannot fail.

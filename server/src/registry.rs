@@ -51,6 +51,7 @@ impl Rooms {
         room: RoomName,
         display_name: String,
         metadata: Option<serde_json::Value>,
+        resume_token: Option<String>,
         out: mpsc::Sender<ServerMessage>,
     ) -> Result<(RoomHandle, Joined), JoinError> {
         let peer_id = PeerId::new(format!(
@@ -59,9 +60,8 @@ impl Rooms {
             self.run
         ));
         let peer = PeerInfo {
-            peer_id,
-            display_name,
             metadata,
+            ..PeerInfo::new(peer_id, display_name)
         };
         // A room that unlisted itself between our lookup and its reply answers `Closed`;
         // the next attempt finds no entry and creates a fresh room.
@@ -72,6 +72,7 @@ impl Rooms {
                 .send(RoomCommand::Join {
                     peer: peer.clone(),
                     out: out.clone(),
+                    resume_token: resume_token.clone(),
                     reply,
                 })
                 .await;

@@ -8,7 +8,7 @@
 use crate::Shared;
 use crate::peer::{EndpointCommand, EndpointHandle};
 use crate::registry::JoinError;
-use crate::room::{RoomCommand, RoomHandle};
+use crate::room::{PeerAction, RoomCommand, RoomHandle};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,8 @@ use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 use videoroom_protocol::{
     ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, RoomName, ServerMessage,
-    validate_display_name, validate_metadata, validate_room_name,
+    validate_chat_text, validate_display_name, validate_metadata, validate_reason,
+    validate_room_name,
 };
 
 /// Messages the room and endpoint may queue for one client before it counts as not reading.
@@ -40,6 +41,8 @@ enum State {
 enum End {
     /// The client closed, vanished, or broke the protocol at the transport level.
     ClientGone,
+    /// The client sent `leave`.
+    Left,
     /// We close with this code and reason.
     Close(u16, &'static str),
 }
@@ -77,6 +80,8 @@ impl Session {
         self.shared.metrics.connections.inc();
         let mut ping = tokio::time::interval(PING_INTERVAL);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The room sent `removed` or `meeting_ended`: its closing the queue is not a failure.
+        let mut sent_away = false;
         let end = loop {
             let joined = matches!(self.state, State::Joined { .. });
             tokio::select! {
@@ -89,10 +94,15 @@ impl Session {
                 }
                 queued = recv_queued(&mut self.state), if joined => match queued {
                     Some(message) => {
+                        if let ServerMessage::Removed { .. } | ServerMessage::MeetingEnded { .. } = message {
+                            sent_away = true;
+                        }
                         if self.send(&message).await.is_err() {
                             break End::ClientGone;
                         }
                     }
+                    // A moderator removed this peer or ended the meeting: a normal close.
+                    None if sent_away => break End::Close(close_code::NORMAL, "removed by a moderator"),
                     // The room removed this peer (failure or shutdown) and said why.
                     None => break End::Close(close_code::AWAY, "removed from room"),
                 },
@@ -114,9 +124,14 @@ impl Session {
         if let State::Joined { room, peer_id, .. } = &self.state {
             room.send(RoomCommand::Leave {
                 peer_id: peer_id.clone(),
+                deliberate: matches!(end, End::Left),
             })
             .await;
         }
+        let end = match end {
+            End::Left => End::Close(close_code::NORMAL, "bye"),
+            other => other,
+        };
         if let End::Close(code, reason) = end {
             let frame = CloseFrame {
                 code,
@@ -196,9 +211,11 @@ impl Session {
                     room,
                     display_name,
                     metadata,
+                    resume_token,
                 },
             ) => {
-                self.join(protocol_version, room.as_str(), display_name, metadata)
+                let names = (room.as_str(), display_name);
+                self.join(protocol_version, names, metadata, resume_token)
                     .await
             }
             (State::Joined { .. }, ClientMessage::Join { .. }) => {
@@ -271,8 +288,16 @@ impl Session {
                 .await;
                 Ok(())
             }
-            (State::Joined { .. }, ClientMessage::Leave) => {
-                Err(End::Close(close_code::NORMAL, "bye"))
+            (State::Joined { .. }, ClientMessage::Leave) => Err(End::Left),
+            (State::Joined { room, peer_id, .. }, message) if is_room_action(&message) => {
+                let (room, peer_id) = (room.clone(), peer_id.clone());
+                match room_action(message) {
+                    Ok(action) => {
+                        room.send(RoomCommand::Act { peer_id, action }).await;
+                        Ok(())
+                    }
+                    Err((code, message)) => self.error(code, message).await,
+                }
             }
             (State::Joined { .. }, other) => {
                 let kind = kind_of(&other);
@@ -304,9 +329,9 @@ impl Session {
     async fn join(
         &mut self,
         protocol_version: u32,
-        room: &str,
-        display_name: String,
+        (room, display_name): (&str, String),
         metadata: Option<serde_json::Value>,
+        resume_token: Option<String>,
     ) -> Result<(), End> {
         let refuse = |code, message: String| ServerMessage::JoinError { code, message };
         let (room, name) =
@@ -322,7 +347,10 @@ impl Session {
             };
         let (out, from_room) = mpsc::channel(OUTBOUND_QUEUE);
         let shared = Arc::clone(&self.shared);
-        match shared.rooms.join(&shared, room, name, metadata, out).await {
+        let joining = shared
+            .rooms
+            .join(&shared, room, name, metadata, resume_token, out);
+        match joining.await {
             Ok((room, joined)) => {
                 let span = tracing::Span::current();
                 span.record("room", tracing::field::display(&room.name));
@@ -348,6 +376,47 @@ impl Session {
             }
         }
     }
+}
+
+/// Whether `message` is chat, a hand or a moderator's action (handled by [`room_action`]).
+fn is_room_action(message: &ClientMessage) -> bool {
+    matches!(
+        message,
+        ClientMessage::Chat { .. }
+            | ClientMessage::RaiseHand { .. }
+            | ClientMessage::Moderate { .. }
+            | ClientMessage::RemovePeer { .. }
+            | ClientMessage::LockRoom { .. }
+            | ClientMessage::EndMeeting
+    )
+}
+
+/// Turns chat, hand and moderation messages into the room's [`PeerAction`], checking their
+/// texts; what needs the room's state (rate limit, moderator grant, the target) is checked there.
+fn room_action(message: ClientMessage) -> Result<PeerAction, (ErrorCode, String)> {
+    Ok(match message {
+        ClientMessage::Chat { text, to } => PeerAction::Chat {
+            text: validate_chat_text(&text).map_err(|e| (e.code, e.message))?,
+            to,
+        },
+        ClientMessage::RaiseHand { raised } => PeerAction::RaiseHand(raised),
+        ClientMessage::Moderate { peer_id, action } => PeerAction::Moderate {
+            target: peer_id,
+            action,
+        },
+        ClientMessage::RemovePeer { peer_id, reason } => PeerAction::Remove {
+            target: peer_id,
+            reason: validate_reason(reason.as_deref()).map_err(|e| (e.code, e.message))?,
+        },
+        ClientMessage::LockRoom { locked } => PeerAction::Lock(locked),
+        ClientMessage::EndMeeting => PeerAction::EndMeeting,
+        other => {
+            return Err((
+                ErrorCode::UnknownMessageType,
+                format!("`{}` is not a room action", kind_of(&other)),
+            ));
+        }
+    })
 }
 
 /// Checks a `join`'s version, names and metadata.
@@ -390,6 +459,12 @@ fn kind_of(message: &ClientMessage) -> &'static str {
         ClientMessage::UpdatePeer { .. } => "update_peer",
         ClientMessage::Leave => "leave",
         ClientMessage::Ping { .. } => "ping",
+        ClientMessage::Chat { .. } => "chat",
+        ClientMessage::RaiseHand { .. } => "raise_hand",
+        ClientMessage::Moderate { .. } => "moderate",
+        ClientMessage::RemovePeer { .. } => "remove_peer",
+        ClientMessage::LockRoom { .. } => "lock_room",
+        ClientMessage::EndMeeting => "end_meeting",
         _ => "unknown",
     }
 }

@@ -75,6 +75,7 @@ async fn invalid_names_and_versions_are_refused() {
         room: RoomName::new("ok"),
         display_name: "ada".into(),
         metadata: None,
+        resume_token: None,
     })
     .await;
     assert_eq!(
@@ -86,6 +87,7 @@ async fn invalid_names_and_versions_are_refused() {
         room: RoomName::new("ok"),
         display_name: "ada".into(),
         metadata: Some(serde_json::json!({"blob": "x".repeat(5000)})),
+        resume_token: None,
     })
     .await;
     assert_eq!(join_error_code(&c.recv().await), ErrorCode::InvalidMessage);

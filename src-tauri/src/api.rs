@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 use videoroom_client::media::devices::{DeviceError, DeviceInfo};
 use videoroom_client::signaling::SignalingError;
-use videoroom_client::{ConnectionState, JoinError, RoomError};
-use videoroom_protocol::{ErrorCode, MediaKind, PeerInfo};
+use videoroom_client::{ConnectionState, JoinError, RoomError, RoomInfo as EngineRoomInfo};
+use videoroom_protocol::{ChatMessage, ErrorCode, MediaKind, ModerationAction, PeerInfo};
 
 /// The lobby's values, remembered between launches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -106,7 +106,7 @@ pub struct FrameEndpoint {
     pub test_hooks: bool,
 }
 
-/// Someone in the room.
+/// Someone in the room (or we ourselves, in `peer_updated` for our own id).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerView {
@@ -114,6 +114,12 @@ pub struct PeerView {
     pub id: String,
     /// Display name.
     pub name: String,
+    /// May moderate the room.
+    pub moderator: bool,
+    /// When the hand went up (ms since the Unix epoch, server time); `null` while down.
+    /// Raised hands are listed earliest first.
+    #[ts(type = "number | null")]
+    pub hand_raised_at: Option<u64>,
 }
 
 impl From<&PeerInfo> for PeerView {
@@ -121,6 +127,101 @@ impl From<&PeerInfo> for PeerView {
         Self {
             id: p.peer_id.to_string(),
             name: p.display_name.clone(),
+            moderator: p.moderator,
+            hand_raised_at: p.hand_raised_at,
+        }
+    }
+}
+
+/// A chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatView {
+    /// Unique in the room (a rejoin may deliver a message again: keep one per id).
+    #[ts(type = "number")]
+    pub id: u64,
+    /// The sender's peer id.
+    pub from: String,
+    /// The sender's name when it was sent.
+    pub from_name: String,
+    /// The recipient of a private message; `null` for a message to everyone.
+    pub to: Option<String>,
+    /// Plain text: show it as text, never as markup.
+    pub text: String,
+    /// When the server took it (ms since the Unix epoch).
+    #[ts(type = "number")]
+    pub sent_at: u64,
+}
+
+impl From<&ChatMessage> for ChatView {
+    fn from(m: &ChatMessage) -> Self {
+        Self {
+            id: m.id,
+            from: m.from.to_string(),
+            from_name: m.from_name.clone(),
+            to: m.to.as_ref().map(ToString::to_string),
+            text: m.text.clone(),
+            sent_at: m.sent_at,
+        }
+    }
+}
+
+/// What a moderator does to someone's media or hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ModerationView {
+    /// Mute the microphone (only its owner can unmute).
+    MuteMicrophone,
+    /// Turn the camera off (only its owner can turn it on).
+    StopCamera,
+    /// Stop the screen share.
+    StopScreen,
+    /// Lower the raised hand.
+    LowerHand,
+}
+
+impl From<ModerationView> for ModerationAction {
+    fn from(a: ModerationView) -> Self {
+        match a {
+            ModerationView::MuteMicrophone => ModerationAction::MuteMicrophone,
+            ModerationView::StopCamera => ModerationAction::StopCamera,
+            ModerationView::StopScreen => ModerationAction::StopScreen,
+            ModerationView::LowerHand => ModerationAction::LowerHand,
+        }
+    }
+}
+
+impl ModerationView {
+    /// The UI's form of an action the server sent (`None` for one this build does not know).
+    pub fn from_action(a: ModerationAction) -> Option<Self> {
+        Some(match a {
+            ModerationAction::MuteMicrophone => Self::MuteMicrophone,
+            ModerationAction::StopCamera => Self::StopCamera,
+            ModerationAction::StopScreen => Self::StopScreen,
+            ModerationAction::LowerHand => Self::LowerHand,
+            _ => return None,
+        })
+    }
+}
+
+/// The room itself, as of joining.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomInfo {
+    /// We may moderate.
+    pub moderator: bool,
+    /// The room takes no new participants.
+    pub locked: bool,
+    /// The room's recent messages to everyone, oldest first.
+    pub chat: Vec<ChatView>,
+}
+
+impl From<&EngineRoomInfo> for RoomInfo {
+    fn from(r: &EngineRoomInfo) -> Self {
+        Self {
+            moderator: r.moderator,
+            locked: r.locked,
+            chat: r.chat_history.iter().map(ChatView::from).collect(),
         }
     }
 }
@@ -131,10 +232,12 @@ impl From<&PeerInfo> for PeerView {
 pub struct Joined {
     /// Our peer id.
     pub self_id: String,
-    /// Everyone else.
+    /// Everyone else, in the order they joined.
     pub peers: Vec<PeerView>,
     /// Our camera and microphone.
     pub local: LocalState,
+    /// Moderation and chat history.
+    pub room: RoomInfo,
 }
 
 /// Our own camera and microphone.
@@ -224,8 +327,10 @@ pub enum UiEvent {
     Joined {
         /// Our id.
         self_id: String,
-        /// Everyone else.
+        /// Everyone else, in the order they joined.
         peers: Vec<PeerView>,
+        /// Moderation and chat history (merge the history by message id).
+        room: RoomInfo,
     },
     /// Someone joined.
     PeerJoined {
@@ -238,7 +343,8 @@ pub enum UiEvent {
         /// Who.
         peer_id: String,
     },
-    /// Someone changed name.
+    /// Someone changed name, raised or lowered a hand, or became moderator; for our own id,
+    /// that is us.
     PeerUpdated {
         /// Who.
         peer: PeerView,
@@ -289,6 +395,26 @@ pub enum UiEvent {
         /// Each remote audio track.
         tracks: Vec<TrackLevel>,
     },
+    /// A chat message (ours come back too, stamped).
+    Chat {
+        /// The message.
+        message: ChatView,
+    },
+    /// A moderator locked or unlocked the room.
+    RoomLocked {
+        /// Locked or not.
+        locked: bool,
+        /// The moderator's peer id.
+        by: Option<String>,
+    },
+    /// A moderator acted on us. The backend has already turned the device off (a `local`
+    /// event follows); we may turn it on again ourselves.
+    Moderated {
+        /// What was done.
+        action: ModerationView,
+        /// The moderator's peer id.
+        by: String,
+    },
     /// Something failed; the room goes on.
     Error {
         /// What.
@@ -321,6 +447,15 @@ pub enum ErrorKind {
     NotInRoom,
     /// Another join or leave is under way, or we are already in a room.
     Busy,
+    /// A moderator locked the room.
+    RoomLocked,
+    /// A moderator removed us from the room.
+    Removed,
+    /// A moderator ended the meeting.
+    MeetingEnded,
+    /// The server refused a chat message or a moderator action (too long, too fast, not a
+    /// moderator, someone who left).
+    Rejected,
     /// Anything else.
     Internal,
 }
@@ -410,12 +545,47 @@ impl UiError {
                 "The server is shutting down.",
                 Some("Try again when it is back."),
             ),
+            ErrorCode::RoomLocked => Self::new(
+                ErrorKind::RoomLocked,
+                "This room is locked.",
+                Some("A moderator closed it to new participants; ask them to unlock it."),
+            ),
             _ => Self {
                 kind: ErrorKind::Refused,
                 message: format!("The server refused to join: {message}."),
                 hint: None,
             },
         }
+    }
+
+    /// The server refused a chat message or an action (`error` while in the room).
+    pub fn from_refusal(code: ErrorCode, message: &str) -> Self {
+        let (text, hint) = match code {
+            ErrorCode::RateLimited => (
+                "You are sending too fast.".to_owned(),
+                "Wait a second, then send again.",
+            ),
+            ErrorCode::MessageTooLong => (
+                "That message is too long (at most 4 KiB).".to_owned(),
+                "Split it into shorter messages.",
+            ),
+            ErrorCode::NotModerator => (
+                "Only a moderator can do that.".to_owned(),
+                "Ask a moderator of the room.",
+            ),
+            ErrorCode::UnknownPeer => (
+                "That person is no longer in the room.".to_owned(),
+                "They may have left a moment ago.",
+            ),
+            _ => {
+                let mut text = capitalize(message);
+                if !text.ends_with('.') {
+                    text.push('.');
+                }
+                return Self::new(ErrorKind::Rejected, text, None);
+            }
+        };
+        Self::new(ErrorKind::Rejected, text, Some(hint))
     }
 
     /// A device failure (its text already names the device and what to do).
@@ -453,6 +623,7 @@ impl UiError {
                 Some("Pick another speaker."),
             ),
             RoomError::Closed => Self::not_in_room(),
+            RoomError::Server { code, message } => Self::from_refusal(*code, message),
             other => Self::internal(capitalize(&other.to_string())),
         }
     }
@@ -507,6 +678,9 @@ mod tests {
             ConnectionStateView,
             Level,
             TrackLevel,
+            ChatView,
+            ModerationView,
+            RoomInfo,
             UiEvent,
             ErrorKind,
             UiError,

@@ -3,7 +3,10 @@
 
 use tauri::{AppHandle, State};
 
-use crate::api::{AppInfo, Devices, FrameEndpoint, Joined, LocalState, Settings, UiError};
+use crate::api::{
+    AppInfo, Devices, ErrorKind, FrameEndpoint, Joined, LocalState, ModerationView, Settings,
+    UiError,
+};
 use crate::session::{self, AppState};
 
 #[tauri::command]
@@ -103,5 +106,120 @@ pub fn frame_endpoint(state: State<'_, AppState>) -> FrameEndpoint {
     FrameEndpoint {
         url: state.frames.url.clone(),
         test_hooks: state.launch.test_hooks,
+    }
+}
+
+#[tauri::command]
+pub async fn send_chat(
+    state: State<'_, AppState>,
+    text: String,
+    to: Option<String>,
+) -> Result<(), UiError> {
+    let to = to.map(videoroom_protocol::PeerId::new);
+    state
+        .room_call(|room| async move { room.send_chat(text, to).await })
+        .await
+}
+
+#[tauri::command]
+pub async fn raise_hand(state: State<'_, AppState>, raised: bool) -> Result<(), UiError> {
+    state
+        .room_call(|room| async move { room.set_hand_raised(raised).await })
+        .await
+}
+
+#[tauri::command]
+pub async fn moderate(
+    state: State<'_, AppState>,
+    peer_id: String,
+    action: ModerationView,
+) -> Result<(), UiError> {
+    let peer = videoroom_protocol::PeerId::new(peer_id);
+    state
+        .room_call(|room| async move { room.moderate(peer, action.into()).await })
+        .await
+}
+
+#[tauri::command]
+pub async fn remove_peer(
+    state: State<'_, AppState>,
+    peer_id: String,
+    reason: Option<String>,
+) -> Result<(), UiError> {
+    let peer = videoroom_protocol::PeerId::new(peer_id);
+    state
+        .room_call(|room| async move { room.remove_peer(peer, reason).await })
+        .await
+}
+
+#[tauri::command]
+pub async fn lock_room(state: State<'_, AppState>, locked: bool) -> Result<(), UiError> {
+    state
+        .room_call(|room| async move { room.lock_room(locked).await })
+        .await
+}
+
+#[tauri::command]
+pub async fn end_meeting(state: State<'_, AppState>) -> Result<(), UiError> {
+    state
+        .room_call(|room| async move { room.end_meeting().await })
+        .await
+}
+
+/// Opens a link from the chat in the system browser (or mail program). Only `http`, `https`
+/// and `mailto` links: anything else could start a local program.
+#[tauri::command]
+pub fn open_link(url: String) -> Result<(), UiError> {
+    let parsed = openable(&url)?;
+    open::that_detached(parsed.as_str()).map_err(|e| {
+        UiError::new(
+            ErrorKind::Internal,
+            format!("Could not open {url}: {e}."),
+            Some("Copy the link into a browser."),
+        )
+    })
+}
+
+/// `url` if it is an absolute `http`, `https` or `mailto` URL.
+pub fn openable(url: &str) -> Result<url::Url, UiError> {
+    let refused = || {
+        UiError::new(
+            ErrorKind::Rejected,
+            format!("Not a web or mail link: {url}"),
+            Some("Only http, https and mailto links open from the chat."),
+        )
+    };
+    let parsed = url::Url::parse(url.trim()).map_err(|_| refused())?;
+    match parsed.scheme() {
+        "http" | "https" if parsed.host().is_some() => Ok(parsed),
+        "mailto" => Ok(parsed),
+        _ => Err(refused()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::openable;
+
+    #[test]
+    fn only_web_and_mail_links_open() {
+        for ok in [
+            "https://example.org/deck.pdf",
+            "http://10.0.0.2:8080/x?y=1",
+            "mailto:ada@example.org",
+        ] {
+            assert!(openable(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "ssh://host",
+            "smb://share/x",
+            "https://",
+            "/relative",
+            "",
+        ] {
+            assert!(openable(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -50,6 +50,13 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
             commands::set_camera,
             commands::select_devices,
             commands::frame_endpoint,
+            commands::send_chat,
+            commands::raise_hand,
+            commands::moderate,
+            commands::remove_peer,
+            commands::lock_room,
+            commands::end_meeting,
+            commands::open_link,
         ])
         .run(tauri::generate_context!())?;
     drop(runtime);

@@ -22,8 +22,8 @@ use videoroom_client::{
 use videoroom_protocol::MediaKind;
 
 use crate::api::{
-    DeviceView, Devices, ErrorKind, Joined, Level, LocalState, PeerView, Settings, TrackLevel,
-    UiError, UiEvent,
+    ChatView, DeviceView, Devices, ErrorKind, Joined, Level, LocalState, ModerationView, PeerView,
+    RoomInfo, Settings, TrackLevel, UiError, UiEvent,
 };
 use crate::frames::{FrameServer, PreviewGuard, SharedHub};
 
@@ -272,6 +272,7 @@ impl AppState {
             self_id: handle.peer_id().to_string(),
             peers: Vec::new(),
             local,
+            room: RoomInfo::from(&handle.room_info()),
         };
         *self.room.lock().await = Some(active);
         tokio::spawn(pump_events(app.clone(), Arc::downgrade(&handle), events));
@@ -392,6 +393,32 @@ impl AppState {
         Ok(active.local())
     }
 
+    /// Runs `call` on the current room's handle (chat, hands, moderation).
+    pub async fn room_call<F, Fut>(&self, call: F) -> Result<(), UiError>
+    where
+        F: FnOnce(Arc<RoomHandle>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), RoomError>>,
+    {
+        let handle = {
+            let room = self.room.lock().await;
+            let active = room.as_ref().ok_or_else(UiError::not_in_room)?;
+            Arc::clone(&active.handle)
+        };
+        call(handle).await.map_err(|e| UiError::from_room(&e))
+    }
+
+    /// A moderator turned our microphone or camera off: the room wants it off now too.
+    async fn moderated(&self, action: ModerationView) -> Option<LocalState> {
+        let mut room = self.room.lock().await;
+        let active = room.as_mut()?;
+        match action {
+            ModerationView::MuteMicrophone => active.mic_wanted = false,
+            ModerationView::StopCamera => active.camera_wanted = false,
+            ModerationView::StopScreen | ModerationView::LowerHand => {}
+        }
+        Some(active.local())
+    }
+
     async fn local_state(&self) -> Option<LocalState> {
         self.room.lock().await.as_ref().map(ActiveRoom::local)
     }
@@ -464,14 +491,83 @@ async fn pump_events(
 ) {
     let state = app.state::<AppState>();
     let mut failed = false;
+    // Why a moderator sent us away, shown when the room closes.
+    let mut sent_away: Option<UiError> = None;
+    let mut names: std::collections::HashMap<String, String> = Default::default();
     while let Some(event) = events.recv().await {
+        match &event {
+            RoomEvent::Joined { peers, .. } => {
+                names = peers
+                    .iter()
+                    .map(|p| (p.peer_id.to_string(), p.display_name.clone()))
+                    .collect();
+            }
+            RoomEvent::PeerJoined(p) | RoomEvent::PeerUpdated(p) => {
+                names.insert(p.peer_id.to_string(), p.display_name.clone());
+            }
+            _ => {}
+        }
+        let name_of = |id: &videoroom_protocol::PeerId| {
+            names
+                .get(id.as_str())
+                .cloned()
+                .unwrap_or_else(|| "A moderator".to_owned())
+        };
         let ui = match event {
-            RoomEvent::Joined { peer_id, peers } => {
+            RoomEvent::Joined {
+                peer_id,
+                peers,
+                room,
+            } => {
                 state.hub.clear_remote();
                 UiEvent::Joined {
                     self_id: peer_id.to_string(),
                     peers: peers.iter().map(PeerView::from).collect(),
+                    room: RoomInfo::from(&room),
                 }
+            }
+            RoomEvent::Chat(message) => UiEvent::Chat {
+                message: ChatView::from(&message),
+            },
+            RoomEvent::RoomLocked { locked, by } => UiEvent::RoomLocked {
+                locked,
+                by: by.map(|b| b.to_string()),
+            },
+            RoomEvent::Moderated { action, by } => {
+                let Some(action) = ModerationView::from_action(action) else {
+                    continue;
+                };
+                emit(
+                    &app,
+                    UiEvent::Moderated {
+                        action,
+                        by: by.to_string(),
+                    },
+                );
+                if let Some(local) = state.moderated(action).await {
+                    emit(&app, UiEvent::Local(local));
+                }
+                continue;
+            }
+            RoomEvent::Removed { by, reason } => {
+                let who = name_of(&by);
+                sent_away = Some(UiError::new(
+                    ErrorKind::Removed,
+                    match reason {
+                        Some(reason) => format!("{who} removed you from the room: {reason}"),
+                        None => format!("{who} removed you from the room."),
+                    },
+                    Some("You can join again unless the room is locked."),
+                ));
+                continue;
+            }
+            RoomEvent::MeetingEnded { by } => {
+                sent_away = Some(UiError::new(
+                    ErrorKind::MeetingEnded,
+                    format!("{} ended the meeting for everyone.", name_of(&by)),
+                    None,
+                ));
+                continue;
             }
             RoomEvent::PeerJoined(peer) => UiEvent::PeerJoined {
                 peer: PeerView::from(&peer),
@@ -538,12 +634,14 @@ async fn pump_events(
                 continue;
             }
             RoomEvent::Closed { reason } => {
-                let error = failed.then(|| {
-                    UiError::new(
-                        ErrorKind::Unreachable,
-                        format!("Lost the connection to the room: {reason}."),
-                        Some("Check the network and the server, then join again."),
-                    )
+                let error = sent_away.take().or_else(|| {
+                    failed.then(|| {
+                        UiError::new(
+                            ErrorKind::Unreachable,
+                            format!("Lost the connection to the room: {reason}."),
+                            Some("Check the network and the server, then join again."),
+                        )
+                    })
                 });
                 state.room_closed(&handle).await;
                 emit(&app, UiEvent::Closed { reason, error });

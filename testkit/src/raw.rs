@@ -80,5 +80,6 @@ pub fn join_message(room: &str, name: &str) -> ClientMessage {
         room: RoomName::new(room),
         display_name: name.to_owned(),
         metadata: None,
+        resume_token: None,
     }
 }

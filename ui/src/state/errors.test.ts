@@ -23,10 +23,37 @@ describe("describeError", () => {
   });
 });
 
+describe("describeError for the ways a moderator ends the room", () => {
+  it("keeps the moderator's reason under a heading", () => {
+    const e = { kind: "removed" as const, message: "Grace removed you: please join the other room", hint: null };
+    expect(describeError(e)).toEqual({
+      kind: "removed",
+      title: "You were removed from the room",
+      message: e.message,
+      hint: "You can join again unless the room has been locked.",
+    });
+    expect(describeError({ kind: "meeting_ended", message: "", hint: null })).toMatchObject({
+      title: "The meeting has ended",
+      message: "A moderator ended the meeting for everyone.",
+    });
+  });
+
+  it("explains a locked room and a refusal", () => {
+    expect(describeError({ kind: "room_locked", message: "", hint: null }).hint).toMatch(/moderator/);
+    expect(describeError({ kind: "rejected", message: "Too many messages.", hint: null })).toMatchObject({
+      message: "Too many messages.",
+      hint: "Wait a moment and try again.",
+    });
+  });
+});
+
 describe("toUiError", () => {
   it("keeps UiErrors and wraps anything else as internal", () => {
     const e = { kind: "timeout", message: "Timed out.", hint: "Retry." };
     expect(toUiError(e)).toEqual(e);
+    for (const kind of ["room_locked", "removed", "meeting_ended", "rejected"]) {
+      expect(toUiError({ kind, message: "m", hint: null }).kind).toBe(kind);
+    }
     expect(toUiError({ kind: "weird", message: "x" })).toEqual({ kind: "internal", message: "x", hint: "" });
     expect(toUiError("command join not found")).toEqual({ kind: "internal", message: "command join not found", hint: "" });
     expect(toUiError(new Error("boom")).message).toBe("boom");

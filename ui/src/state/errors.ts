@@ -6,6 +6,8 @@ import type { UiError } from "../bindings/UiError";
 /** What the UI shows: what happened, and what to do about it. */
 export interface ErrorView {
   kind: ErrorKind | "invalid";
+  /** A heading above the message, for errors whose message is someone else's words. */
+  title?: string;
   message: string;
   hint: string;
 }
@@ -18,6 +20,10 @@ const KINDS: readonly ErrorKind[] = [
   "device",
   "not_in_room",
   "busy",
+  "room_locked",
+  "removed",
+  "meeting_ended",
+  "rejected",
   "internal",
 ];
 
@@ -71,6 +77,26 @@ function fallback(kind: ErrorKind, serverUrl: string): { message: string; hint: 
         message: "The app is still busy with your last request.",
         hint: "Wait a moment and try again.",
       };
+    case "room_locked":
+      return {
+        message: "This room is locked: no one new can join.",
+        hint: "Ask a moderator in the room to unlock it, or use another room name.",
+      };
+    case "removed":
+      return {
+        message: "A moderator removed you from the room.",
+        hint: "You can join again unless the room has been locked.",
+      };
+    case "meeting_ended":
+      return {
+        message: "A moderator ended the meeting for everyone.",
+        hint: "Joining the same room again starts a new, empty meeting.",
+      };
+    case "rejected":
+      return {
+        message: "The server refused that.",
+        hint: "Wait a moment and try again.",
+      };
     case "internal":
       return {
         message: "Something went wrong inside the app.",
@@ -80,13 +106,24 @@ function fallback(kind: ErrorKind, serverUrl: string): { message: string; hint: 
 }
 
 /**
+ * Headings for the ways a room ends for us: the message then carries the moderator's reason
+ * (or the fallback's explanation).
+ */
+const TITLES: Partial<Record<ErrorKind, string>> = {
+  removed: "You were removed from the room",
+  meeting_ended: "The meeting has ended",
+};
+
+/**
  * The message and hint to show for `error`: the backend's own (it already says what happened
  * and what to do), with defaults where it left them empty.
  */
 export function describeError(error: UiError, context: { serverUrl?: string } = {}): ErrorView {
   const defaults = fallback(error.kind, context.serverUrl ?? "");
+  const title = TITLES[error.kind];
   return {
     kind: error.kind,
+    ...(title !== undefined && { title }),
     message: error.message.trim() || defaults.message,
     // `?? ""`: the backend may send no hint (null).
     hint: (error.hint ?? "").trim() || defaults.hint,

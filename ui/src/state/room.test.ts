@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import type { PeerView } from "../bindings/PeerView";
+import type { RoomInfo } from "../bindings/RoomInfo";
 import type { UiEvent } from "../bindings/UiEvent";
 import { applyEvent, initialRoomState, initials, tilesOf, type RoomAction, type RoomState } from "./room";
 
@@ -6,13 +8,19 @@ const run = (actions: RoomAction[], from: RoomState = initialRoomState()) =>
   actions.reduce(applyEvent, from);
 
 const LOCAL_ON = { cameraOn: true, micOn: true, hasCamera: true, hasMicrophone: true };
+const ROOM: RoomInfo = { moderator: false, locked: false, chat: [] };
+const peer = (id: string, name: string, patch: Partial<PeerView> = {}): PeerView => ({
+  id,
+  name,
+  moderator: false,
+  handRaisedAt: null,
+  ...patch,
+});
 const joined: UiEvent = {
   type: "joined",
   selfId: "me",
-  peers: [
-    { id: "a", name: "Ada" },
-    { id: "b", name: "Bob" },
-  ],
+  peers: [peer("a", "Ada"), peer("b", "Bob")],
+  room: ROOM,
 };
 const tracksOfA: UiEvent[] = [
   { type: "track_added", trackId: "a-v", peerId: "a", kind: "video", muted: false },
@@ -32,7 +40,7 @@ describe("applyEvent", () => {
     const s = run([
       joined,
       ...tracksOfA,
-      { type: "ui/join-result", joined: { selfId: "me", peers: [], local: LOCAL_ON }, local: LOCAL_ON },
+      { type: "ui/join-result", joined: { selfId: "me", peers: [], local: LOCAL_ON, room: ROOM }, local: LOCAL_ON },
     ]);
     expect(s.tracks).toHaveLength(2);
     expect(s.peers).toHaveLength(2);
@@ -45,14 +53,14 @@ describe("applyEvent", () => {
       { type: "ui/joining" },
       joined,
       { type: "local", ...local },
-      { type: "ui/join-result", joined: { selfId: "me", peers: [], local: LOCAL_ON }, local: LOCAL_ON },
+      { type: "ui/join-result", joined: { selfId: "me", peers: [], local: LOCAL_ON, room: ROOM }, local: LOCAL_ON },
     ]);
     expect(s.local).toEqual(local);
   });
 
   it("enters the room from join's result when the event has not come yet", () => {
     const s = run([
-      { type: "ui/join-result", joined: { selfId: "me", peers: [{ id: "a", name: "Ada" }], local: LOCAL_ON }, local: LOCAL_ON },
+      { type: "ui/join-result", joined: { selfId: "me", peers: [peer("a", "Ada")], local: LOCAL_ON, room: ROOM }, local: LOCAL_ON },
     ]);
     expect(s.view).toBe("room");
     expect(s.local).toEqual(LOCAL_ON);
@@ -62,10 +70,10 @@ describe("applyEvent", () => {
   });
 
   it("adds, updates and removes peers (with their tracks and speaking)", () => {
-    let s = run([joined, ...tracksOfA, { type: "peer_joined", peer: { id: "c", name: "Cy" } }]);
+    let s = run([joined, ...tracksOfA, { type: "peer_joined", peer: peer("c", "Cy") }]);
     expect(s.peers.map((p) => p.id)).toEqual(["a", "b", "c"]);
-    s = applyEvent(s, { type: "peer_updated", peer: { id: "a", name: "Ada L." } });
-    expect(s.peers[0]).toEqual({ id: "a", name: "Ada L." });
+    s = applyEvent(s, { type: "peer_updated", peer: peer("a", "Ada L.") });
+    expect(s.peers[0]).toEqual(peer("a", "Ada L."));
     s = applyEvent(s, { type: "levels", mic: null, tracks: [{ trackId: "a-a", level: { dbov: -20, speaking: true } }] });
     expect(s.speaking).toEqual(["a"]);
     s = applyEvent(s, { type: "peer_left", peerId: "a" });
@@ -97,7 +105,7 @@ describe("applyEvent", () => {
 
   it("replaces peers and drops tracks on a rejoin (after a reconnection)", () => {
     let s = run([joined, ...tracksOfA, { type: "connection", state: "reconnecting" }]);
-    s = applyEvent(s, { type: "joined", selfId: "me2", peers: [{ id: "a", name: "Ada" }] });
+    s = applyEvent(s, { type: "joined", selfId: "me2", peers: [peer("a", "Ada")], room: ROOM });
     expect(s.selfId).toBe("me2");
     expect(s.peers.map((p) => p.id)).toEqual(["a"]);
     expect(s.tracks).toEqual([]);

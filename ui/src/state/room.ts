@@ -1,13 +1,27 @@
 // The room as the UI sees it: a pure reducer over backend events (`UiEvent`) and a few UI
 // actions. No DOM, no Tauri: unit-tested in Node (room.test.ts).
 
+import type { ChatView } from "../bindings/ChatView";
 import type { ConnectionStateView } from "../bindings/ConnectionStateView";
 import type { Joined } from "../bindings/Joined";
 import type { LocalState } from "../bindings/LocalState";
 import type { PeerView } from "../bindings/PeerView";
+import type { RoomInfo } from "../bindings/RoomInfo";
 import type { TrackKind } from "../bindings/TrackKind";
 import type { UiError } from "../bindings/UiError";
 import type { UiEvent } from "../bindings/UiEvent";
+import { isOwn, mergeChat } from "./chat";
+import {
+  handText,
+  lockText,
+  moderatedText,
+  moderatorText,
+  privateMessageText,
+  pushToast,
+  resolveName,
+  type Toast,
+  type ToastKind,
+} from "./toasts";
 
 /** The frame track of our own camera (lobby preview and self view). */
 export const SELF_TRACK = "self";
@@ -26,6 +40,20 @@ export interface TrackState {
 export interface Notice {
   id: number;
   error: UiError;
+}
+
+export type PanelTab = "chat" | "people";
+
+/** The side panel: open or not, and which tab (kept while it is closed). */
+export interface PanelState {
+  open: boolean;
+  tab: PanelTab;
+}
+
+/** A line under the chat input: a command's error, /help, or the server's refusal. */
+export interface ChatStatus {
+  tone: "error" | "info";
+  text: string;
 }
 
 export interface RoomState {
@@ -47,6 +75,25 @@ export interface RoomState {
   leaving: boolean;
   /** Why the last room ended, shown in the lobby (null after a plain leave). */
   exitError: UiError | null;
+  /** Chat messages, oldest first (chat.ts). */
+  chat: readonly ChatView[];
+  /** Messages from others that came while the chat was not shown. */
+  unread: number;
+  /** Every id we had in this room (a rejoin gets a new one; our old messages stay ours). */
+  ownIds: string[];
+  /** The name of every peer seen in this room, those who left too (peer id → name). */
+  names: Record<string, string>;
+  /** We may moderate. */
+  moderator: boolean;
+  /** When our hand went up (server time), null while it is down. */
+  handRaisedAt: number | null;
+  /** The room takes no new participants. */
+  locked: boolean;
+  panel: PanelState;
+  chatStatus: ChatStatus | null;
+  /** Notifications, newest last (the view expires them). */
+  toasts: Toast[];
+  nextToastId: number;
 }
 
 /** Things the UI itself does, next to the backend's events. */
@@ -58,7 +105,11 @@ export type UiAction =
   | { type: "ui/leave-requested" }
   /** `leave` returned: back to the lobby even if `closed` never comes. */
   | { type: "ui/left" }
-  | { type: "ui/dismiss-notice"; id: number };
+  | { type: "ui/dismiss-notice"; id: number }
+  /** Open or close the side panel, or switch its tab. */
+  | { type: "ui/panel"; open?: boolean; tab?: PanelTab }
+  | { type: "ui/chat-status"; status: ChatStatus | null }
+  | { type: "ui/dismiss-toast"; id: number };
 
 export type RoomAction = UiEvent | UiAction;
 
@@ -76,13 +127,29 @@ export function initialRoomState(local?: Partial<LocalState>): RoomState {
     nextNoticeId: 1,
     leaving: false,
     exitError: null,
+    chat: [],
+    unread: 0,
+    ownIds: [],
+    names: {},
+    moderator: false,
+    handRaisedAt: null,
+    locked: false,
+    panel: { open: false, tab: "chat" },
+    chatStatus: null,
+    toasts: [],
+    nextToastId: 1,
   };
+}
+
+/** The chat tab is on screen (messages arriving are read). */
+export function chatVisible(state: RoomState): boolean {
+  return state.panel.open && state.panel.tab === "chat";
 }
 
 export function applyEvent(state: RoomState, action: RoomAction): RoomState {
   switch (action.type) {
     case "joined":
-      return enterRoom(state, action.selfId, action.peers);
+      return enterRoom(state, action.selfId, action.peers, action.room);
     case "ui/join-result": {
       // A `local` event that came first is newer.
       const local = state.localFromEvent ? state.local : action.local;
@@ -90,11 +157,17 @@ export function applyEvent(state: RoomState, action: RoomAction): RoomState {
       if (state.view === "room" && state.selfId === action.joined.selfId) {
         return { ...state, local };
       }
-      return { ...enterRoom(state, action.joined.selfId, action.joined.peers), local };
+      const { selfId, peers, room } = action.joined;
+      return { ...enterRoom(state, selfId, peers, room), local };
     }
     case "peer_joined":
+      return {
+        ...state,
+        peers: upsertPeer(state.peers, action.peer),
+        names: withName(state.names, action.peer.id, action.peer.name),
+      };
     case "peer_updated":
-      return { ...state, peers: upsertPeer(state.peers, action.peer) };
+      return peerUpdated(state, action.peer);
     case "peer_left":
       return {
         ...state,
@@ -138,7 +211,22 @@ export function applyEvent(state: RoomState, action: RoomAction): RoomState {
       const next = [...speaking].sort();
       return sameList(next, state.speaking) ? state : { ...state, speaking: next };
     }
+    case "chat":
+      return chatReceived(state, action.message);
+    case "room_locked": {
+      const by = action.by === null ? null : isSelfId(state, action.by) ? "you" : resolveName(state.names, action.by);
+      return toast({ ...state, locked: action.locked }, "lock", lockText(action.locked, by));
+    }
+    case "moderated": {
+      const next = action.action === "lower_hand" ? { ...state, handRaisedAt: null } : state;
+      return toast(next, "moderated", moderatedText(action.action, resolveName(state.names, action.by)));
+    }
     case "error": {
+      if (action.error.kind === "rejected" && chatVisible(state)) {
+        const { message, hint } = action.error;
+        const text = [message.trim(), (hint ?? "").trim()].filter(Boolean).join(" ");
+        return { ...state, chatStatus: { tone: "error", text: text || "The server refused that." } };
+      }
       const notices = [...state.notices, { id: state.nextNoticeId, error: action.error }];
       return {
         ...state,
@@ -168,28 +256,110 @@ export function applyEvent(state: RoomState, action: RoomAction): RoomState {
       return state.view === "lobby" ? state : { ...lobbyState(state), exitError: null };
     case "ui/dismiss-notice":
       return { ...state, notices: state.notices.filter((n) => n.id !== action.id) };
+    case "ui/panel": {
+      const panel = { open: action.open ?? state.panel.open, tab: action.tab ?? state.panel.tab };
+      if (panel.open === state.panel.open && panel.tab === state.panel.tab) return state;
+      const next = { ...state, panel };
+      return chatVisible(next) ? { ...next, unread: 0 } : next;
+    }
+    case "ui/chat-status":
+      return state.chatStatus === action.status ? state : { ...state, chatStatus: action.status };
+    case "ui/dismiss-toast":
+      return { ...state, toasts: state.toasts.filter((t) => t.id !== action.id) };
   }
 }
 
-/** The room as `joined` describes it: a new peer list; tracks follow as `track_added`. */
-function enterRoom(state: RoomState, selfId: string, peers: PeerView[]): RoomState {
-  return {
+function isSelfId(state: RoomState, id: string): boolean {
+  return id === state.selfId || state.ownIds.includes(id);
+}
+
+function toast(state: RoomState, kind: ToastKind, text: string, peerId: string | null = null): RoomState {
+  return { ...state, ...pushToast(state, kind, text, peerId) };
+}
+
+function withName(names: Record<string, string>, id: string, name: string): Record<string, string> {
+  return Object.hasOwn(names, id) && names[id] === name ? names : { ...names, [id]: name };
+}
+
+/**
+ * Someone's hand, name or moderator grant changed. For our own id that is us: our own state
+ * changes, the peer list does not (we are never in it).
+ */
+function peerUpdated(state: RoomState, peer: PeerView): RoomState {
+  if (peer.id === state.selfId) {
+    const next = { ...state, moderator: peer.moderator, handRaisedAt: peer.handRaisedAt };
+    return peer.moderator && !state.moderator ? toast(next, "moderator", moderatorText(null)) : next;
+  }
+  const before = state.peers.find((p) => p.id === peer.id);
+  let next: RoomState = {
+    ...state,
+    peers: upsertPeer(state.peers, peer),
+    names: withName(state.names, peer.id, peer.name),
+  };
+  const name = resolveName(next.names, peer.id, "Someone");
+  if (peer.handRaisedAt !== null && (before?.handRaisedAt ?? null) === null) {
+    next = toast(next, "hand", handText(name), peer.id);
+  }
+  if (peer.moderator && before !== undefined && !before.moderator) {
+    next = toast(next, "moderator", moderatorText(name), peer.id);
+  }
+  return next;
+}
+
+function chatReceived(state: RoomState, message: ChatView): RoomState {
+  const chat = mergeChat(state.chat, [message]);
+  if (chat === state.chat) return state;
+  let next: RoomState = { ...state, chat, names: withName(state.names, message.from, message.fromName) };
+  if (isOwn(message, state.ownIds) || chatVisible(state)) return next;
+  next = { ...next, unread: state.unread + 1 };
+  if (message.to !== null) {
+    next = toast(next, "message", privateMessageText(message.fromName, message.text), message.from);
+  }
+  return next;
+}
+
+/**
+ * The room as `joined` describes it: a new peer list (tracks follow as `track_added`), the
+ * room's state, its chat history merged into ours (a rejoin sends it again).
+ */
+function enterRoom(state: RoomState, selfId: string, peers: PeerView[], room: RoomInfo): RoomState {
+  const others = dedupePeers(peers.filter((p) => p.id !== selfId));
+  let names = state.names;
+  for (const m of room.chat) names = withName(names, m.from, m.fromName);
+  for (const p of others) names = withName(names, p.id, p.name);
+  const next: RoomState = {
     ...state,
     view: "room",
     selfId,
-    peers: dedupePeers(peers),
+    peers: others,
     tracks: [],
     speaking: [],
     leaving: false,
     exitError: null,
+    chat: mergeChat(state.chat, room.chat),
+    ownIds: state.ownIds.includes(selfId) ? state.ownIds : [...state.ownIds, selfId],
+    names,
+    moderator: room.moderator,
+    // Our hand, if it is still up, comes back as a `peer_updated` for our id.
+    handRaisedAt: state.selfId === selfId ? state.handRaisedAt : null,
+    locked: room.locked,
   };
+  // Rejoined after the grant passed to us meanwhile.
+  return state.view === "room" && room.moderator && !state.moderator
+    ? toast(next, "moderator", moderatorText(null))
+    : next;
 }
 
-/** Back to the lobby: everything about the room goes, the local device state stays. */
+/**
+ * Back to the lobby: everything about the room goes; the local device state and whether the
+ * side panel is open stay.
+ */
 function lobbyState(state: RoomState): RoomState {
   return {
     ...initialRoomState(state.local),
     nextNoticeId: state.nextNoticeId,
+    nextToastId: state.nextToastId,
+    panel: state.panel,
   };
 }
 
@@ -232,6 +402,9 @@ export interface TileModel {
   cameraOff: boolean;
   micMuted: boolean;
   speaking: boolean;
+  /** When the hand went up (server time), null while it is down. */
+  handRaisedAt: number | null;
+  moderator: boolean;
 }
 
 /** Tiles in display order: ourselves first, then the others in the order they came. */
@@ -248,6 +421,8 @@ export function tilesOf(state: RoomState, selfName: string): TileModel[] {
       cameraOff: !selfCamera,
       micMuted: !(state.local.micOn && state.local.hasMicrophone),
       speaking: state.speaking.includes(selfId),
+      handRaisedAt: state.handRaisedAt,
+      moderator: state.moderator,
     },
   ];
   for (const peer of state.peers) {
@@ -263,6 +438,8 @@ export function tilesOf(state: RoomState, selfName: string): TileModel[] {
       cameraOff: video === null,
       micMuted: audio === null,
       speaking: state.speaking.includes(peer.id),
+      handRaisedAt: peer.handRaisedAt,
+      moderator: peer.moderator,
     });
   }
   return tiles;

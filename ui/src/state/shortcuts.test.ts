@@ -25,6 +25,22 @@ describe("shortcutFor", () => {
     expect(shortcutFor(key("Enter"), null)).toBeNull();
   });
 
+  it("maps H to the hand and C to the chat", () => {
+    expect(shortcutFor(key("h"), null)).toBe("toggle-hand");
+    expect(shortcutFor(key("H"), null)).toBe("toggle-hand");
+    expect(shortcutFor(key("c"), null)).toBe("toggle-chat");
+    expect(shortcutFor(key("C"), focus("BUTTON"))).toBe("toggle-chat");
+  });
+
+  it("never fires from the chat input, its recipient picker or the removal reason", () => {
+    for (const k of ["m", "v", "h", "c"]) {
+      expect(shortcutFor(key(k), focus("TEXTAREA"))).toBeNull();
+      expect(shortcutFor(key(k), focus("SELECT"))).toBeNull();
+      expect(shortcutFor(key(k), focus("INPUT", "text"))).toBeNull();
+    }
+    expect(shortcutFor(key("c", { ctrlKey: true }), null)).toBeNull();
+  });
+
   it("works while a button has focus", () => {
     expect(shortcutFor(key("m"), focus("BUTTON"))).toBe("toggle-mic");
     expect(shortcutFor(key("v"), focus("INPUT", "checkbox"))).toBe("toggle-camera");

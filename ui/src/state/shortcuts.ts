@@ -1,7 +1,7 @@
-// Keyboard shortcuts in the room: M toggles the microphone, V the camera — but not while the
-// person is typing somewhere.
+// Keyboard shortcuts in the room: M toggles the microphone, V the camera, H raises or lowers
+// the hand, C shows or hides the chat — but not while the person is typing somewhere.
 
-export type Shortcut = "toggle-mic" | "toggle-camera";
+export type Shortcut = "toggle-mic" | "toggle-camera" | "toggle-hand" | "toggle-chat";
 
 export interface KeyInput {
   key: string;
@@ -72,6 +72,12 @@ export function shortcutFor(
     case "v":
     case "V":
       return "toggle-camera";
+    case "h":
+    case "H":
+      return "toggle-hand";
+    case "c":
+    case "C":
+      return "toggle-chat";
     default:
       return null;
   }

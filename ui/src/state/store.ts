@@ -172,9 +172,8 @@ export async function join(): Promise<void> {
 }
 
 /**
- * Our camera and microphone right after joining: the backend's, if `join` returns them (the
- * backend's `Joined.local`, not yet in docs/desktop.md); else what was asked for, limited to
- * the devices present, until the first `local` event.
+ * Our camera and microphone right after joining: the backend's (`Joined.local`) if it sent
+ * them; else what was asked for, limited to the devices present, until the first `local` event.
  */
 function joinedLocal(joined: Joined, settings: Settings): LocalState {
   const reported = (joined as Joined & { local?: LocalState }).local;

@@ -1,8 +1,28 @@
 import { useEffect } from "preact/hooks";
-import { shortcutFor, type FocusInfo } from "../state/shortcuts";
+import { badgeText } from "../state/chat";
+import { collabPending, toggleChat, toggleHand, togglePeople } from "../state/collab";
+import { raisedHandCount } from "../state/people";
+import { chatVisible } from "../state/room";
+import { shortcutFor, type FocusInfo, type Shortcut } from "../state/shortcuts";
 import { leave, pending, room, switchingDevices, toggleCamera, toggleMic } from "../state/store";
 import { DevicesMenu } from "./DevicesMenu";
-import { CameraIcon, CameraOffIcon, LeaveIcon, MicIcon, MicOffIcon } from "./icons";
+import {
+  CameraIcon,
+  CameraOffIcon,
+  ChatIcon,
+  HandIcon,
+  LeaveIcon,
+  MicIcon,
+  MicOffIcon,
+  PeopleIcon,
+} from "./icons";
+
+const ACTIONS: Record<Shortcut, () => void> = {
+  "toggle-mic": () => void toggleMic(),
+  "toggle-camera": () => void toggleCamera(),
+  "toggle-hand": () => void toggleHand(),
+  "toggle-chat": toggleChat,
+};
 
 function focusInfo(el: Element | null): FocusInfo | null {
   if (!el || el === document.body || !(el instanceof HTMLElement)) return null;
@@ -13,7 +33,7 @@ function focusInfo(el: Element | null): FocusInfo | null {
   };
 }
 
-/** M and V toggle the microphone and camera while the room is shown. */
+/** M, V, H and C: microphone, camera, hand and chat, while the room is shown. */
 function useShortcuts(): void {
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
@@ -22,16 +42,36 @@ function useShortcuts(): void {
       });
       if (!action) return;
       e.preventDefault();
-      void (action === "toggle-mic" ? toggleMic() : toggleCamera());
+      ACTIONS[action]();
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
   }, []);
 }
 
-/** Microphone, camera, devices, leave. States are the backend's (`LocalState`), never guessed. */
+/**
+ * Microphone, camera, hand, devices, leave; chat and people on the right. States are the
+ * backend's (`LocalState`, our `peer_updated`), never guessed.
+ */
 export function ControlBar() {
   useShortcuts();
+  return (
+    <div class="controls" role="toolbar" aria-label="Call controls">
+      <div class="controls-main">
+        <MediaButtons />
+        <HandButton />
+        <DevicesMenu />
+        <LeaveButton />
+      </div>
+      <div class="controls-side">
+        <ChatButton />
+        <PeopleButton />
+      </div>
+    </div>
+  );
+}
+
+function MediaButtons() {
   const { local } = room.value;
   const busy = pending.value;
   const micOn = local.micOn && local.hasMicrophone;
@@ -47,7 +87,7 @@ export function ControlBar() {
       ? "Turn camera off (V)"
       : "Turn camera on (V)";
   return (
-    <div class="controls" role="toolbar" aria-label="Call controls">
+    <>
       <button
         type="button"
         class={`control${micOn ? "" : " off"}`}
@@ -76,19 +116,98 @@ export function ControlBar() {
       >
         {cameraOn ? <CameraIcon /> : <CameraOffIcon />}
       </button>
-      <DevicesMenu />
-      <button
-        type="button"
-        class="control leave"
-        data-testid="leave"
-        aria-label="Leave the room"
-        title="Leave the room"
-        disabled={busy.leave}
-        onClick={() => void leave()}
-      >
-        <LeaveIcon />
-        <span>Leave</span>
-      </button>
-    </div>
+    </>
+  );
+}
+
+function LeaveButton() {
+  const busy = pending.value;
+  return (
+    <button
+      type="button"
+      class="control leave"
+      data-testid="leave"
+      aria-label="Leave the room"
+      title="Leave the room"
+      disabled={busy.leave}
+      onClick={() => void leave()}
+    >
+      <LeaveIcon />
+      <span>Leave</span>
+    </button>
+  );
+}
+
+function HandButton() {
+  const raised = room.value.handRaisedAt !== null;
+  const label = raised ? "Lower your hand (H)" : "Raise your hand (H)";
+  return (
+    <button
+      type="button"
+      class={`control${raised ? " raised" : ""}`}
+      data-testid="hand-toggle"
+      aria-pressed={raised ? "true" : "false"}
+      aria-busy={collabPending.value.hand}
+      aria-label={label}
+      title={label}
+      onClick={() => void toggleHand()}
+    >
+      <HandIcon />
+    </button>
+  );
+}
+
+function ChatButton() {
+  const state = room.value;
+  const shown = chatVisible(state);
+  const unread = state.unread;
+  const label = shown ? "Hide chat (C)" : unread > 0 ? `Show chat, ${unread} unread (C)` : "Show chat (C)";
+  return (
+    <button
+      type="button"
+      class={`control${shown ? " open" : ""}`}
+      data-testid="chat-toggle"
+      aria-expanded={shown}
+      aria-controls={state.panel.open ? "side-panel" : undefined}
+      aria-label={label}
+      title={label}
+      onClick={toggleChat}
+    >
+      <ChatIcon />
+      {unread > 0 && (
+        <span class="count-badge" data-testid="unread-badge" aria-hidden="true">
+          {badgeText(unread)}
+        </span>
+      )}
+    </button>
+  );
+}
+
+function PeopleButton() {
+  const state = room.value;
+  const shown = state.panel.open && state.panel.tab === "people";
+  const hands = raisedHandCount(state);
+  const count = state.peers.length + 1;
+  const label = `${shown ? "Hide" : "Show"} people (${count}${hands > 0 ? `, ${hands} raised ${hands === 1 ? "hand" : "hands"}` : ""})`;
+  return (
+    <button
+      type="button"
+      class={`control${shown ? " open" : ""}`}
+      data-testid="people-toggle"
+      aria-expanded={shown}
+      aria-controls={state.panel.open ? "side-panel" : undefined}
+      aria-label={label}
+      title={label}
+      onClick={togglePeople}
+    >
+      <PeopleIcon />
+      <span class="control-count">{count}</span>
+      {hands > 0 && (
+        <span class="count-badge hand-badge" aria-hidden="true">
+          <HandIcon size={11} />
+          {hands}
+        </span>
+      )}
+    </button>
   );
 }

@@ -13,6 +13,8 @@ export function ErrorMessage({ error, testId, onDismiss }: Props) {
     <div class="error" data-testid={testId} data-kind={error.kind} role="alert">
       <AlertIcon size={18} />
       <div class="error-text">
+        {error.title && <p class="error-title">{error.title}</p>}
+        {error.title && " "}
         <p class="error-message">{error.message}</p>
         {error.hint && " "}
         {error.hint && <p class="error-hint">{error.hint}</p>}

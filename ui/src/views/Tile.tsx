@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
 import type { Rect } from "../layout/grid";
 import { initials, type TileModel } from "../state/room";
-import { MicOffIcon } from "./icons";
+import { HandIcon, MicOffIcon } from "./icons";
 import { Video } from "./Video";
 
 interface Props {
@@ -9,12 +9,13 @@ interface Props {
   rect: Rect | undefined;
 }
 
-/** One person: video (or initials while there is none), name, muted mic, speaking ring. */
+/** One person: video (or initials while there is none), name, muted mic, hand, speaking ring. */
 export function Tile({ model, rect }: Props) {
   // The track whose first frame is on screen; the placeholder stays until then.
   const [drawnTrack, setDrawnTrack] = useState<string | null>(null);
   const track = model.videoTrack;
   const showPlaceholder = track === null || drawnTrack !== track;
+  const hand = model.handRaisedAt !== null;
   const style = rect
     ? { left: `${rect.x}px`, top: `${rect.y}px`, width: `${rect.w}px`, height: `${rect.h}px` }
     : { display: "none" };
@@ -29,11 +30,17 @@ export function Tile({ model, rect }: Props) {
       data-speaking={String(model.speaking)}
       data-mic-muted={String(model.micMuted)}
       data-camera-off={String(model.cameraOff)}
+      data-hand={String(hand)}
     >
       {track !== null && <Video track={track} onFirstFrame={() => setDrawnTrack(track)} />}
       {showPlaceholder && (
         <div class="placeholder">
           <div class="avatar">{initials(model.name)}</div>
+        </div>
+      )}
+      {hand && (
+        <div class="tile-hand" title="Hand raised">
+          <HandIcon size={18} title="Hand raised" />
         </div>
       )}
       <div class="nameplate">

@@ -3,18 +3,30 @@
 //! All room state lives in [`Room`], owned by one task; sessions and endpoints talk to it through a
 //! [`RoomHandle`]. Every event is fanned out explicitly: a published track goes to every peer but
 //! its publisher, a departure to everyone who remains. The room ends when its last peer leaves
-//! (removing itself from the registry first) or on server shutdown.
+//! (removing itself from the registry first), when a moderator ends the meeting, or on server
+//! shutdown. Chat, raised hands and moderation are in `actions.rs`.
+
+mod actions;
+
+pub use actions::PeerAction;
 
 use crate::Shared;
+use crate::chat::{ActionLimiter, ChatHistory, action_limiter};
 use crate::forwarder::ForwarderHandle;
 use crate::peer::{Endpoint, EndpointCommand, EndpointHandle};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 use videoroom_protocol::{
     ErrorCode, PROTOCOL_VERSION, PeerId, PeerInfo, RoomName, ServerMessage, TrackId, TrackInfo,
 };
+
+/// How long the resume token of a peer whose connection was lost lets it back into a locked
+/// room.
+pub const RESUME_FOR: Duration = Duration::from_secs(120);
 
 /// Why a join was refused.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -26,6 +38,14 @@ pub enum JoinRefused {
         room: RoomName,
         /// The limit.
         max: usize,
+    },
+    /// A moderator locked the room.
+    #[error(
+        "room `{room}` is locked: a moderator closed it to new participants; ask them to unlock it"
+    )]
+    Locked {
+        /// The room.
+        room: RoomName,
     },
     /// The room closed while the join was queued; the registry retries with a new room.
     #[error("room closed")]
@@ -40,6 +60,7 @@ impl JoinRefused {
     pub fn code(&self) -> ErrorCode {
         match self {
             JoinRefused::Full { .. } => ErrorCode::RoomFull,
+            JoinRefused::Locked { .. } => ErrorCode::RoomLocked,
             JoinRefused::Closed | JoinRefused::Endpoint(_) => ErrorCode::Internal,
         }
     }
@@ -61,6 +82,8 @@ pub enum RoomCommand {
         peer: PeerInfo,
         /// The session's outbound queue.
         out: mpsc::Sender<ServerMessage>,
+        /// The resume token of an earlier session, if the client sent one.
+        resume_token: Option<String>,
         /// The answer.
         reply: oneshot::Sender<Result<Joined, JoinRefused>>,
     },
@@ -68,6 +91,15 @@ pub enum RoomCommand {
     Leave {
         /// Who.
         peer_id: PeerId,
+        /// It sent `leave` (its resume token goes); else its connection was lost.
+        deliberate: bool,
+    },
+    /// Chat, a raised hand, or a moderator's action.
+    Act {
+        /// Who.
+        peer_id: PeerId,
+        /// What.
+        action: PeerAction,
     },
     /// A peer mutes or unmutes one of its tracks.
     UpdateTrack {
@@ -163,6 +195,23 @@ struct Member {
     info: PeerInfo,
     out: mpsc::Sender<ServerMessage>,
     endpoint: EndpointHandle,
+    /// Join order: lower joined earlier.
+    seq: u64,
+    resume_token: String,
+    limiter: ActionLimiter,
+}
+
+/// How a member leaves the room.
+#[derive(Debug, Clone)]
+enum Departure {
+    /// It sent `leave`.
+    Left,
+    /// Its WebSocket ended without `leave`.
+    Lost,
+    /// Its media connection failed, or it stopped reading: it is told why.
+    Failed(String),
+    /// A moderator removed it (it was told).
+    Removed,
 }
 
 struct Publication {
@@ -178,6 +227,13 @@ pub struct Room {
     members: BTreeMap<PeerId, Member>,
     tracks: BTreeMap<TrackId, Publication>,
     stalled: Vec<PeerId>,
+    next_seq: u64,
+    locked: bool,
+    chat: ChatHistory,
+    /// Resume tokens of peers whose connection was lost, and until when they hold.
+    resumable: HashMap<String, Instant>,
+    /// The meeting was ended: the actor stops once the members are gone.
+    ended: bool,
 }
 
 impl Room {
@@ -195,6 +251,11 @@ impl Room {
             members: BTreeMap::new(),
             tracks: BTreeMap::new(),
             stalled: Vec::new(),
+            next_seq: 0,
+            locked: false,
+            chat: ChatHistory::default(),
+            resumable: HashMap::new(),
+            ended: false,
         };
         tokio::spawn(
             room.run()
@@ -214,7 +275,8 @@ impl Room {
             self.handle(command).await;
             while let Some(peer_id) = self.stalled.pop() {
                 warn!(peer = %peer_id, "peer stopped reading signaling messages; removing it");
-                self.remove(&peer_id, Some("signaling messages were not read".into()));
+                let reason = "signaling messages were not read".to_owned();
+                self.remove(&peer_id, Departure::Failed(reason));
             }
             if self.members.is_empty() {
                 // Unlist first, so no new join reaches this actor; then refuse what is queued.
@@ -238,12 +300,30 @@ impl Room {
 
     async fn handle(&mut self, command: RoomCommand) {
         match command {
-            RoomCommand::Join { peer, out, reply } => {
-                let result = self.join(peer, out).await;
+            RoomCommand::Join {
+                peer,
+                out,
+                resume_token,
+                reply,
+            } => {
+                let result = self.join(peer, out, resume_token).await;
                 let _ = reply.send(result);
             }
-            RoomCommand::Leave { peer_id } => self.remove(&peer_id, None),
-            RoomCommand::PeerFailed { peer_id, reason } => self.remove(&peer_id, Some(reason)),
+            RoomCommand::Leave {
+                peer_id,
+                deliberate,
+            } => {
+                let how = if deliberate {
+                    Departure::Left
+                } else {
+                    Departure::Lost
+                };
+                self.remove(&peer_id, how);
+            }
+            RoomCommand::Act { peer_id, action } => self.act(&peer_id, action),
+            RoomCommand::PeerFailed { peer_id, reason } => {
+                self.remove(&peer_id, Departure::Failed(reason));
+            }
             RoomCommand::UpdateTrack {
                 peer_id,
                 track_id,
@@ -287,15 +367,32 @@ impl Room {
 
     async fn join(
         &mut self,
-        peer: PeerInfo,
+        mut peer: PeerInfo,
         out: mpsc::Sender<ServerMessage>,
+        resume_token: Option<String>,
     ) -> Result<Joined, JoinRefused> {
+        if self.ended {
+            return Err(JoinRefused::Closed);
+        }
         let max = self.shared.config.max_peers_per_room;
         if self.members.len() >= max {
             return Err(JoinRefused::Full {
                 room: self.handle.name.clone(),
                 max,
             });
+        }
+        let now = Instant::now();
+        self.resumable.retain(|_, until| *until > now);
+        if self.locked {
+            let resumes = resume_token.is_some_and(|t| {
+                self.resumable.remove(&t).is_some()
+                    || self.members.values().any(|m| m.resume_token == t)
+            });
+            if !resumes {
+                return Err(JoinRefused::Locked {
+                    room: self.handle.name.clone(),
+                });
+            }
         }
         let endpoint = Endpoint::spawn(
             peer.peer_id.clone(),
@@ -307,14 +404,22 @@ impl Room {
         .await
         .map_err(|e| JoinRefused::Endpoint(e.to_string()))?;
         let peer_id = peer.peer_id.clone();
+        // Open rooms: the first participant moderates (and whoever is present longest after).
+        peer.moderator = !self.members.values().any(|m| m.info.moderator);
+        peer.hand_raised_at = None;
+        let resume_token = format!("{:032x}", rand::random::<u128>());
         // `joined` goes into the session's queue before anything the endpoint sends.
         let joined = ServerMessage::Joined {
             protocol_version: PROTOCOL_VERSION,
             peer_id: peer_id.clone(),
             room: self.handle.name.clone(),
-            peers: self.members.values().map(|m| m.info.clone()).collect(),
+            peers: self.peers_in_join_order(),
             tracks: self.tracks.values().map(|p| p.info.clone()).collect(),
             ice_servers: self.shared.config.ice_servers.clone(),
+            moderator: peer.moderator,
+            locked: self.locked,
+            chat_history: self.chat.messages(),
+            resume_token: resume_token.clone(),
         };
         if out.try_send(joined).is_err() {
             endpoint.try_send(EndpointCommand::Close);
@@ -328,28 +433,46 @@ impl Room {
             });
         }
         info!(peer = %peer_id, name = %peer.display_name, peers = self.members.len() + 1, "peer joined");
+        self.next_seq += 1;
         self.members.insert(
             peer_id.clone(),
             Member {
                 info: peer,
                 out,
                 endpoint: endpoint.clone(),
+                seq: self.next_seq,
+                resume_token,
+                limiter: action_limiter(),
             },
         );
         self.shared.metrics.peers.inc();
         Ok(Joined { peer_id, endpoint })
     }
 
-    fn remove(&mut self, peer_id: &PeerId, failure: Option<String>) {
+    /// The others, in the order they joined.
+    fn peers_in_join_order(&self) -> Vec<PeerInfo> {
+        let mut members: Vec<&Member> = self.members.values().collect();
+        members.sort_by_key(|m| m.seq);
+        members.into_iter().map(|m| m.info.clone()).collect()
+    }
+
+    fn remove(&mut self, peer_id: &PeerId, how: Departure) {
         let Some(member) = self.members.remove(peer_id) else {
             return;
         };
         self.shared.metrics.peers.dec();
-        if let Some(reason) = &failure {
+        if let Departure::Failed(reason) = &how {
             let _ = member.out.try_send(ServerMessage::Closing {
                 reason: format!("media connection failed: {reason}"),
             });
         }
+        // A lost or failed connection may come back (its client rejoins with the token); a
+        // peer that left or was removed may not.
+        if matches!(how, Departure::Lost | Departure::Failed(_)) {
+            self.resumable
+                .insert(member.resume_token.clone(), Instant::now() + RESUME_FOR);
+        }
+        let was_moderator = member.info.moderator;
         member.endpoint.try_send(EndpointCommand::Close);
         // Dropping `member.out` lets the session see its queue end and close the socket.
         drop(member);
@@ -366,7 +489,25 @@ impl Room {
                 peer_id: peer_id.clone(),
             },
         );
-        info!(peer = %peer_id, peers = self.members.len(), failure = failure.as_deref(), "peer left");
+        info!(peer = %peer_id, peers = self.members.len(), how = ?how, "peer left");
+        if was_moderator {
+            self.hand_over_moderation();
+        }
+    }
+
+    /// Open rooms always have one moderator: when it leaves, the member present longest takes
+    /// over, and everyone is told.
+    fn hand_over_moderation(&mut self) {
+        if self.ended || self.members.values().any(|m| m.info.moderator) {
+            return;
+        }
+        let Some(next) = self.members.values_mut().min_by_key(|m| m.seq) else {
+            return;
+        };
+        next.info.moderator = true;
+        let peer = next.info.clone();
+        info!(peer = %peer.peer_id, "moderation handed over");
+        self.broadcast(None, ServerMessage::PeerUpdated { peer });
     }
 
     fn publish(&mut self, peer_id: PeerId, info: TrackInfo, forwarder: ForwarderHandle) {
@@ -444,6 +585,10 @@ impl Room {
         match self.tracks.get_mut(track_id) {
             Some(p) if &p.info.peer_id == peer_id => {
                 p.info.muted = muted;
+                if !muted {
+                    // Its owner unmuted it: a moderator's hold ends.
+                    p.forwarder.set_held(false);
+                }
                 let track = p.info.clone();
                 self.broadcast(None, ServerMessage::TrackUpdated { track });
             }

@@ -11,6 +11,12 @@
 //! ([`ConnectionState::Reconnecting`]), then binds the senders to the new session's tracks.
 //! Remote media goes to per-track slots (video: latest decoded frame; audio: the [`Mixer`]
 //! played by the playout thread) that also survive a reconnection when the track is still there.
+//!
+//! Chat, raised hands and moderation (what a person does besides media) are in `social.rs`.
+
+mod social;
+
+pub use social::RoomInfo;
 
 use crate::audio::{Mixer, Playout, RemoteAudio};
 use crate::media::devices::{CameraSource, DeviceError, MicrophoneSource, SpeakerSink};
@@ -32,8 +38,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 use videoroom_protocol::{
-    ClientMessage, ErrorCode, IceCandidate, MediaKind, PROTOCOL_VERSION, PeerId, PeerInfo,
-    PublishedTrack, RoomName, ServerMessage, TrackId, TrackInfo, TrackSource,
+    ChatMessage, ClientMessage, ErrorCode, IceCandidate, MediaKind, ModerationAction,
+    PROTOCOL_VERSION, PeerId, PeerInfo, PublishedTrack, RoomName, ServerMessage, TrackId,
+    TrackInfo, TrackSource,
 };
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -364,8 +371,11 @@ pub enum RoomEvent {
     Joined {
         /// Our id.
         peer_id: PeerId,
-        /// The others.
+        /// The others, in the order they joined.
         peers: Vec<PeerInfo>,
+        /// Whether we moderate, whether the room is locked, and its recent chat (a rejoin
+        /// delivers the history again: keep one message per id).
+        room: RoomInfo,
     },
     /// Someone joined.
     PeerJoined(PeerInfo),
@@ -374,8 +384,39 @@ pub enum RoomEvent {
         /// Who.
         peer_id: PeerId,
     },
-    /// Someone changed name or metadata.
+    /// Someone changed name or metadata, raised or lowered a hand, or became moderator. Also
+    /// sent for our own id (our hand, our moderator grant).
     PeerUpdated(PeerInfo),
+    /// A chat message: to everyone, or a private one to or from us (ours come back stamped).
+    Chat(ChatMessage),
+    /// A moderator locked or unlocked the room.
+    RoomLocked {
+        /// Locked or not.
+        locked: bool,
+        /// The moderator.
+        by: Option<PeerId>,
+    },
+    /// A moderator acted on us. For a mute or a stopped camera the engine has already turned
+    /// that media off (as [`RoomHandle::set_microphone_enabled`] would); we may turn it on again.
+    Moderated {
+        /// What was done.
+        action: ModerationAction,
+        /// The moderator.
+        by: PeerId,
+    },
+    /// A moderator removed us from the room. [`RoomEvent::Closed`] follows; the room does not
+    /// rejoin.
+    Removed {
+        /// The moderator.
+        by: PeerId,
+        /// Why, if they said.
+        reason: Option<String>,
+    },
+    /// A moderator ended the meeting. [`RoomEvent::Closed`] follows.
+    MeetingEnded {
+        /// The moderator.
+        by: PeerId,
+    },
     /// A remote track was published (or was already published when we joined). Its frames are
     /// available through [`RoomHandle::remote_video`] (video) or its statistics through
     /// [`RoomHandle::remote_audio`] (audio) from now on.
@@ -435,6 +476,7 @@ impl Room {
             connect_timeout: options.connect_timeout,
             join_timeout: options.join_timeout,
             udp_addrs: options.udp_addrs.clone(),
+            resume_token: None,
         };
         // Encoder settings are checked before connecting (a bad setting is a join error); devices
         // are opened once joined (a missing device is not: the room goes on without it).
@@ -503,6 +545,7 @@ impl Room {
             let mixer = Mixer::new(Some(audio_ready_tx));
             let shared = Arc::new(Shared {
                 peer_id: Mutex::new(joined.peer_id.clone()),
+                room: Mutex::new(joined.room.clone()),
                 local_ids: Mutex::new(LocalIds::default()),
                 videos: Mutex::new(HashMap::new()),
                 mixer: mixer.clone(),
@@ -560,6 +603,7 @@ impl Room {
             task.events.emit(RoomEvent::Joined {
                 peer_id: joined.peer_id.clone(),
                 peers: joined.peers.clone(),
+                room: joined.room.clone(),
             });
             for error in device_errors {
                 tracing::warn!("{error}");
@@ -630,6 +674,8 @@ struct Link {
     connect_timeout: Duration,
     join_timeout: Duration,
     udp_addrs: Vec<SocketAddr>,
+    /// The last session's resume token: a room locked meanwhile lets us back in with it.
+    resume_token: Option<String>,
 }
 
 /// The server's `joined`.
@@ -638,6 +684,8 @@ struct Joined {
     peer_id: PeerId,
     peers: Vec<PeerInfo>,
     tracks: Vec<TrackInfo>,
+    room: RoomInfo,
+    resume_token: String,
 }
 
 /// One media session: a joined signaling socket and its PeerConnection. Replaced as a whole on
@@ -677,6 +725,7 @@ impl Session {
                 room: RoomName::new(link.room.clone()),
                 display_name: link.display_name.clone(),
                 metadata: None,
+                resume_token: link.resume_token.clone(),
             })
             .await
             .map_err(JoinError::Unreachable)?;
@@ -774,16 +823,25 @@ async fn wait_for_join(
                     peers,
                     tracks,
                     ice_servers,
+                    moderator,
+                    locked,
+                    chat_history,
+                    resume_token,
                     ..
                 })) => {
-                    return Ok((
-                        Joined {
-                            peer_id,
-                            peers,
-                            tracks,
-                        },
-                        ice_servers,
-                    ));
+                    let room = RoomInfo {
+                        moderator,
+                        locked,
+                        chat_history,
+                    };
+                    let joined = Joined {
+                        peer_id,
+                        peers,
+                        tracks,
+                        room,
+                        resume_token,
+                    };
+                    return Ok((joined, ice_servers));
                 }
                 Ok(Some(ServerMessage::JoinError { code, message })) => {
                     return Err(JoinError::Refused { code, message });
@@ -987,6 +1045,9 @@ struct LocalIds {
 #[derive(Debug)]
 struct Shared {
     peer_id: Mutex<PeerId>,
+    /// The room as of the current session's `joined`, kept up to date with lock changes and
+    /// our moderator grant.
+    room: Mutex<RoomInfo>,
     local_ids: Mutex<LocalIds>,
     videos: Mutex<HashMap<TrackId, VideoSlot>>,
     mixer: Mixer,
@@ -1046,6 +1107,8 @@ pub struct ConnectionStats {
 
 enum Command {
     Leave(oneshot::Sender<()>),
+    /// Chat, a hand, or a moderator's action: sent as is on the current session.
+    Send(ClientMessage, oneshot::Sender<Result<(), RoomError>>),
     SetEnabled(MediaKind, bool, oneshot::Sender<Result<(), RoomError>>),
     SwitchVideo(VideoInput, oneshot::Sender<Result<(), RoomError>>),
     SwitchAudio(AudioInput, oneshot::Sender<Result<(), RoomError>>),
@@ -1065,6 +1128,12 @@ impl RoomHandle {
     /// Our peer id in the current session (it changes when the room rejoins after a loss).
     pub fn peer_id(&self) -> PeerId {
         lock(&self.shared.peer_id).clone()
+    }
+
+    /// The room as of the current session's join: whether we moderate (kept current), whether
+    /// it is locked (kept current), and the chat history it had then.
+    pub fn room_info(&self) -> RoomInfo {
+        lock(&self.shared.room).clone()
     }
 
     /// The id of our camera track in the current session, if we publish one.
@@ -1236,6 +1305,8 @@ struct RoomTask {
 enum SessionEnd {
     Left(Option<oneshot::Sender<()>>),
     Lost(String),
+    /// A moderator removed us or ended the meeting: no rejoin.
+    Ended(String),
 }
 
 /// What a reconnection attempt came to.
@@ -1267,6 +1338,7 @@ impl RoomTask {
         loop {
             let reason = match self.run_session().await {
                 SessionEnd::Left(done) => return self.finish_left(done).await,
+                SessionEnd::Ended(reason) => return self.finish_ended(reason).await,
                 SessionEnd::Lost(reason) => reason,
             };
             tracing::warn!(reason, "session lost");
@@ -1313,6 +1385,15 @@ impl RoomTask {
         self.shutdown();
         self.events
             .emit(RoomEvent::ConnectionState(ConnectionState::Failed));
+        self.events.emit(RoomEvent::Closed { reason });
+    }
+
+    async fn finish_ended(mut self, reason: String) {
+        tracing::info!(reason, "removed from the room");
+        if let Some(session) = self.session.take() {
+            session.close(false).await;
+        }
+        self.shutdown();
         self.events.emit(RoomEvent::Closed { reason });
     }
 
@@ -1430,6 +1511,7 @@ impl RoomTask {
                     self.events.emit(RoomEvent::Joined {
                         peer_id: joined.peer_id.clone(),
                         peers: joined.peers.clone(),
+                        room: joined.room.clone(),
                     });
                     return match self.install(session, joined).await {
                         Ok(()) => Rejoin::Done,
@@ -1487,6 +1569,8 @@ impl RoomTask {
     /// tracks to its PeerConnection (new ids) and offers them.
     async fn install(&mut self, mut session: Session, joined: Joined) -> Result<(), PeerError> {
         *lock(&self.shared.peer_id) = joined.peer_id.clone();
+        *lock(&self.shared.room) = joined.room.clone();
+        self.link.resume_token = Some(joined.resume_token.clone()).filter(|t| !t.is_empty());
         let mut ids = LocalIds::default();
         for local in &mut self.local {
             local.track_id = new_track_id(local.kind);
@@ -1595,6 +1679,9 @@ impl RoomTask {
         match command {
             // Handled by the loops.
             Command::Leave(_) => {}
+            Command::Send(message, reply) => {
+                let _ = reply.send(self.send_now(message).await);
+            }
             Command::SetEnabled(kind, enabled, reply) => {
                 let _ = reply.send(self.set_enabled(kind, enabled).await);
             }
@@ -1833,7 +1920,33 @@ impl RoomTask {
                 }
                 self.events.emit(RoomEvent::PeerLeft { peer_id })
             }
-            ServerMessage::PeerUpdated { peer } => self.events.emit(RoomEvent::PeerUpdated(peer)),
+            ServerMessage::PeerUpdated { peer } => {
+                if peer.peer_id == *lock(&self.shared.peer_id) {
+                    lock(&self.shared.room).moderator = peer.moderator;
+                }
+                if let Some(session) = self.session.as_mut()
+                    && let Some(known) = session.peers.get_mut(&peer.peer_id)
+                {
+                    *known = peer.clone();
+                }
+                self.events.emit(RoomEvent::PeerUpdated(peer))
+            }
+            ServerMessage::Chat { message } => self.events.emit(RoomEvent::Chat(message)),
+            ServerMessage::RoomUpdated { locked, by } => {
+                lock(&self.shared.room).locked = locked;
+                self.events.emit(RoomEvent::RoomLocked { locked, by })
+            }
+            ServerMessage::Moderated { action, by } => self.on_moderated(action, by).await,
+            ServerMessage::Removed { by, reason } => {
+                let why = self.removal_reason(&by, reason.as_deref());
+                self.events.emit(RoomEvent::Removed { by, reason });
+                return Some(SessionEnd::Ended(why));
+            }
+            ServerMessage::MeetingEnded { by } => {
+                let why = format!("{} ended the meeting", self.name_of(&by));
+                self.events.emit(RoomEvent::MeetingEnded { by });
+                return Some(SessionEnd::Ended(why));
+            }
             ServerMessage::TracksAdded { tracks } => {
                 for info in tracks {
                     if !self.old_peer_ids.contains(&info.peer_id) {

@@ -1,0 +1,125 @@
+//! What a person does in a room besides media: chat, a raised hand, and — for moderators —
+//! muting others, removing them, locking and ending the meeting (`docs/protocol.md`,
+//! "Chat" and "Moderation"). The server checks every action; refusals come back as
+//! [`RoomEvent::Error`] with [`RoomError::Server`] (`rate_limited`, `not_moderator`, …).
+
+use super::{Command, RoomError, RoomHandle, RoomTask};
+use videoroom_protocol::{ChatMessage, ClientMessage, MediaKind, ModerationAction, PeerId};
+
+/// The room as of joining (also after a rejoin).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RoomInfo {
+    /// We may moderate.
+    pub moderator: bool,
+    /// The room takes no new participants.
+    pub locked: bool,
+    /// The room's recent messages to everyone, oldest first.
+    pub chat_history: Vec<ChatMessage>,
+}
+
+impl RoomHandle {
+    async fn send_message(&self, message: ClientMessage) -> Result<(), RoomError> {
+        self.call(|tx| Command::Send(message, tx)).await?
+    }
+
+    /// Sends a chat message to everyone, or to `to` only. It comes back as
+    /// [`RoomEvent::Chat`](super::RoomEvent::Chat) once the server took it.
+    pub async fn send_chat(
+        &self,
+        text: impl Into<String>,
+        to: Option<PeerId>,
+    ) -> Result<(), RoomError> {
+        let text = text.into();
+        self.send_message(ClientMessage::Chat { text, to }).await
+    }
+
+    /// Raises or lowers our hand.
+    pub async fn set_hand_raised(&self, raised: bool) -> Result<(), RoomError> {
+        self.send_message(ClientMessage::RaiseHand { raised }).await
+    }
+
+    /// Moderators: mutes someone's microphone, stops their camera or screen share, or lowers
+    /// their hand.
+    pub async fn moderate(
+        &self,
+        peer_id: PeerId,
+        action: ModerationAction,
+    ) -> Result<(), RoomError> {
+        self.send_message(ClientMessage::Moderate { peer_id, action })
+            .await
+    }
+
+    /// Moderators: removes someone from the room, telling them `reason`.
+    pub async fn remove_peer(
+        &self,
+        peer_id: PeerId,
+        reason: Option<String>,
+    ) -> Result<(), RoomError> {
+        self.send_message(ClientMessage::RemovePeer { peer_id, reason })
+            .await
+    }
+
+    /// Moderators: locks the room (no one new gets in) or unlocks it.
+    pub async fn lock_room(&self, locked: bool) -> Result<(), RoomError> {
+        self.send_message(ClientMessage::LockRoom { locked }).await
+    }
+
+    /// Moderators: ends the meeting for everyone.
+    pub async fn end_meeting(&self) -> Result<(), RoomError> {
+        self.send_message(ClientMessage::EndMeeting).await
+    }
+}
+
+impl RoomTask {
+    /// Sends `message` on the current session; while reconnecting there is none.
+    pub(super) async fn send_now(&mut self, message: ClientMessage) -> Result<(), RoomError> {
+        let Some(session) = self.session.as_mut() else {
+            return Err(RoomError::Signaling(
+                "reconnecting to the room; try again in a moment".into(),
+            ));
+        };
+        session
+            .signaling
+            .send(&message)
+            .await
+            .map_err(|e| RoomError::Signaling(e.to_string()))
+    }
+
+    /// A moderator acted on us: turn the media off as a mute of our own would (the server
+    /// already holds it back), then tell the application.
+    pub(super) async fn on_moderated(&mut self, action: ModerationAction, by: PeerId) {
+        let kind = match action {
+            ModerationAction::MuteMicrophone => Some(MediaKind::Audio),
+            ModerationAction::StopCamera => Some(MediaKind::Video),
+            // No screen share is published by this engine yet; a hand is peer state.
+            _ => None,
+        };
+        if let Some(kind) = kind
+            && self.local.iter().any(|t| t.kind == kind)
+            && let Err(e) = self.set_enabled(kind, false).await
+        {
+            tracing::warn!("turning media off for a moderator failed: {e}");
+        }
+        tracing::info!(?action, moderator = %by, "moderated");
+        self.events.emit(super::RoomEvent::Moderated { action, by });
+    }
+
+    /// The display name of `peer_id`, for messages to a person.
+    pub(super) fn name_of(&self, peer_id: &PeerId) -> String {
+        self.session
+            .as_ref()
+            .and_then(|s| s.peers.get(peer_id))
+            .map(|p| p.display_name.clone())
+            .unwrap_or_else(|| "A moderator".to_owned())
+    }
+
+    /// "Grace removed you from the room: <reason>".
+    pub(super) fn removal_reason(&self, by: &PeerId, reason: Option<&str>) -> String {
+        let who = self.name_of(by);
+        match reason {
+            Some(reason) => format!("{who} removed you from the room: {reason}"),
+            None => format!("{who} removed you from the room"),
+        }
+    }
+}
