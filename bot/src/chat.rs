@@ -14,6 +14,8 @@ use videoroom_protocol::{ModerationAction, PeerId, PeerInfo};
 pub struct People {
     others: BTreeMap<PeerId, PeerInfo>,
     own: Option<PeerId>,
+    /// Our display name.
+    pub own_name: String,
     hand_up: bool,
     /// A moderator removed us or ended the meeting.
     pub sent_away: bool,
@@ -55,7 +57,7 @@ impl People {
             .map(|p| p.display_name.clone())
             .unwrap_or_else(|| {
                 if Some(id) == self.own.as_ref() {
-                    "me".to_owned()
+                    self.own_name.clone()
                 } else {
                     id.to_string()
                 }

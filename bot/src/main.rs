@@ -106,6 +106,10 @@ struct Args {
     /// Send `--say` again at this interval (e.g. `5s`).
     #[arg(long, value_parser = humantime::parse_duration, requires = "say")]
     say_every: Option<Duration>,
+    /// Invitation token, for servers that admit token holders only (`videoroom-server token`
+    /// makes one).
+    #[arg(long, env = "VIDEOROOM_TOKEN")]
+    token: Option<String>,
     /// Raise the hand once joined.
     #[arg(long)]
     raise_hand: bool,
@@ -190,7 +194,11 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    ExitCode::from(runtime.block_on(run(args)))
+    let code = runtime.block_on(run(args));
+    // Reading standard input (`--commands-from-stdin`) blocks a thread that cannot be
+    // cancelled: waiting for it would keep the bot until the next line of input.
+    runtime.shutdown_background();
+    ExitCode::from(code)
 }
 
 /// Builds the join options from the arguments; a media file that cannot be used is a bad
@@ -204,7 +212,8 @@ fn join_options(args: &Args) -> Result<JoinOptions, String> {
             AudioOutput::Null
         })
         .with_reconnect((!args.no_reconnect).then_some(Duration::from_secs(60)))
-        .with_video_decoding(!args.no_video_decode);
+        .with_video_decoding(!args.no_video_decode)
+        .with_token(args.token.clone());
     let (w, h, fps, kbps) = (args.width, args.height, args.fps, args.video_kbps);
     options = match &args.video {
         VideoArg::Pattern => {
@@ -283,6 +292,7 @@ async fn run(args: Args) -> u8 {
     }
 
     let mut bot = Bot::new(started, join_ms);
+    bot.people.own_name = args.name.clone();
     if let Some(path) = &args.events {
         match std::fs::File::create(path) {
             Ok(file) => bot.event_log = Some(std::io::BufWriter::new(file)),

@@ -40,6 +40,9 @@ pub struct BotSpec {
     pub stats: Option<PathBuf>,
     /// Run under `nice -n <n>`.
     pub nice: Option<i32>,
+    /// Take chat lines and commands on standard input (`--commands-from-stdin`; write them
+    /// with [`say`]).
+    pub commands: bool,
     /// stdout and stderr go here.
     pub log: PathBuf,
 }
@@ -54,6 +57,7 @@ impl BotSpec {
             events: None,
             stats: None,
             nice: None,
+            commands: false,
             log: log.to_path_buf(),
         }
     }
@@ -89,7 +93,11 @@ impl BotSpec {
             .args(["--server", &self.url, "--room", &self.room])
             .args(["--name", &self.name, "--media-ip", "127.0.0.1"])
             .args(&self.args)
-            .stdin(Stdio::null())
+            .stdin(if self.commands {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(log_file(&self.log))
             .stderr(log_file(&self.log));
         if let Some(events) = &self.events {
@@ -98,9 +106,50 @@ impl BotSpec {
         if let Some(stats) = &self.stats {
             command.arg("--stats-json").arg(stats);
         }
+        if self.commands {
+            command.arg("--commands-from-stdin");
+        }
         Group::spawn(&self.name, &mut command)
             .unwrap_or_else(|e| panic!("starting {} failed: {e}", bin.display()))
     }
+}
+
+/// Types `line` into the chat of a bot started with [`BotSpec::commands`]: a message, or a
+/// command such as `/mute NAME`.
+pub async fn say(bot: &mut Group, line: &str) -> Result<(), String> {
+    use tokio::io::AsyncWriteExt;
+    let name = bot.name().to_owned();
+    let stdin = bot
+        .child_mut()
+        .stdin
+        .as_mut()
+        .ok_or_else(|| format!("{name} was not started to take commands"))?;
+    stdin
+        .write_all(format!("{line}\n").as_bytes())
+        .await
+        .map_err(|e| format!("writing to {name}: {e}"))?;
+    stdin
+        .flush()
+        .await
+        .map_err(|e| format!("writing to {name}: {e}"))
+}
+
+/// Waits (at most `bound`) until the bot logged an `event` for which `pred` holds.
+pub async fn wait_event(
+    path: &Path,
+    event: &str,
+    bound: std::time::Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Result<(), String> {
+    crate::wait_for(
+        bound,
+        &format!("the bot logs `{event}`"),
+        async || match events(path).iter().any(|e| e["event"] == event && pred(e)) {
+            true => Ok(()),
+            false => Err("not yet".to_owned()),
+        },
+    )
+    .await
 }
 
 /// The events a bot wrote so far (a half-written last line is skipped).

@@ -18,16 +18,19 @@ pub use messages::{
     PeerInfo, PublishedTrack, ServerMessage, TrackInfo, TrackSource,
 };
 pub use validate::{
-    InvalidName, MAX_CHAT_BYTES, MAX_DISPLAY_NAME_CHARS, MAX_METADATA_BYTES, MAX_REASON_CHARS,
-    MAX_ROOM_NAME_CHARS, MAX_TRACK_ID_CHARS, validate_chat_text, validate_display_name,
-    validate_metadata, validate_reason, validate_room_name, validate_track_id,
+    InvalidName, MAX_CHAT_BYTES, MAX_CODE_POINTS_PER_CHAR, MAX_DISPLAY_NAME_CHARS, MAX_ECHO_CHARS,
+    MAX_METADATA_BYTES, MAX_QUOTING_ERROR_CHARS, MAX_REASON_CHARS, MAX_ROOM_NAME_CHARS,
+    MAX_TRACK_ID_CHARS, clip_quoted, excerpt, excerpt_to, validate_chat_text,
+    validate_display_name, validate_metadata, validate_reason, validate_room_name,
+    validate_track_id,
 };
 
 /// Version of this protocol. A client states the version it speaks in `join`; the server answers
 /// `join_error {code: "unsupported_version"}` when it does not speak it.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Why a text frame could not be turned into a [`ClientMessage`].
+/// Why a text frame could not be turned into a [`ClientMessage`]. What it quotes of the frame
+/// is cut to [`excerpt`]s, so an error never echoes more than a short prefix of the input.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParseError {
     /// Not JSON, or JSON that is not an object with a string `type`.
@@ -61,7 +64,7 @@ impl ClientMessage {
     /// Parses one text frame sent by a client.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| ParseError::Malformed(e.to_string()))?;
+            serde_json::from_str(text).map_err(|e| ParseError::Malformed(quote_safely(&e)))?;
         let kind = value
             .get("type")
             .and_then(serde_json::Value::as_str)
@@ -70,11 +73,11 @@ impl ClientMessage {
             })?
             .to_owned();
         if !Self::TYPES.contains(&kind.as_str()) {
-            return Err(ParseError::UnknownType(kind));
+            return Err(ParseError::UnknownType(excerpt(&kind)));
         }
         serde_json::from_value(value).map_err(|e| ParseError::InvalidFields {
             kind,
-            reason: e.to_string(),
+            reason: quote_safely(&e),
         })
     }
 
@@ -101,6 +104,11 @@ impl ClientMessage {
         // A derive-generated Serialize over strings, numbers and serde_json::Value cannot fail.
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// A serde error's text made safe to send back: serde quotes the input it refuses.
+fn quote_safely(error: &serde_json::Error) -> String {
+    clip_quoted(&error.to_string())
 }
 
 impl ServerMessage {

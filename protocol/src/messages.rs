@@ -202,6 +202,20 @@ pub enum ErrorCode {
     UnknownPeer,
     /// A chat text over the size limit (4 KiB of UTF-8).
     MessageTooLong,
+    /// The server admits only holders of an invitation (token), and the join carried none.
+    TokenMissing,
+    /// The token is not one this server signed (bad signature, unsigned, garbage).
+    TokenInvalid,
+    /// The token has expired.
+    TokenExpired,
+    /// The token is not valid yet.
+    TokenNotYetValid,
+    /// The token is for another room.
+    TokenWrongRoom,
+    /// The token is for another display name.
+    TokenWrongName,
+    /// The participant's token does not allow publishing; its offer's tracks were refused.
+    PublishNotAllowed,
     /// The server failed; the message is for operators.
     Internal,
     /// A code this build does not know.
@@ -229,6 +243,10 @@ pub enum ClientMessage {
         /// connection: a locked room lets its holder back in.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume_token: Option<String>,
+        /// The invitation (a JWT signed by the server's secret), required by servers that run
+        /// with `--auth token`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// An SDP offer: the client publishes or changes its tracks.
     SdpOffer {

@@ -52,3 +52,28 @@ fn ping_id_defaults_to_zero() {
         ClientMessage::Ping { id: 0 }
     );
 }
+
+#[test]
+fn errors_quote_only_a_short_prefix_of_the_input() {
+    let huge = "x".repeat(60_000);
+    let quotes = "\\\"".repeat(20_000);
+    for text in [
+        format!(r#"{{"type": "{huge}"}}"#),
+        format!(r#"{{"type": "update_track", "track_id": "t", "muted": "{huge}"}}"#),
+        format!(r#"{{"type": "update_track", "track_id": "t", "muted": "{quotes}"}}"#),
+        format!(r#"{{"type": "moderate", "peer_id": "p", "action": "{huge}"}}"#),
+        format!(r#"{{"type": "ping", "id": "{huge}"}}"#),
+        format!(r#"{{"type": "join", "{huge}": 1}}"#),
+        format!(r#"{{"type": "ping", "id": 1, {huge}"#),
+    ] {
+        let err = ClientMessage::parse(&text).unwrap_err();
+        let message = err.to_string();
+        assert!(message.len() < 200, "{} bytes: {message}", message.len());
+    }
+    // What is quoted still names the culprit.
+    let err = ClientMessage::parse(&format!(r#"{{"type": "tele{huge}"}}"#)).unwrap_err();
+    let ParseError::UnknownType(kind) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(kind.starts_with("telexxx") && kind.ends_with('…'), "{kind}");
+}

@@ -164,6 +164,11 @@ impl ServerProcess {
                 "127.0.0.1",
                 "--max-peers-per-room",
                 "64",
+                // Every peer of the load comes from 127.0.0.1: no per-IP abuse limits.
+                "--max-upgrades-per-ip-per-sec",
+                "0",
+                "--max-joins-per-ip-per-sec",
+                "0",
             ])
             .env(
                 "RUST_LOG",

@@ -6,6 +6,7 @@ use clap::Parser;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 use videoroom_protocol::IceServer;
 
 /// Everything `videoroom-server` can be told.
@@ -53,12 +54,99 @@ pub struct Cli {
     /// Largest signaling message in bytes; larger ones close the socket with 1009 [default: 65536].
     #[arg(long, env = "VIDEOROOM_MAX_MESSAGE_BYTES")]
     pub max_message_bytes: Option<usize>,
-    /// Most simultaneous WebSocket connections [default: 2000].
+    /// Most simultaneous connections, HTTP and WebSocket; more get HTTP 503 [default: 2000].
     #[arg(long, env = "VIDEOROOM_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Longest wait for a request's complete headers, on a new connection or between requests on
+    /// a kept-alive one (e.g. `10s`); then the connection is closed [default: 10s].
+    #[arg(long, env = "VIDEOROOM_HTTP_HEADER_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub http_header_timeout: Option<Duration>,
+    /// A connection not upgraded to a WebSocket that moves no byte for this long is closed
+    /// [default: 60s].
+    #[arg(long, env = "VIDEOROOM_HTTP_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub http_idle_timeout: Option<Duration>,
+    /// WebSocket upgrades per second from one client IP (an IPv6 /64 counts as one); more get
+    /// HTTP 429. 0 turns the limit off [default: 20].
+    #[arg(long, env = "VIDEOROOM_MAX_UPGRADES_PER_IP_PER_SEC")]
+    pub max_upgrades_per_ip_per_sec: Option<u32>,
+    /// WebSocket upgrades one client IP may make at once [default: 100].
+    #[arg(long, env = "VIDEOROOM_UPGRADE_BURST_PER_IP")]
+    pub upgrade_burst_per_ip: Option<u32>,
+    /// Joins per second from one client IP; more get `join_error` `rate_limited`. 0 turns the
+    /// limit off [default: 20].
+    #[arg(long, env = "VIDEOROOM_MAX_JOINS_PER_IP_PER_SEC")]
+    pub max_joins_per_ip_per_sec: Option<u32>,
+    /// Joins one client IP may make at once [default: 100].
+    #[arg(long, env = "VIDEOROOM_JOIN_BURST_PER_IP")]
+    pub join_burst_per_ip: Option<u32>,
+    /// Signaling messages per second on one connection; more get `error` `rate_limited`. 0 turns
+    /// the limit off [default: 20].
+    #[arg(long, env = "VIDEOROOM_MAX_MESSAGES_PER_SEC")]
+    pub max_messages_per_sec: Option<u32>,
+    /// Signaling messages one connection may send at once [default: 100].
+    #[arg(long, env = "VIDEOROOM_MESSAGE_BURST")]
+    pub message_burst: Option<u32>,
+    /// Reverse proxy whose X-Forwarded-For header names the client IP for the limits
+    /// (repeatable; comma-separated in the environment). Default: none, the header is ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "VIDEOROOM_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<IpAddr>,
     /// Print logs as JSON lines instead of text.
     #[arg(long, env = "VIDEOROOM_LOG_JSON")]
     pub log_json: bool,
+    /// Who may join: `open` (anyone who knows a room's name) or `token` (holders of an
+    /// invitation signed with --secret) [default: open].
+    #[arg(long, env = "VIDEOROOM_AUTH")]
+    pub auth: Option<AuthMode>,
+    /// Secret that signs and checks invitation tokens (at least 32 bytes; `openssl rand -hex 32`).
+    #[arg(long, env = "VIDEOROOM_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// File holding the token secret (its content, trimmed).
+    #[arg(long, env = "VIDEOROOM_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// The server's public base URL, used in invite links (e.g. `https://meet.example.org`).
+    #[arg(long, env = "VIDEOROOM_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Something to do other than serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Who may join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// Anyone who knows a room's name; a room's first participant moderates it.
+    #[default]
+    Open,
+    /// Holders of a token signed with the server's secret; its grants decide who moderates.
+    Token,
+}
+
+/// `videoroom-server <command>`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Prints an invitation token and an invite link (needs the secret, as for `--auth token`).
+    Token {
+        /// The room: a name, a prefix ending in `*`, or `*` for any room.
+        #[arg(long)]
+        room: String,
+        /// The display name the holder must use (any name if absent).
+        #[arg(long)]
+        name: Option<String>,
+        /// How long the token is valid (e.g. `2h`, `7d`).
+        #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
+        /// The holder may moderate the room.
+        #[arg(long)]
+        moderator: bool,
+        /// The holder may only watch and listen (no publishing).
+        #[arg(long)]
+        no_publish: bool,
+    },
 }
 
 /// The TOML file's shape: the same settings, all optional.
@@ -75,7 +163,20 @@ struct FileConfig {
     max_peers_per_room: Option<usize>,
     max_message_bytes: Option<usize>,
     max_connections: Option<usize>,
+    http_header_timeout: Option<String>,
+    http_idle_timeout: Option<String>,
+    max_upgrades_per_ip_per_sec: Option<u32>,
+    upgrade_burst_per_ip: Option<u32>,
+    max_joins_per_ip_per_sec: Option<u32>,
+    join_burst_per_ip: Option<u32>,
+    max_messages_per_sec: Option<u32>,
+    message_burst: Option<u32>,
+    trusted_proxies: Option<Vec<IpAddr>>,
     log_json: Option<bool>,
+    auth: Option<AuthMode>,
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+    public_url: Option<String>,
 }
 
 /// A configuration the server could not use.
@@ -119,10 +220,22 @@ pub struct Config {
     pub max_peers_per_room: usize,
     /// Largest signaling message in bytes.
     pub max_message_bytes: usize,
-    /// Most simultaneous WebSocket connections.
+    /// Most simultaneous connections, HTTP and WebSocket.
     pub max_connections: usize,
+    /// Longest wait for a request's complete headers.
+    pub http_header_timeout: Duration,
+    /// Longest a connection not upgraded to a WebSocket may move no byte.
+    pub http_idle_timeout: Duration,
+    /// Abuse limits per client IP and per connection.
+    pub rate_limits: crate::limits::RateLimits,
     /// JSON logs.
     pub log_json: bool,
+    /// Who may join.
+    pub auth: AuthMode,
+    /// The token secret (required with [`AuthMode::Token`] and for `token`).
+    pub secret: Option<String>,
+    /// Base URL for invite links.
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -136,7 +249,13 @@ impl Default for Config {
             max_peers_per_room: 16,
             max_message_bytes: 64 * 1024,
             max_connections: 2000,
+            http_header_timeout: Duration::from_secs(10),
+            http_idle_timeout: Duration::from_secs(60),
+            rate_limits: crate::limits::RateLimits::default(),
             log_json: false,
+            auth: AuthMode::Open,
+            secret: None,
+            public_url: None,
         }
     }
 }
@@ -213,13 +332,74 @@ impl Config {
                 .max_connections
                 .or(file.max_connections)
                 .unwrap_or(d.max_connections),
+            http_header_timeout: duration(
+                "http_header_timeout",
+                cli.http_header_timeout,
+                file.http_header_timeout,
+            )?
+            .unwrap_or(d.http_header_timeout),
+            http_idle_timeout: duration(
+                "http_idle_timeout",
+                cli.http_idle_timeout,
+                file.http_idle_timeout,
+            )?
+            .unwrap_or(d.http_idle_timeout),
+            rate_limits: crate::limits::RateLimits {
+                upgrades_per_ip: rate(
+                    (
+                        cli.max_upgrades_per_ip_per_sec,
+                        file.max_upgrades_per_ip_per_sec,
+                    ),
+                    (cli.upgrade_burst_per_ip, file.upgrade_burst_per_ip),
+                    d.rate_limits.upgrades_per_ip,
+                ),
+                joins_per_ip: rate(
+                    (cli.max_joins_per_ip_per_sec, file.max_joins_per_ip_per_sec),
+                    (cli.join_burst_per_ip, file.join_burst_per_ip),
+                    d.rate_limits.joins_per_ip,
+                ),
+                messages_per_connection: rate(
+                    (cli.max_messages_per_sec, file.max_messages_per_sec),
+                    (cli.message_burst, file.message_burst),
+                    d.rate_limits.messages_per_connection,
+                ),
+                trusted_proxies: if cli.trusted_proxies.is_empty() {
+                    file.trusted_proxies.unwrap_or_default()
+                } else {
+                    cli.trusted_proxies
+                },
+            },
             log_json: cli.log_json || file.log_json.unwrap_or(false),
+            auth: cli.auth.or(file.auth).unwrap_or_default(),
+            secret: read_secret(
+                cli.secret.or(file.secret),
+                cli.secret_file.or(file.secret_file),
+            )?,
+            public_url: cli
+                .public_url
+                .or(file.public_url)
+                .map(|u| u.trim_end_matches('/').to_owned()),
         };
         config.check()?;
         Ok(config)
     }
 
+    /// The token authority, if a secret is configured.
+    pub fn authority(&self) -> Result<Option<crate::auth::Authority>, ConfigError> {
+        self.secret
+            .as_deref()
+            .map(|s| crate::auth::Authority::new(s.as_bytes()).map_err(ConfigError::Invalid))
+            .transpose()
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
+        if self.auth == AuthMode::Token && self.secret.is_none() {
+            return Err(ConfigError::Invalid(
+                "--auth token needs a secret: --secret, --secret-file or VIDEOROOM_SECRET                  (make one with `openssl rand -hex 32`)"
+                    .into(),
+            ));
+        }
+        self.authority()?;
         if self.max_peers_per_room == 0 {
             return Err(ConfigError::Invalid(
                 "max peers per room must be at least 1".into(),
@@ -235,7 +415,61 @@ impl Config {
                 "max connections must be at least 1".into(),
             ));
         }
+        if self.http_header_timeout < Duration::from_millis(100)
+            || self.http_idle_timeout < Duration::from_millis(100)
+        {
+            return Err(ConfigError::Invalid(
+                "HTTP header and idle timeouts must be at least 100ms".into(),
+            ));
+        }
+        self.rate_limits.check().map_err(ConfigError::Invalid)?;
         Ok(())
+    }
+}
+
+/// The secret given directly, or read from a file (trimmed).
+fn read_secret(
+    secret: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<String>, ConfigError> {
+    match (secret, file) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid(
+            "give the secret either with --secret or with --secret-file, not both".into(),
+        )),
+        (Some(s), None) => Ok(Some(s.trim().to_owned())),
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map(|s| Some(s.trim().to_owned()))
+            .map_err(|source| ConfigError::Read { path, source }),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A rate limit from flag-or-environment and file values (`(cli, file)` each), else `default`.
+fn rate(
+    per_sec: (Option<u32>, Option<u32>),
+    burst: (Option<u32>, Option<u32>),
+    default: crate::limits::Rate,
+) -> crate::limits::Rate {
+    crate::limits::Rate {
+        per_sec: per_sec.0.or(per_sec.1).unwrap_or(default.per_sec),
+        burst: burst.0.or(burst.1).unwrap_or(default.burst),
+    }
+}
+
+/// A duration from flag-or-environment (already parsed), else from the file (`10s`, `1m`).
+fn duration(
+    key: &str,
+    cli: Option<Duration>,
+    file: Option<String>,
+) -> Result<Option<Duration>, ConfigError> {
+    match (cli, file) {
+        (Some(d), _) => Ok(Some(d)),
+        (None, Some(text)) => humantime::parse_duration(&text).map(Some).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "{key} `{text}` is not a duration like `10s` or `1m`: {e}"
+            ))
+        }),
+        (None, None) => Ok(None),
     }
 }
 
@@ -303,9 +537,54 @@ mod tests {
     }
 
     #[test]
+    fn token_auth_needs_a_long_enough_secret() {
+        assert!(Config::from_cli(cli(&["--auth", "token"])).is_err());
+        assert!(Config::from_cli(cli(&["--auth", "token", "--secret", "short"])).is_err());
+        let secret = "0123456789abcdef0123456789abcdef";
+        let c = Config::from_cli(cli(&["--auth", "token", "--secret", secret])).expect("valid");
+        assert_eq!(c.auth, AuthMode::Token);
+        let dir = std::env::temp_dir().join(format!("vr-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let path = dir.join("secret");
+        std::fs::write(&path, format!("{secret}\n")).expect("write");
+        let c = Config::from_cli(cli(&[
+            "--auth",
+            "token",
+            "--secret-file",
+            path.to_str().expect("utf8"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.secret.as_deref(), Some(secret));
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         assert!(Config::from_cli(cli(&["--ice-port-range", "9-1"])).is_err());
         assert!(Config::from_cli(cli(&["--ice-server", "http://x"])).is_err());
         assert!(Config::from_cli(cli(&["--max-peers-per-room", "0"])).is_err());
+    }
+
+    #[test]
+    fn http_timeouts() {
+        let c = Config::from_cli(cli(&[])).expect("valid");
+        assert_eq!(c.http_header_timeout, Duration::from_secs(10));
+        assert_eq!(c.http_idle_timeout, Duration::from_secs(60));
+        let dir = std::env::temp_dir().join(format!("vr-timeouts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let path = dir.join("server.toml");
+        std::fs::write(&path, "http_idle_timeout = \"2m\"\n").expect("write");
+        let c = Config::from_cli(cli(&[
+            "--config",
+            path.to_str().expect("utf8"),
+            "--http-header-timeout",
+            "500ms",
+        ]))
+        .expect("valid");
+        assert_eq!(c.http_header_timeout, Duration::from_millis(500));
+        assert_eq!(c.http_idle_timeout, Duration::from_secs(120));
+        assert!(Cli::try_parse_from(["videoroom-server", "--http-header-timeout", "ten"]).is_err());
+        assert!(Config::from_cli(cli(&["--http-idle-timeout", "0s"])).is_err());
+        std::fs::write(&path, "http_header_timeout = \"soon\"\n").expect("write");
+        assert!(Config::from_cli(cli(&["--config", path.to_str().expect("utf8")])).is_err());
     }
 }

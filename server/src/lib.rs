@@ -8,11 +8,15 @@
 //! `room.rs` the room actor; `peer.rs` one peer's WebRTC endpoint; `forwarder.rs` the RTP path.
 //! `docs/ARCHITECTURE.md` shows how data flows between them.
 
+pub mod auth;
 pub mod chat;
 pub mod config;
 pub mod forwarder;
+pub mod http;
+pub mod invite;
 /// The WebRTC setup shared with the clients (codecs, interceptors, keyframe-request tap).
 pub use videoroom_webrtc as media;
+pub mod limits;
 pub mod metrics;
 pub mod peer;
 pub mod registry;
@@ -33,15 +37,19 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
-pub use config::{Cli, Config};
+pub use config::{AuthMode, Cli, Command, Config};
 pub use metrics::Metrics;
 
 /// What every task of the server shares.
 pub struct Shared {
     /// Effective configuration.
     pub config: Config,
+    /// Checks invitation tokens (`--auth token`), when a secret is configured.
+    pub authority: Option<auth::Authority>,
     /// Exported metrics.
     pub metrics: Arc<Metrics>,
+    /// Abuse limits per client IP.
+    pub limits: limits::Limits,
     /// How PeerConnections are built.
     pub rtc: Arc<rtc_config::RtcConfig>,
     /// Open rooms.
@@ -50,6 +58,14 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     connections: Arc<Semaphore>,
     sessions: TaskTracker,
+}
+
+impl Shared {
+    /// Open TCP connections, HTTP and WebSocket, each holding a `--max-connections` slot.
+    fn open_connections(&self) -> usize {
+        let free = self.connections.available_permits();
+        self.config.max_connections.saturating_sub(free)
+    }
 }
 
 /// A running server.
@@ -63,9 +79,12 @@ pub struct RunningServer {
 pub async fn start(config: Config) -> std::io::Result<RunningServer> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local_addr = listener.local_addr()?;
+    let authority = config.authority().map_err(std::io::Error::other)?;
     let shared = Arc::new(Shared {
+        authority,
         rtc: Arc::new(rtc_config::RtcConfig::new(&config)),
         connections: Arc::new(Semaphore::new(config.max_connections)),
+        limits: limits::Limits::new(&config.rate_limits),
         config,
         metrics: Arc::new(Metrics::default()),
         rooms: registry::Rooms::default(),
@@ -77,15 +96,8 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(Arc::clone(&shared));
-    let token = shared.shutdown.clone();
-    let serve = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { token.cancelled().await })
-        .await
-    });
+    // Header-read and idle timeouts, and one --max-connections slot per TCP connection.
+    let serve = tokio::spawn(http::serve(listener, app, Arc::clone(&shared)));
     info!(%local_addr, "videoroom-server listening (WebSocket at /ws)");
     Ok(RunningServer {
         local_addr,
@@ -103,6 +115,11 @@ impl RunningServer {
     /// The server's metrics.
     pub fn metrics(&self) -> Arc<Metrics> {
         Arc::clone(&self.shared.metrics)
+    }
+
+    /// Open TCP connections, HTTP and WebSocket, each holding a `--max-connections` slot.
+    pub fn open_connections(&self) -> usize {
+        self.shared.open_connections()
     }
 
     /// Number of open rooms.
@@ -132,11 +149,23 @@ async fn ws_upgrade(
     ws: WebSocketUpgrade,
     State(shared): State<Arc<Shared>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    slot: Option<axum::Extension<http::ConnectionSlot>>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     if shared.rooms.is_shutting_down() {
         return (StatusCode::SERVICE_UNAVAILABLE, "server is shutting down\n").into_response();
     }
-    let Ok(permit) = Arc::clone(&shared.connections).try_acquire_owned() else {
+    let client_ip = shared.limits.client_ip(remote.ip(), &headers);
+    if let Err(limited) = shared.limits.check_upgrade(client_ip) {
+        shared.metrics.count_limited(limits::LimitKind::Upgrade);
+        tracing::debug!(%client_ip, "WebSocket upgrade rate limited");
+        return limited.into_response();
+    }
+    // The session keeps the slot its TCP connection took when accepted.
+    let permit = slot.and_then(|axum::Extension(slot)| slot.take());
+    let permit = permit.or_else(|| Arc::clone(&shared.connections).try_acquire_owned().ok());
+    let Some(permit) = permit else {
+        shared.metrics.connections_refused.inc();
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "too many connections; try again later\n",
@@ -148,7 +177,13 @@ async fn ws_upgrade(
     ws.max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| {
-            tracker.track_future(signaling::run(socket, shared, permit, remote.to_string()))
+            tracker.track_future(signaling::run(
+                socket,
+                shared,
+                permit,
+                remote.to_string(),
+                client_ip,
+            ))
         })
 }
 
@@ -161,6 +196,11 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let open = shared.open_connections();
+    shared
+        .metrics
+        .open_connections
+        .set(i64::try_from(open).unwrap_or(i64::MAX));
     (
         [(
             header::CONTENT_TYPE,

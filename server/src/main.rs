@@ -8,13 +8,27 @@ use videoroom_server::{Cli, Config};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match Config::from_cli(Cli::parse()) {
+    let cli = Cli::parse();
+    let command = cli.command.clone();
+    let config = match Config::from_cli(cli) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("videoroom-server: {e}");
             return ExitCode::from(2);
         }
     };
+    if let Some(command) = command {
+        return match videoroom_server::invite::run(&config, command) {
+            Ok(out) => {
+                println!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("videoroom-server: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Logs go to stderr; stdout carries only the `listening on` line that scripts read.
     if config.log_json {

@@ -1,8 +1,10 @@
 //! Prometheus metrics served at `GET /metrics`. Counters are atomics, so the forwarding path pays
 //! one relaxed add per packet.
 
+use crate::limits::LimitKind;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -39,9 +41,34 @@ pub struct Metrics {
     pub rate_limited: Counter,
     /// Moderator actions applied (mute, stop, lower hand, remove, lock, end).
     pub moderation_actions: Counter,
+    /// Open TCP connections, HTTP and WebSocket, each holding a `--max-connections` slot (set
+    /// when `/metrics` is read).
+    pub open_connections: Gauge,
+    /// Connections refused because `--max-connections` were open.
+    pub connections_refused: Counter,
+    /// HTTP connections closed for not sending a complete request in time or moving no byte
+    /// (`--http-header-timeout`, `--http-idle-timeout`).
+    pub connections_timed_out: Counter,
+    /// Upgrades, joins and messages refused by the abuse limits, by `kind` (see
+    /// [`Metrics::count_limited`]).
+    pub limited_requests: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 impl Metrics {
+    /// Counts one request refused by the abuse limits.
+    pub fn count_limited(&self, kind: LimitKind) {
+        self.limited_requests
+            .get_or_create(&[("kind", kind.as_str())])
+            .inc();
+    }
+
+    /// Requests of `kind` refused by the abuse limits so far.
+    pub fn limited(&self, kind: LimitKind) -> u64 {
+        self.limited_requests
+            .get_or_create(&[("kind", kind.as_str())])
+            .get()
+    }
+
     /// The metrics in Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut registry = Registry::with_prefix("videoroom");
@@ -111,6 +138,33 @@ impl Metrics {
             "moderation_actions",
             "Moderator actions applied",
             self.moderation_actions.clone(),
+        );
+        registry.register(
+            "open_connections",
+            "Open TCP connections (HTTP and WebSocket) counted against --max-connections",
+            self.open_connections.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections refused because --max-connections were open",
+            self.connections_refused.clone(),
+        );
+        registry.register(
+            "connections_timed_out",
+            "HTTP connections closed by the header-read or idle timeout",
+            self.connections_timed_out.clone(),
+        );
+        // Every kind is exported from the start, at 0.
+        for kind in LimitKind::ALL {
+            drop(
+                self.limited_requests
+                    .get_or_create(&[("kind", kind.as_str())]),
+            );
+        }
+        registry.register(
+            "rate_limited_requests",
+            "WebSocket upgrades (HTTP 429), joins and signaling messages refused by the abuse limits",
+            self.limited_requests.clone(),
         );
         let mut out = String::new();
         // Writing into a String cannot fail.

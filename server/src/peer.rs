@@ -188,6 +188,8 @@ pub struct Endpoint {
     disconnected_since: Option<Instant>,
     failed: bool,
     stalled: bool,
+    /// Its token lets it publish (open rooms: always).
+    may_publish: bool,
 }
 
 static NEXT_SUBSCRIBER_KEY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -200,6 +202,7 @@ impl Endpoint {
         out: mpsc::Sender<ServerMessage>,
         rtc: &Arc<RtcConfig>,
         metrics: Arc<Metrics>,
+        may_publish: bool,
     ) -> Result<EndpointHandle, webrtc::error::Error> {
         let (events_tx, events) = mpsc::channel(1024);
         let handler = Arc::new(Handler {
@@ -231,6 +234,7 @@ impl Endpoint {
             disconnected_since: None,
             failed: false,
             stalled: false,
+            may_publish,
         };
         tokio::spawn(endpoint.run().instrument(span));
         Ok(EndpointHandle { tx })
@@ -295,7 +299,10 @@ impl Endpoint {
         } else {
             self.error(
                 ErrorCode::InvalidTrack,
-                format!("you publish no track `{track_id}`"),
+                format!(
+                    "you publish no track `{}`",
+                    videoroom_protocol::excerpt(track_id.as_str())
+                ),
             );
         }
     }
@@ -327,7 +334,7 @@ impl Endpoint {
             Err(e) => {
                 return self.error(
                     ErrorCode::InvalidSdp,
-                    format!("offer is not valid SDP: {e}"),
+                    format!("offer is not valid SDP: {}", clip(&e)),
                 );
             }
         };
@@ -336,7 +343,7 @@ impl Endpoint {
             Err(e) => {
                 return self.error(
                     ErrorCode::InvalidSdp,
-                    format!("offer is not valid SDP: {e}"),
+                    format!("offer is not valid SDP: {}", clip(&e)),
                 );
             }
         };
@@ -360,7 +367,7 @@ impl Endpoint {
         if let Err(e) = self.pc.set_remote_description(offer).await {
             self.error(
                 ErrorCode::InvalidSdp,
-                format!("offer could not be applied: {e}"),
+                format!("offer could not be applied: {}", clip(&e)),
             );
             return self.maybe_offer().await;
         }
@@ -370,7 +377,7 @@ impl Endpoint {
             Err(e) => {
                 self.error(
                     ErrorCode::InvalidSdp,
-                    format!("cannot answer this offer: {e}"),
+                    format!("cannot answer this offer: {}", clip(&e)),
                 );
                 return self.maybe_offer().await;
             }
@@ -417,7 +424,7 @@ impl Endpoint {
         if let Err(e) = applied {
             self.error(
                 ErrorCode::InvalidSdp,
-                format!("answer could not be applied: {e}"),
+                format!("answer could not be applied: {}", clip(&e)),
             );
             // Return to stable and try again with a fresh offer (a bounded number of times).
             if let Ok(rb) = RTCSessionDescription::rollback(None)
@@ -468,7 +475,7 @@ impl Endpoint {
         if let Err(e) = self.pc.add_ice_candidate(init).await {
             self.error(
                 ErrorCode::InvalidCandidate,
-                format!("candidate refused: {e}"),
+                format!("candidate refused: {}", clip(&e)),
             );
         }
     }
@@ -669,6 +676,11 @@ impl Endpoint {
     }
 
     async fn on_remote_track(&mut self, track: Arc<dyn TrackRemote>) {
+        if !self.may_publish {
+            // Its `sdp_offer`s with tracks are refused by the session; media from an offer that
+            // declared none is not forwarded either.
+            return warn!("media from a participant who may not publish; not forwarded");
+        }
         let raw_id = track.track_id().await;
         let track_id = match validate_track_id(&raw_id) {
             Ok(id) => id,
@@ -742,4 +754,9 @@ fn sending_track_ids(
         }
     }
     Ok(ids)
+}
+
+/// A WebRTC error's text, which may quote the client's SDP or candidate, cut to a short excerpt.
+fn clip(error: &impl std::fmt::Display) -> String {
+    videoroom_protocol::clip_quoted(&error.to_string())
 }

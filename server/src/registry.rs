@@ -2,6 +2,7 @@
 //! when its last peer leaves. The registry holds handles only; room state lives in each actor.
 
 use crate::Shared;
+use crate::auth::Grants;
 use crate::room::{JoinRefused, Joined, Room, RoomCommand, RoomHandle};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +20,21 @@ pub enum JoinError {
     /// The server is shutting down.
     #[error("the server is shutting down and takes no new joins; try again in a minute")]
     ShuttingDown,
+}
+
+/// A checked `join`: what the session asks the registry for.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    /// The room.
+    pub room: RoomName,
+    /// The (validated) display name.
+    pub display_name: String,
+    /// The (validated) metadata.
+    pub metadata: Option<serde_json::Value>,
+    /// The resume token of an earlier session, if sent.
+    pub resume_token: Option<String>,
+    /// What the participant may do (from its token, or an open room's defaults).
+    pub grants: Grants,
 }
 
 /// Open rooms by name.
@@ -48,12 +64,16 @@ impl Rooms {
     pub async fn join(
         &self,
         shared: &Arc<Shared>,
-        room: RoomName,
-        display_name: String,
-        metadata: Option<serde_json::Value>,
-        resume_token: Option<String>,
+        request: JoinRequest,
         out: mpsc::Sender<ServerMessage>,
     ) -> Result<(RoomHandle, Joined), JoinError> {
+        let JoinRequest {
+            room,
+            display_name,
+            metadata,
+            resume_token,
+            grants,
+        } = request;
         let peer_id = PeerId::new(format!(
             "p-{}-{:08x}",
             self.next_peer.fetch_add(1, Ordering::Relaxed) + 1,
@@ -73,6 +93,7 @@ impl Rooms {
                     peer: peer.clone(),
                     out: out.clone(),
                     resume_token: resume_token.clone(),
+                    grants,
                     reply,
                 })
                 .await;

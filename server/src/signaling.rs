@@ -3,24 +3,32 @@
 //! The session parses each frame ([`ClientMessage::parse`]), checks it is allowed in the current
 //! state (lobby or joined), and hands it to the room (membership, mute, metadata) or to the peer's
 //! endpoint (SDP, candidates). It writes everything the room and endpoint queue for the client.
-//! Bad input gets an `error` and the connection stays usable; an oversized frame closes with 1009.
+//! Bad input gets an `error` (quoting at most a short excerpt of it) and the connection stays
+//! usable; an oversized frame closes with 1009, a text frame that is not UTF-8 with 1007, a
+//! frame that breaks the WebSocket protocol with 1002.
 
 use crate::Shared;
+use crate::auth::{Grants, unix_now};
+use crate::config::AuthMode;
+use crate::limits::{LimitKind, Limited, MessageLimiter};
 use crate::peer::{EndpointCommand, EndpointHandle};
-use crate::registry::JoinError;
+use crate::registry::{JoinError, JoinRequest};
 use crate::room::{PeerAction, RoomCommand, RoomHandle};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 use videoroom_protocol::{
-    ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, RoomName, ServerMessage,
+    ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, RoomName, ServerMessage, excerpt_to,
     validate_chat_text, validate_display_name, validate_metadata, validate_reason,
     validate_room_name,
 };
 
+/// Longest `error` or `join_error` message sent, in characters (longer ones are cut).
+pub const MAX_ERROR_MESSAGE_CHARS: usize = 300;
 /// Messages the room and endpoint may queue for one client before it counts as not reading.
 pub const OUTBOUND_QUEUE: usize = 256;
 /// A connection silent for this long (no frame, no pong) is closed.
@@ -34,6 +42,7 @@ enum State {
         peer_id: PeerId,
         endpoint: EndpointHandle,
         from_room: mpsc::Receiver<ServerMessage>,
+        grants: Grants,
     },
 }
 
@@ -53,10 +62,14 @@ pub async fn run(
     shared: Arc<Shared>,
     permit: OwnedSemaphorePermit,
     remote: String,
+    client_ip: IpAddr,
 ) {
     let span =
         info_span!("session", %remote, room = tracing::field::Empty, peer = tracing::field::Empty);
+    let messages = shared.limits.message_limiter();
     Session {
+        client_ip,
+        messages,
         socket,
         shared,
         state: State::Lobby,
@@ -69,6 +82,10 @@ pub async fn run(
 }
 
 struct Session {
+    /// The client's address, as the abuse limits count it.
+    client_ip: IpAddr,
+    /// This connection's bucket of signaling messages.
+    messages: MessageLimiter,
     socket: WebSocket,
     shared: Arc<Shared>,
     state: State,
@@ -144,9 +161,28 @@ impl Session {
     }
 
     async fn send(&mut self, message: &ServerMessage) -> Result<(), axum::Error> {
-        self.socket
-            .send(Message::Text(message.to_json().into()))
-            .await
+        let text = match message {
+            // The last guard against echoing a client's input at length: every quote of it is
+            // cut to an excerpt where the message is made; no message is longer than this.
+            ServerMessage::Error { code, message } if message.len() > MAX_ERROR_MESSAGE_CHARS => {
+                ServerMessage::Error {
+                    code: *code,
+                    message: excerpt_to(message, MAX_ERROR_MESSAGE_CHARS),
+                }
+                .to_json()
+            }
+            ServerMessage::JoinError { code, message }
+                if message.len() > MAX_ERROR_MESSAGE_CHARS =>
+            {
+                ServerMessage::JoinError {
+                    code: *code,
+                    message: excerpt_to(message, MAX_ERROR_MESSAGE_CHARS),
+                }
+                .to_json()
+            }
+            other => other.to_json(),
+        };
+        self.socket.send(Message::Text(text.into())).await
     }
 
     async fn error(&mut self, code: ErrorCode, message: impl Into<String>) -> Result<(), End> {
@@ -159,18 +195,15 @@ impl Session {
     }
 
     async fn on_frame(&mut self, frame: Option<Result<Message, axum::Error>>) -> Result<(), End> {
+        if let Some(Ok(Message::Text(_) | Message::Binary(_))) = &frame
+            && let Err(limited) = self.messages.check()
+        {
+            return self.rate_limited(LimitKind::Message, limited).await;
+        }
         let limit = self.shared.config.max_message_bytes;
         let text = match frame {
             None | Some(Ok(Message::Close(_))) => return Err(End::ClientGone),
-            Some(Err(e)) => {
-                return Err(if is_too_big(&e) {
-                    warn!("frame over the size limit; closing with 1009");
-                    End::Close(close_code::SIZE, "message too big")
-                } else {
-                    debug!("socket error: {e}");
-                    End::ClientGone
-                });
-            }
+            Some(Err(e)) => return Err(end_for(&e)),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Ok(()),
             Some(Ok(Message::Binary(bytes))) => {
                 if bytes.len() > limit {
@@ -212,10 +245,11 @@ impl Session {
                     display_name,
                     metadata,
                     resume_token,
+                    token,
                 },
             ) => {
                 let names = (room.as_str(), display_name);
-                self.join(protocol_version, names, metadata, resume_token)
+                self.join(protocol_version, names, metadata, (resume_token, token))
                     .await
             }
             (State::Joined { .. }, ClientMessage::Join { .. }) => {
@@ -231,6 +265,16 @@ impl Session {
                 self.error(
                     ErrorCode::InvalidState,
                     format!("`{kind}` before `join`: join a room first"),
+                )
+                .await
+            }
+            (State::Joined { grants, .. }, ClientMessage::SdpOffer { tracks, .. })
+                if !grants.publish && !tracks.is_empty() =>
+            {
+                self.error(
+                    ErrorCode::PublishNotAllowed,
+                    "your invitation lets you watch and listen, not publish; ask the organizer \
+                     for one that allows publishing",
                 )
                 .await
             }
@@ -270,11 +314,12 @@ impl Session {
                 },
             ) => {
                 let (room, peer_id) = (room.clone(), peer_id.clone());
-                if let Some(name) = &display_name
-                    && let Err(e) = validate_display_name(name)
-                {
-                    return self.error(e.code, e.message).await;
-                }
+                // The room stores and shows others the name in NFC.
+                let display_name = match display_name.as_deref().map(validate_display_name) {
+                    Some(Err(e)) => return self.error(e.code, e.message).await,
+                    Some(Ok(name)) => Some(name),
+                    None => None,
+                };
                 if let Some(m) = &metadata
                     && let Err(e) = validate_metadata(m)
                 {
@@ -331,8 +376,11 @@ impl Session {
         protocol_version: u32,
         (room, display_name): (&str, String),
         metadata: Option<serde_json::Value>,
-        resume_token: Option<String>,
+        (resume_token, token): (Option<String>, Option<String>),
     ) -> Result<(), End> {
+        if let Err(limited) = self.shared.limits.check_join(self.client_ip) {
+            return self.rate_limited(LimitKind::Join, limited).await;
+        }
         let refuse = |code, message: String| ServerMessage::JoinError { code, message };
         let (room, name) =
             match check_join(protocol_version, room, &display_name, metadata.as_ref()) {
@@ -345,11 +393,28 @@ impl Session {
                         .map_err(|_| End::ClientGone);
                 }
             };
+        // The token is checked before the room is looked at: a refusal reveals nothing of it.
+        let grants = match self.grants(token.as_deref(), room.as_str(), &name) {
+            Ok(grants) => grants,
+            Err(e) => {
+                info!(code = ?e.code(), "join refused: {e}");
+                self.shared.metrics.signaling_errors.inc();
+                return self
+                    .send(&refuse(e.code(), e.to_string()))
+                    .await
+                    .map_err(|_| End::ClientGone);
+            }
+        };
         let (out, from_room) = mpsc::channel(OUTBOUND_QUEUE);
         let shared = Arc::clone(&self.shared);
-        let joining = shared
-            .rooms
-            .join(&shared, room, name, metadata, resume_token, out);
+        let request = JoinRequest {
+            room,
+            display_name: name,
+            metadata,
+            resume_token,
+            grants,
+        };
+        let joining = shared.rooms.join(&shared, request, out);
         match joining.await {
             Ok((room, joined)) => {
                 let span = tracing::Span::current();
@@ -360,6 +425,7 @@ impl Session {
                     peer_id: joined.peer_id,
                     endpoint: joined.endpoint,
                     from_room,
+                    grants,
                 };
                 Ok(())
             }
@@ -374,6 +440,47 @@ impl Session {
                     .await
                     .map_err(|_| End::ClientGone)
             }
+        }
+    }
+}
+
+impl Session {
+    /// What the joining participant may do: in an open room everything but moderating (the
+    /// room decides that); with `--auth token`, what its token grants.
+    fn grants(
+        &self,
+        token: Option<&str>,
+        room: &str,
+        name: &str,
+    ) -> Result<Grants, crate::auth::TokenError> {
+        match (self.shared.config.auth, &self.shared.authority) {
+            (AuthMode::Token, Some(authority)) => authority.verify(token, room, name, unix_now()),
+            // `Config::check` refuses token auth without a secret.
+            (AuthMode::Token, None) => Err(crate::auth::TokenError::Invalid),
+            (AuthMode::Open, _) => Ok(Grants::default()),
+        }
+    }
+}
+
+impl Session {
+    /// Refuses a message (`error`) or a join (`join_error`) over the abuse limits with
+    /// `rate_limited`; the connection stays usable.
+    async fn rate_limited(&mut self, kind: LimitKind, limited: Limited) -> Result<(), End> {
+        self.shared.metrics.count_limited(kind);
+        let secs = limited.retry_after_secs();
+        if kind == LimitKind::Join {
+            info!(client_ip = %self.client_ip, "join rate limited");
+            self.shared.metrics.signaling_errors.inc();
+            let message = format!("too many joins from your address; try again in {secs} s");
+            self.send(&ServerMessage::JoinError {
+                code: ErrorCode::RateLimited,
+                message,
+            })
+            .await
+            .map_err(|_| End::ClientGone)
+        } else {
+            let message = format!("too many messages; slow down and send again in {secs} s");
+            self.error(ErrorCode::RateLimited, message).await
         }
     }
 }
@@ -469,14 +576,45 @@ fn kind_of(message: &ClientMessage) -> &'static str {
     }
 }
 
-/// Whether a socket error is tungstenite refusing a frame over `max_message_size`.
-fn is_too_big(error: &axum::Error) -> bool {
+/// How a session ends on a socket error: a frame over `max_message_size` closes with 1009, a
+/// text frame that is not UTF-8 with 1007, a frame that breaks RFC 6455 (unmasked, reserved
+/// bits, fragmented or oversized control frame, unknown opcode, stray continuation) with 1002;
+/// anything else (the connection reset or gone) just ends the session.
+fn end_for(error: &axum::Error) -> End {
+    use tungstenite::error::ProtocolError as P;
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
-            return true;
+        match e.downcast_ref::<tungstenite::Error>() {
+            Some(tungstenite::Error::Capacity(_)) => {
+                warn!("frame over the size limit; closing with 1009");
+                return End::Close(close_code::SIZE, "message too big");
+            }
+            Some(tungstenite::Error::Utf8(_)) => {
+                info!("text frame is not UTF-8; closing with 1007");
+                return End::Close(close_code::INVALID, "text frame is not valid UTF-8");
+            }
+            Some(tungstenite::Error::Protocol(p)) => {
+                let reason = match p {
+                    P::NonZeroReservedBits => "reserved bits set without an extension",
+                    P::UnmaskedFrameFromClient => "client frames must be masked",
+                    P::FragmentedControlFrame => "control frames must not be fragmented",
+                    P::ControlFrameTooBig => "control frame over 125 bytes",
+                    P::UnknownControlFrameType(_)
+                    | P::UnknownDataFrameType(_)
+                    | P::InvalidOpcode(_) => "unknown opcode",
+                    P::UnexpectedContinueFrame => "continuation frame without a message",
+                    P::ExpectedFragment(_) => "new message before the last one ended",
+                    P::InvalidCloseSequence => "invalid close frame",
+                    // Reset, or frames after a close: nobody to tell.
+                    _ => break,
+                };
+                info!("WebSocket protocol violation ({reason}); closing with 1002");
+                return End::Close(close_code::PROTOCOL, reason);
+            }
+            _ => {}
         }
         source = e.source();
     }
-    false
+    debug!("socket error: {error}");
+    End::ClientGone
 }

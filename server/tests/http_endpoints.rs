@@ -65,6 +65,8 @@ fn help_lists_every_setting() {
         "--ice-server",
         "--max-peers-per-room",
         "--max-message-bytes",
+        "--http-header-timeout",
+        "--http-idle-timeout",
         "--config",
         "VIDEOROOM_LISTEN",
     ] {

@@ -76,6 +76,7 @@ async fn invalid_names_and_versions_are_refused() {
         display_name: "ada".into(),
         metadata: None,
         resume_token: None,
+        token: None,
     })
     .await;
     assert_eq!(
@@ -88,6 +89,7 @@ async fn invalid_names_and_versions_are_refused() {
         display_name: "ada".into(),
         metadata: Some(serde_json::json!({"blob": "x".repeat(5000)})),
         resume_token: None,
+        token: None,
     })
     .await;
     assert_eq!(join_error_code(&c.recv().await), ErrorCode::InvalidMessage);

@@ -29,6 +29,9 @@ pub struct Settings {
     pub camera_on: bool,
     /// Join with the microphone on.
     pub mic_on: bool,
+    /// The invitation token from a pasted invite link, for servers that admit token holders
+    /// only (`None`: join without one).
+    pub token: Option<String>,
 }
 
 impl Default for Settings {
@@ -42,6 +45,7 @@ impl Default for Settings {
             speaker: None,
             camera_on: true,
             mic_on: true,
+            token: None,
         }
     }
 }
@@ -449,6 +453,8 @@ pub enum ErrorKind {
     Busy,
     /// A moderator locked the room.
     RoomLocked,
+    /// The invitation is missing, expired, not valid yet, or for another room or name.
+    Invitation,
     /// A moderator removed us from the room.
     Removed,
     /// A moderator ended the meeting.
@@ -545,6 +551,36 @@ impl UiError {
                 "The server is shutting down.",
                 Some("Try again when it is back."),
             ),
+            ErrorCode::TokenMissing => Self::new(
+                ErrorKind::Invitation,
+                "This server only lets in people with an invitation.",
+                Some("Paste the invite link you were sent into the server field."),
+            ),
+            ErrorCode::TokenExpired => Self::new(
+                ErrorKind::Invitation,
+                "Your invite link has expired.",
+                Some("Ask the organizer for a new link."),
+            ),
+            ErrorCode::TokenNotYetValid => Self::new(
+                ErrorKind::Invitation,
+                "Your invite link is not valid yet.",
+                Some("Try again when the meeting starts."),
+            ),
+            ErrorCode::TokenWrongRoom => Self::new(
+                ErrorKind::Invitation,
+                "Your invite link is for another room.",
+                Some("Paste the invite link again; it fills in the right room."),
+            ),
+            ErrorCode::TokenWrongName => Self {
+                kind: ErrorKind::Invitation,
+                message: format!("Your invite link is for another name: {message}."),
+                hint: Some("Join with the name the invitation was made for.".into()),
+            },
+            ErrorCode::TokenInvalid => Self::new(
+                ErrorKind::Invitation,
+                "Your invite link is not valid on this server.",
+                Some("Check that you pasted the whole link, or ask for a new one."),
+            ),
             ErrorCode::RoomLocked => Self::new(
                 ErrorKind::RoomLocked,
                 "This room is locked.",
@@ -572,6 +608,11 @@ impl UiError {
             ErrorCode::NotModerator => (
                 "Only a moderator can do that.".to_owned(),
                 "Ask a moderator of the room.",
+            ),
+            ErrorCode::PublishNotAllowed => (
+                "Your invitation lets you watch and listen, not share your camera or microphone."
+                    .to_owned(),
+                "Ask the organizer for an invitation that allows it.",
             ),
             ErrorCode::UnknownPeer => (
                 "That person is no longer in the room.".to_owned(),

@@ -36,6 +36,7 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(fake_media = launch.fake_media, media_ip = %launch.media_ip, "starting");
     let state = AppState::new(launch, hub, frames);
     tauri::Builder::default()
+        .plugin(navigation_guard())
         .manage(state)
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
@@ -61,4 +62,49 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
         .run(tauri::generate_context!())?;
     drop(runtime);
     Ok(())
+}
+
+/// The window shows our UI and nothing else: a navigation anywhere else (a link in a chat
+/// message that slipped past the UI's own handling, a script) is cancelled. Links open in the
+/// system browser through the `open_link` command instead.
+fn navigation_guard<R: tauri::Runtime>() -> tauri::plugin::TauriPlugin<R> {
+    tauri::plugin::Builder::new("navigation-guard")
+        .on_navigation(|_, url| {
+            let allowed = is_app_url(url);
+            if !allowed {
+                tracing::warn!(%url, "navigation away from the app cancelled");
+            }
+            allowed
+        })
+        .build()
+}
+
+/// The app's own pages: the embedded UI, or the Vite dev server of `cargo tauri dev`.
+fn is_app_url(url: &url::Url) -> bool {
+    match (url.scheme(), url.host_str()) {
+        ("tauri", Some("localhost")) => true,
+        ("http" | "https", Some("tauri.localhost")) => true,
+        ("http", Some("127.0.0.1" | "localhost")) => {
+            cfg!(not(feature = "custom-protocol")) && url.port() == Some(5173)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_app_itself_is_navigable() {
+        let ok = |u: &str| super::is_app_url(&url::Url::parse(u).expect("url"));
+        assert!(ok("tauri://localhost/"));
+        assert!(ok("http://tauri.localhost/index.html"));
+        assert!(!ok("https://example.org/"));
+        assert!(!ok("file:///etc/passwd"));
+        assert!(!ok("http://127.0.0.1:8080/"));
+        // The dev server only in dev builds (without the embedded UI).
+        assert_eq!(
+            ok("http://127.0.0.1:5173/"),
+            cfg!(not(feature = "custom-protocol"))
+        );
+    }
 }

@@ -242,7 +242,9 @@ impl AppState {
                 VIDEO.2,
                 VIDEO_KBPS,
             );
-        options = options.with_audio_input(self.audio_input(settings.microphone.clone()));
+        options = options
+            .with_audio_input(self.audio_input(settings.microphone.clone()))
+            .with_token(settings.token.clone());
         let url = settings.server_url.trim().to_owned();
         let (handle, events) =
             Room::join(&url, settings.room.trim(), settings.name.trim(), options)

@@ -81,5 +81,6 @@ pub fn join_message(room: &str, name: &str) -> ClientMessage {
         display_name: name.to_owned(),
         metadata: None,
         resume_token: None,
+        token: None,
     }
 }

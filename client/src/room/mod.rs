@@ -180,6 +180,8 @@ pub struct JoinOptions {
     /// Decode remote video (the default). Off, remote video packets are received and dropped:
     /// for load generators that only publish.
     pub decode_video: bool,
+    /// The invitation token ([`JoinOptions::with_token`]).
+    pub token: Option<String>,
 }
 
 impl Default for JoinOptions {
@@ -194,11 +196,18 @@ impl Default for JoinOptions {
             event_capacity: 256,
             reconnect_for: Some(Duration::from_secs(60)),
             decode_video: true,
+            token: None,
         }
     }
 }
 
 impl JoinOptions {
+    /// Joins with an invitation token (servers running `--auth token` require one).
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.trim().is_empty());
+        self
+    }
+
     /// Publishes `source` as the camera at the given size, rate and bitrate.
     pub fn with_video(
         self,
@@ -477,6 +486,7 @@ impl Room {
             join_timeout: options.join_timeout,
             udp_addrs: options.udp_addrs.clone(),
             resume_token: None,
+            token: options.token.clone(),
         };
         // Encoder settings are checked before connecting (a bad setting is a join error); devices
         // are opened once joined (a missing device is not: the room goes on without it).
@@ -676,6 +686,8 @@ struct Link {
     udp_addrs: Vec<SocketAddr>,
     /// The last session's resume token: a room locked meanwhile lets us back in with it.
     resume_token: Option<String>,
+    /// The invitation, for servers that admit token holders only.
+    token: Option<String>,
 }
 
 /// The server's `joined`.
@@ -726,6 +738,7 @@ impl Session {
                 display_name: link.display_name.clone(),
                 metadata: None,
                 resume_token: link.resume_token.clone(),
+                token: link.token.clone(),
             })
             .await
             .map_err(JoinError::Unreachable)?;
@@ -1518,11 +1531,11 @@ impl RoomTask {
                         Err(e) => Rejoin::GaveUp(e.to_string()),
                     };
                 }
-                // Full (perhaps because our own ghost still holds a seat) or restarting: that
-                // passes, so keep trying.
+                // Full (perhaps because our own ghost still holds a seat), restarting, or too
+                // many joins from our address at once: that passes, so keep trying.
                 Err(
                     e @ JoinError::Refused {
-                        code: ErrorCode::RoomFull | ErrorCode::ShuttingDown,
+                        code: ErrorCode::RoomFull | ErrorCode::ShuttingDown | ErrorCode::RateLimited,
                         ..
                     },
                 ) => last_error = e.to_string(),

@@ -107,6 +107,9 @@ impl RoomTask {
 
     /// The display name of `peer_id`, for messages to a person.
     pub(super) fn name_of(&self, peer_id: &PeerId) -> String {
+        if *super::lock(&self.shared.peer_id) == *peer_id {
+            return "You".to_owned();
+        }
         self.session
             .as_ref()
             .and_then(|s| s.peers.get(peer_id))

@@ -97,7 +97,10 @@ impl Room {
         } else {
             Err((
                 ErrorCode::UnknownPeer,
-                format!("no one with id `{target}` is in this room (they may have left)"),
+                format!(
+                    "no one with id `{}` is in this room (they may have left)",
+                    videoroom_protocol::excerpt(target.as_str())
+                ),
             ))
         }
     }

@@ -11,7 +11,9 @@ mod actions;
 pub use actions::PeerAction;
 
 use crate::Shared;
+use crate::auth::Grants;
 use crate::chat::{ActionLimiter, ChatHistory, action_limiter};
+use crate::config::AuthMode;
 use crate::forwarder::ForwarderHandle;
 use crate::peer::{Endpoint, EndpointCommand, EndpointHandle};
 use std::collections::{BTreeMap, HashMap};
@@ -84,6 +86,8 @@ pub enum RoomCommand {
         out: mpsc::Sender<ServerMessage>,
         /// The resume token of an earlier session, if the client sent one.
         resume_token: Option<String>,
+        /// What it may do.
+        grants: Grants,
         /// The answer.
         reply: oneshot::Sender<Result<Joined, JoinRefused>>,
     },
@@ -199,6 +203,7 @@ struct Member {
     seq: u64,
     resume_token: String,
     limiter: ActionLimiter,
+    grants: Grants,
 }
 
 /// How a member leaves the room.
@@ -304,9 +309,10 @@ impl Room {
                 peer,
                 out,
                 resume_token,
+                grants,
                 reply,
             } => {
-                let result = self.join(peer, out, resume_token).await;
+                let result = self.join(peer, out, resume_token, grants).await;
                 let _ = reply.send(result);
             }
             RoomCommand::Leave {
@@ -370,6 +376,7 @@ impl Room {
         mut peer: PeerInfo,
         out: mpsc::Sender<ServerMessage>,
         resume_token: Option<String>,
+        grants: Grants,
     ) -> Result<Joined, JoinRefused> {
         if self.ended {
             return Err(JoinRefused::Closed);
@@ -400,12 +407,17 @@ impl Room {
             out.clone(),
             &self.shared.rtc,
             Arc::clone(&self.shared.metrics),
+            grants.publish,
         )
         .await
         .map_err(|e| JoinRefused::Endpoint(e.to_string()))?;
         let peer_id = peer.peer_id.clone();
-        // Open rooms: the first participant moderates (and whoever is present longest after).
-        peer.moderator = !self.members.values().any(|m| m.info.moderator);
+        // Open rooms: the first participant moderates (and whoever is present longest after);
+        // with tokens, whoever's token grants it.
+        peer.moderator = match self.shared.config.auth {
+            AuthMode::Open => !self.members.values().any(|m| m.info.moderator),
+            AuthMode::Token => grants.moderator,
+        };
         peer.hand_raised_at = None;
         let resume_token = format!("{:032x}", rand::random::<u128>());
         // `joined` goes into the session's queue before anything the endpoint sends.
@@ -426,7 +438,7 @@ impl Room {
             return Err(JoinRefused::Endpoint("session went away".into()));
         }
         self.broadcast(None, ServerMessage::PeerJoined { peer: peer.clone() });
-        for publication in self.tracks.values() {
+        for publication in self.tracks.values().filter(|_| grants.subscribe) {
             endpoint.try_send(EndpointCommand::Subscribe {
                 forwarder: publication.forwarder.clone(),
                 info: publication.info.clone(),
@@ -443,6 +455,7 @@ impl Room {
                 seq: self.next_seq,
                 resume_token,
                 limiter: action_limiter(),
+                grants,
             },
         );
         self.shared.metrics.peers.inc();
@@ -498,7 +511,8 @@ impl Room {
     /// Open rooms always have one moderator: when it leaves, the member present longest takes
     /// over, and everyone is told.
     fn hand_over_moderation(&mut self) {
-        if self.ended || self.members.values().any(|m| m.info.moderator) {
+        let open = self.shared.config.auth == AuthMode::Open;
+        if !open || self.ended || self.members.values().any(|m| m.info.moderator) {
             return;
         }
         let Some(next) = self.members.values_mut().min_by_key(|m| m.seq) else {
@@ -521,14 +535,14 @@ impl Room {
                     code: ErrorCode::InvalidTrack,
                     message: format!(
                         "track id `{}` is already used in this room; publish it under another id",
-                        info.track_id
+                        videoroom_protocol::excerpt(info.track_id.as_str())
                     ),
                 });
             }
             return;
         }
         for (id, member) in &self.members {
-            if id != &peer_id {
+            if id != &peer_id && member.grants.subscribe {
                 self.subscribe(member, &info, &forwarder);
             }
         }
@@ -606,7 +620,10 @@ impl Room {
                 self.shared.metrics.signaling_errors.inc();
                 let _ = member.out.try_send(ServerMessage::Error {
                     code: ErrorCode::InvalidTrack,
-                    message: format!("you publish no track `{track_id}`"),
+                    message: format!(
+                        "you publish no track `{}`",
+                        videoroom_protocol::excerpt(track_id.as_str())
+                    ),
                 });
             }
         }

@@ -57,6 +57,7 @@ pub fn join_with_token(room: &str, name: &str, resume_token: Option<String>) -> 
         display_name: name.to_owned(),
         metadata: None,
         resume_token,
+        token: None,
     }
 }
 

@@ -35,4 +35,9 @@ cameraOn: boolean,
 /**
  * Join with the microphone on.
  */
-micOn: boolean, };
+micOn: boolean, 
+/**
+ * The invitation token from a pasted invite link, for servers that admit token holders
+ * only (`None`: join without one).
+ */
+token: string | null, };

@@ -20,6 +20,7 @@ const settings = (patch: Partial<Settings> = {}): Settings => ({
   speaker: "spk-2",
   cameraOn: true,
   micOn: false,
+  token: null,
   ...patch,
 });
 

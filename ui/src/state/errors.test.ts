@@ -47,11 +47,26 @@ describe("describeError for the ways a moderator ends the room", () => {
   });
 });
 
+describe("describeError for invitations", () => {
+  it("shows the backend's reason, with a default for when it gave none", () => {
+    const e = { kind: "invitation" as const, message: "Your invite link has expired.", hint: "Ask the organizer for a new link." };
+    expect(describeError(e)).toEqual({ kind: "invitation", message: e.message, hint: e.hint });
+    expect(describeError({ kind: "invitation", message: "", hint: null })).toEqual({
+      kind: "invitation",
+      message: "The server did not accept your invitation.",
+      hint: "Paste the invite link you were sent into the server field, or ask the organizer for a new one.",
+    });
+    expect(describeError({ kind: "invitation", message: "Your invite link is not valid yet.", hint: " " }).hint).toMatch(
+      /invite link/,
+    );
+  });
+});
+
 describe("toUiError", () => {
   it("keeps UiErrors and wraps anything else as internal", () => {
     const e = { kind: "timeout", message: "Timed out.", hint: "Retry." };
     expect(toUiError(e)).toEqual(e);
-    for (const kind of ["room_locked", "removed", "meeting_ended", "rejected"]) {
+    for (const kind of ["room_locked", "invitation", "removed", "meeting_ended", "rejected"]) {
       expect(toUiError({ kind, message: "m", hint: null }).kind).toBe(kind);
     }
     expect(toUiError({ kind: "weird", message: "x" })).toEqual({ kind: "internal", message: "x", hint: "" });
@@ -77,6 +92,13 @@ describe("lobby values", () => {
 
   it("trims text fields", () => {
     expect(cleanSettings({ ...ok, room: " standup ", name: " Ada " })).toMatchObject({ room: "standup", name: "Ada" });
+  });
+
+  it("starts without an invitation and sends an empty token as none", () => {
+    expect(defaultSettings().token).toBeNull();
+    expect(cleanSettings({ ...ok, token: " a.b.c " }).token).toBe("a.b.c");
+    expect(cleanSettings({ ...ok, token: "  " }).token).toBeNull();
+    expect(cleanSettings(ok).token).toBeNull();
   });
 
   it("forgets devices that are gone", () => {

@@ -12,20 +12,23 @@ export interface ErrorView {
   hint: string;
 }
 
-const KINDS: readonly ErrorKind[] = [
-  "unreachable",
-  "room_full",
-  "refused",
-  "timeout",
-  "device",
-  "not_in_room",
-  "busy",
-  "room_locked",
-  "removed",
-  "meeting_ended",
-  "rejected",
-  "internal",
-];
+/** Every kind, so that a kind added to the Rust enum fails the typecheck until it is listed. */
+const KNOWN_KINDS: Record<ErrorKind, true> = {
+  unreachable: true,
+  room_full: true,
+  refused: true,
+  timeout: true,
+  device: true,
+  not_in_room: true,
+  busy: true,
+  room_locked: true,
+  invitation: true,
+  removed: true,
+  meeting_ended: true,
+  rejected: true,
+  internal: true,
+};
+const KINDS = Object.keys(KNOWN_KINDS) as readonly ErrorKind[];
 
 /** Normalizes whatever a command rejected with (normally a `UiError`) into a `UiError`. */
 export function toUiError(e: unknown): UiError {
@@ -81,6 +84,11 @@ function fallback(kind: ErrorKind, serverUrl: string): { message: string; hint: 
       return {
         message: "This room is locked: no one new can join.",
         hint: "Ask a moderator in the room to unlock it, or use another room name.",
+      };
+    case "invitation":
+      return {
+        message: "The server did not accept your invitation.",
+        hint: "Paste the invite link you were sent into the server field, or ask the organizer for a new one.",
       };
     case "removed":
       return {

@@ -24,6 +24,7 @@ export function defaultSettings(): Settings {
     speaker: null,
     cameraOn: true,
     micOn: true,
+    token: null,
   };
 }
 
@@ -42,13 +43,14 @@ export function validateSettings(values: Settings): ErrorView | null {
   return null;
 }
 
-/** The values as sent to the backend: text trimmed. */
+/** The values as sent to the backend: text trimmed (an empty token is none). */
 export function cleanSettings(values: Settings): Settings {
   return {
     ...values,
     serverUrl: values.serverUrl.trim(),
     room: values.room.trim(),
     name: values.name.trim(),
+    token: values.token?.trim() || null,
   };
 }
 

@@ -17,6 +17,7 @@ import {
   validateSettings,
   type LobbyState,
 } from "./lobby";
+import { editServerOrRoom, parseInvite } from "./invite";
 import { applyEvent, initialRoomState, type RoomAction, type RoomState } from "./room";
 
 const SAVE_DEBOUNCE_MS = 500;
@@ -105,6 +106,33 @@ export function updateLobby(patch: Partial<Settings>): void {
   if ("camera" in patch || "cameraOn" in patch) syncPreview();
 }
 
+/**
+ * The server or room field changed to `text` (typed, or pasted into the field): an invite link
+ * fills server, room and token; a different server drops the token.
+ */
+export function editLobbyField(field: "serverUrl" | "room", text: string, recognize = true): void {
+  const { values, error } = editServerOrRoom(lobby.value.values, field, text, recognize);
+  // Only what these fields decide (a patch with devices in it would restart the preview).
+  updateLobby({ serverUrl: values.serverUrl, room: values.room, token: values.token });
+  if (error) setLobbyError(error);
+}
+
+/**
+ * Something was pasted into the server or room field. An invite link (whole or cut short)
+ * replaces the field's text instead of going in at the caret (the server field is rarely
+ * empty); returns whether it did, i.e. whether to prevent the default paste.
+ */
+export function pasteIntoLobby(field: "serverUrl" | "room", text: string): boolean {
+  if (parseInvite(text).kind === "none") return false;
+  editLobbyField(field, text);
+  return true;
+}
+
+/** Drops the invitation from a pasted invite link. */
+export function clearInvitation(): void {
+  updateLobby({ token: null });
+}
+
 /** Saves the lobby values at once (a pending debounced save is part of it). */
 function saveSettingsNow(): void {
   if (saveTimer !== null) clearTimeout(saveTimer);
@@ -144,8 +172,13 @@ export function syncPreview(): void {
 }
 
 export async function join(): Promise<void> {
+  if (lobby.value.joining) return;
+  // An invite link typed (not pasted) and submitted with Enter is taken now.
+  for (const field of ["serverUrl", "room"] as const) {
+    editLobbyField(field, lobby.value.values[field]);
+  }
   const current = lobby.value;
-  if (current.joining) return;
+  if (current.error) return;
   const problem = validateSettings(current.values);
   if (problem) {
     setLobbyError(problem);

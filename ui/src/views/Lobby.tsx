@@ -2,10 +2,20 @@ import type { JSX } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import type { Settings } from "../bindings/Settings";
 import { SELF_TRACK, initials } from "../state/room";
-import { appInfo, join, lobby, lobbyMessage, syncPreview, updateLobby } from "../state/store";
+import {
+  appInfo,
+  clearInvitation,
+  editLobbyField,
+  join,
+  lobby,
+  lobbyMessage,
+  pasteIntoLobby,
+  syncPreview,
+  updateLobby,
+} from "../state/store";
 import { DeviceSelect } from "./DeviceSelect";
 import { ErrorMessage } from "./ErrorMessage";
-import { CameraIcon, CameraOffIcon, MicIcon, MicOffIcon, Spinner } from "./icons";
+import { CameraIcon, CameraOffIcon, CloseIcon, InviteIcon, MicIcon, MicOffIcon, Spinner } from "./icons";
 import { Video } from "./Video";
 
 export function Lobby() {
@@ -15,8 +25,19 @@ export function Lobby() {
   // Start the preview when the lobby shows (again, after a room).
   useEffect(() => syncPreview(), []);
 
-  const text = (key: "serverUrl" | "room" | "name") => (e: Event) =>
+  const text = (key: "name") => (e: Event) =>
     updateLobby({ [key]: (e.currentTarget as HTMLInputElement).value });
+  // Server and room also take an invite link: pasted over what the field holds, or typed (taken
+  // when the field is left, or on join).
+  const linkField = (key: "serverUrl" | "room") => ({
+    onInput: (e: Event) =>
+      editLobbyField(key, (e.currentTarget as HTMLInputElement).value, false),
+    // (Not `onChange`: Preact fires that on every keystroke of a text input.)
+    onBlur: (e: Event) => editLobbyField(key, (e.currentTarget as HTMLInputElement).value),
+    onPaste: (e: ClipboardEvent) => {
+      if (pasteIntoLobby(key, e.clipboardData?.getData("text/plain") ?? "")) e.preventDefault();
+    },
+  });
   const onSubmit = (e: Event) => {
     e.preventDefault();
     void join();
@@ -43,7 +64,7 @@ export function Lobby() {
               autoComplete="off"
               placeholder="ws://127.0.0.1:8080/ws"
               value={values.serverUrl}
-              onInput={text("serverUrl")}
+              {...linkField("serverUrl")}
               disabled={joining}
             />
           </label>
@@ -57,7 +78,7 @@ export function Lobby() {
                 autoComplete="off"
                 placeholder="standup"
                 value={values.room}
-                onInput={text("room")}
+                {...linkField("room")}
                 disabled={joining}
               />
             </label>
@@ -74,6 +95,9 @@ export function Lobby() {
               />
             </label>
           </div>
+          {values.token !== null && (
+            <InviteChip room={values.room.trim()} disabled={joining} onClear={clearInvitation} />
+          )}
           <DeviceSelect
             label="Camera"
             testId="camera-select"
@@ -134,6 +158,29 @@ export function Lobby() {
       </div>
       {info && <footer class="version">Videoroom {info.version}</footer>}
     </main>
+  );
+}
+
+/** The "Invitation" chip: the lobby joins with the token of a pasted invite link. */
+function InviteChip({ room, disabled, onClear }: { room: string; disabled: boolean; onClear: () => void }) {
+  return (
+    <div class="invite-chip" data-testid="invite-chip">
+      <InviteIcon size={15} />
+      <span class="invite-chip-text">
+        Joining with an invitation{room && <> to <strong>{room}</strong></>}
+      </span>
+      <button
+        type="button"
+        class="icon-button"
+        data-testid="invite-clear"
+        aria-label="Join without the invitation"
+        title="Join without the invitation"
+        disabled={disabled}
+        onClick={onClear}
+      >
+        <CloseIcon size={14} />
+      </button>
+    </div>
   );
 }
 

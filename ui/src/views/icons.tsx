@@ -169,3 +169,10 @@ export const ArrowDownIcon = (p: IconProps) => (
     <path d="M19 12l-7 7-7-7" />
   </Icon>
 );
+
+export const InviteIcon = (p: IconProps) => (
+  <Icon {...p}>
+    <rect x="3" y="5" width="18" height="14" rx="2" />
+    <path d="m3 7 9 6 9-6" />
+  </Icon>
+);
