@@ -108,6 +108,7 @@ pub async fn build_peer_connection(
         .with_configuration(config)
         .with_media_engine(engine)
         .with_interceptor_registry(registry)
+        .with_setting_engine(videoroom_webrtc::settings())
         .with_handler(Arc::new(Handler { events }))
         .with_udp_addrs(udp_addrs.to_vec())
         .build()

@@ -74,10 +74,32 @@ impl Claims {
         }
     }
 
+    /// Whether the claim covers `room` (the server's NFC form), whatever form the issuer used.
     fn allows_room(&self, room: &str) -> bool {
+        use unicode_normalization::UnicodeNormalization;
+        let nfc = |s: &str| s.nfc().collect::<String>();
         match self.room.strip_suffix('*') {
-            Some(prefix) => room.starts_with(prefix),
-            None => self.room == room,
+            Some(prefix) => room.starts_with(&nfc(prefix)),
+            None => nfc(&self.room) == room,
+        }
+    }
+}
+
+/// What a valid token admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// What the holder may do.
+    pub grants: Grants,
+    /// The token names the holder: the display name may not be changed in the room.
+    pub fixed_name: bool,
+}
+
+impl Admission {
+    /// An open room's participant.
+    pub fn open() -> Self {
+        Self {
+            grants: Grants::default(),
+            fixed_name: false,
         }
     }
 }
@@ -163,14 +185,14 @@ impl Authority {
     }
 
     /// Checks `token` for a join of `room` as `name` at `now` (seconds since the Unix epoch);
-    /// returns its grants.
+    /// returns its grants, and whether it fixes the name.
     pub fn verify(
         &self,
         token: Option<&str>,
         room: &str,
         name: &str,
         now: u64,
-    ) -> Result<Grants, TokenError> {
+    ) -> Result<Admission, TokenError> {
         let token = token
             .map(str::trim)
             .filter(|t| !t.is_empty())
@@ -196,7 +218,10 @@ impl Authority {
         {
             return Err(TokenError::WrongName(expected.clone()));
         }
-        Ok(claims.grants)
+        Ok(Admission {
+            grants: claims.grants,
+            fixed_name: claims.name.is_some(),
+        })
     }
 }
 
@@ -230,7 +255,8 @@ mod tests {
         let t = token(&claims);
         let grants = authority()
             .verify(Some(&t), "standup", "Ada", NOW + 10)
-            .expect("valid");
+            .expect("valid")
+            .grants;
         assert!(grants.moderator && grants.publish && grants.subscribe);
     }
 
@@ -267,6 +293,9 @@ mod tests {
         );
         let any = token(&Claims::new("*", NOW, Duration::from_secs(60)));
         assert!(a.verify(Some(&any), "anything", "x", NOW).is_ok());
+        // A decomposed "é" in the claim covers the server's composed room name.
+        let decomposed = token(&Claims::new("Cafe\u{301}", NOW, Duration::from_secs(60)));
+        assert!(a.verify(Some(&decomposed), "Caf\u{e9}", "x", NOW).is_ok());
     }
 
     #[test]
@@ -274,7 +303,11 @@ mod tests {
         let mut claims = Claims::new("r", NOW, Duration::from_secs(60));
         claims.name = Some("Ada".into());
         let t = token(&claims);
-        assert!(authority().verify(Some(&t), "r", "Ada", NOW).is_ok());
+        assert!(
+            authority()
+                .verify(Some(&t), "r", "Ada", NOW)
+                .is_ok_and(|a| a.fixed_name)
+        );
         assert_eq!(
             authority().verify(Some(&t), "r", "Grace", NOW),
             Err(TokenError::WrongName("Ada".into()))

@@ -22,11 +22,12 @@ pub mod peer;
 pub mod registry;
 pub mod room;
 pub mod rtc_config;
+pub mod sdp_check;
 pub mod signaling;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::net::SocketAddr;
@@ -35,6 +36,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::info;
 
 pub use config::{AuthMode, Cli, Command, Config};
@@ -96,6 +98,7 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(Arc::clone(&shared));
+    let app = with_security_headers(app);
     // Header-read and idle timeouts, and one --max-connections slot per TCP connection.
     let serve = tokio::spawn(http::serve(listener, app, Arc::clone(&shared)));
     info!(%local_addr, "videoroom-server listening (WebSocket at /ws)");
@@ -209,4 +212,20 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         shared.metrics.render(),
     )
         .into_response()
+}
+
+/// Headers on every HTTP response. The server serves no page today (only `/ws`, `/healthz` and
+/// `/metrics`), so nothing may be loaded, framed or sniffed from it, and no address (an invite
+/// link's room) leaks in a `Referer`.
+fn with_security_headers(app: Router) -> Router {
+    let set = |name, value: &'static str| {
+        SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+    };
+    app.layer(set(
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    ))
+    .layer(set(header::X_FRAME_OPTIONS, "DENY"))
+    .layer(set(header::REFERRER_POLICY, "no-referrer"))
+    .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
 }

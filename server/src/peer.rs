@@ -15,6 +15,7 @@ use crate::media;
 use crate::metrics::Metrics;
 use crate::room::{RoomCommand, RoomHandle};
 use crate::rtc_config::RtcConfig;
+use crate::sdp_check;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -183,6 +184,8 @@ pub struct Endpoint {
     offer_failures: u32,
     remote_set: bool,
     pending_candidates: Vec<RTCIceCandidateInit>,
+    /// Candidates the client sent (bounded: `sdp_check::MAX_CANDIDATES`).
+    candidates_seen: usize,
     negotiating_since: Option<Instant>,
     connected: bool,
     disconnected_since: Option<Instant>,
@@ -229,6 +232,7 @@ impl Endpoint {
             offer_failures: 0,
             remote_set: false,
             pending_candidates: Vec::new(),
+            candidates_seen: 0,
             negotiating_since: None,
             connected: false,
             disconnected_since: None,
@@ -322,6 +326,9 @@ impl Endpoint {
     }
 
     async fn on_client_offer(&mut self, sdp: String, tracks: Vec<PublishedTrack>) {
+        if let Err(why) = sdp_check::check_sdp(&sdp) {
+            return self.error(ErrorCode::InvalidSdp, format!("offer refused: {why}"));
+        }
         let mut declared = HashMap::new();
         for t in tracks {
             if let Err(e) = validate_track_id(t.track_id.as_str()) {
@@ -347,6 +354,13 @@ impl Endpoint {
                 );
             }
         };
+        if !self.may_publish && !sending.is_empty() {
+            // The session refuses offers that declare tracks; this one sends undeclared ones.
+            return self.error(
+                ErrorCode::PublishNotAllowed,
+                "your invitation lets you watch and listen, not publish; offer no sending tracks",
+            );
+        }
         if self.have_local_offer {
             // Glare: the server is polite. Roll our offer back and offer again after answering.
             debug!("client offer crossed ours; rolling back");
@@ -417,6 +431,9 @@ impl Endpoint {
                 "`sdp_answer` without a server offer to answer",
             );
         }
+        if let Err(why) = sdp_check::check_sdp(&sdp) {
+            return self.error(ErrorCode::InvalidSdp, format!("answer refused: {why}"));
+        }
         let applied = match RTCSessionDescription::answer(sdp) {
             Ok(answer) => self.pc.set_remote_description(answer).await,
             Err(e) => Err(e),
@@ -460,6 +477,19 @@ impl Endpoint {
     async fn on_client_candidate(&mut self, c: IceCandidate) {
         if c.candidate.trim().is_empty() {
             return; // end-of-candidates
+        }
+        if let Err(why) = sdp_check::check_candidate(&c) {
+            return self.error(ErrorCode::InvalidCandidate, why);
+        }
+        self.candidates_seen += 1;
+        if self.candidates_seen > sdp_check::MAX_CANDIDATES {
+            return self.error(
+                ErrorCode::InvalidCandidate,
+                format!(
+                    "too many candidates: at most {} per connection are taken",
+                    sdp_check::MAX_CANDIDATES
+                ),
+            );
         }
         let init = media::to_rtc_candidate(c);
         if !self.remote_set {

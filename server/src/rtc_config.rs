@@ -5,9 +5,7 @@ use crate::media;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, SettingEngineBuilder,
-};
+use webrtc::peer_connection::{PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler};
 
 /// Builds server-side PeerConnections as configured.
 #[derive(Debug)]
@@ -48,7 +46,7 @@ impl RtcConfig {
             let (engine, registry) = media::engine_and_interceptors()?;
             // rtc 0.21 stores `SettingEngine::with_nat_1to1_ips` but never reads it, so the public
             // address is applied to what we advertise instead (`advertise`, `advertise_sdp`).
-            let settings = SettingEngineBuilder::new();
+            let settings = media::setting_engine();
             let built = PeerConnectionBuilder::new()
                 .with_media_engine(engine)
                 .with_interceptor_registry(registry)

@@ -8,7 +8,7 @@
 //! frame that breaks the WebSocket protocol with 1002.
 
 use crate::Shared;
-use crate::auth::{Grants, unix_now};
+use crate::auth::{Admission, Grants, unix_now};
 use crate::config::AuthMode;
 use crate::limits::{LimitKind, Limited, MessageLimiter};
 use crate::peer::{EndpointCommand, EndpointHandle};
@@ -31,6 +31,10 @@ use videoroom_protocol::{
 pub const MAX_ERROR_MESSAGE_CHARS: usize = 300;
 /// Messages the room and endpoint may queue for one client before it counts as not reading.
 pub const OUTBOUND_QUEUE: usize = 256;
+/// Longest wait for the client to take one frame.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection in no room (never joined, or every join refused) is closed after this long.
+pub const LOBBY_TIMEOUT: Duration = Duration::from_secs(60);
 /// A connection silent for this long (no frame, no pong) is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const PING_INTERVAL: Duration = Duration::from_secs(10);
@@ -43,6 +47,8 @@ enum State {
         endpoint: EndpointHandle,
         from_room: mpsc::Receiver<ServerMessage>,
         grants: Grants,
+        /// The invitation named this participant: no renaming.
+        fixed_name: bool,
     },
 }
 
@@ -98,7 +104,10 @@ impl Session {
         let mut ping = tokio::time::interval(PING_INTERVAL);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The room sent `removed` or `meeting_ended`: its closing the queue is not a failure.
-        let mut sent_away = false;
+        let mut sent_away: Option<&'static str> = None;
+        // A connection that joins no room is closed after a while: it holds a connection slot.
+        let lobby_deadline = tokio::time::sleep(LOBBY_TIMEOUT);
+        tokio::pin!(lobby_deadline);
         let end = loop {
             let joined = matches!(self.state, State::Joined { .. });
             tokio::select! {
@@ -111,15 +120,19 @@ impl Session {
                 }
                 queued = recv_queued(&mut self.state), if joined => match queued {
                     Some(message) => {
-                        if let ServerMessage::Removed { .. } | ServerMessage::MeetingEnded { .. } = message {
-                            sent_away = true;
+                        match message {
+                            ServerMessage::Removed { .. } => sent_away = Some("removed by a moderator"),
+                            ServerMessage::MeetingEnded { .. } => sent_away = Some("meeting ended"),
+                            _ => {}
                         }
                         if self.send(&message).await.is_err() {
                             break End::ClientGone;
                         }
                     }
                     // A moderator removed this peer or ended the meeting: a normal close.
-                    None if sent_away => break End::Close(close_code::NORMAL, "removed by a moderator"),
+                    None if sent_away.is_some() => {
+                        break End::Close(close_code::NORMAL, sent_away.unwrap_or_default());
+                    }
                     // The room removed this peer (failure or shutdown) and said why.
                     None => break End::Close(close_code::AWAY, "removed from room"),
                 },
@@ -127,12 +140,16 @@ impl Session {
                     let _ = self.send(&ServerMessage::Closing { reason: "server shutting down".into() }).await;
                     break End::Close(close_code::AWAY, "server shutting down");
                 }
+                () = &mut lobby_deadline, if !joined => {
+                    info!("no room joined within {LOBBY_TIMEOUT:?}; closing");
+                    break End::Close(close_code::POLICY, "join a room or disconnect");
+                }
                 _ = ping.tick() => {
                     if self.last_seen.elapsed() > IDLE_TIMEOUT {
                         info!("client silent for 30 s; closing");
                         break End::Close(close_code::AWAY, "idle timeout");
                     }
-                    if self.socket.send(Message::Ping(Default::default())).await.is_err() {
+                    if self.send_frame(Message::Ping(Default::default())).await.is_err() {
                         break End::ClientGone;
                     }
                 }
@@ -154,7 +171,7 @@ impl Session {
                 code,
                 reason: Utf8Bytes::from_static(reason),
             };
-            let _ = self.socket.send(Message::Close(Some(frame))).await;
+            let _ = self.send_frame(Message::Close(Some(frame))).await;
         }
         self.shared.metrics.connections.dec();
         debug!("session ended");
@@ -182,7 +199,21 @@ impl Session {
             }
             other => other.to_json(),
         };
-        self.socket.send(Message::Text(text.into())).await
+        self.send_frame(Message::Text(text.into())).await
+    }
+
+    /// Sends a frame, giving up after [`SEND_TIMEOUT`]: a client that stops reading (its TCP
+    /// window shut) must not hold this task, its socket and its connection slot forever.
+    async fn send_frame(&mut self, frame: Message) -> Result<(), axum::Error> {
+        match tokio::time::timeout(SEND_TIMEOUT, self.socket.send(frame)).await {
+            Ok(sent) => sent,
+            Err(_) => {
+                info!("client took no message for {SEND_TIMEOUT:?}; closing");
+                Err(axum::Error::new(std::io::Error::from(
+                    std::io::ErrorKind::TimedOut,
+                )))
+            }
+        }
     }
 
     async fn error(&mut self, code: ErrorCode, message: impl Into<String>) -> Result<(), End> {
@@ -307,6 +338,21 @@ impl Session {
                 Ok(())
             }
             (
+                State::Joined {
+                    fixed_name: true, ..
+                },
+                ClientMessage::UpdatePeer {
+                    display_name: Some(_),
+                    ..
+                },
+            ) => {
+                self.error(
+                    ErrorCode::InvalidDisplayName,
+                    "your invitation is for this name; it cannot be changed in the room",
+                )
+                .await
+            }
+            (
                 State::Joined { room, peer_id, .. },
                 ClientMessage::UpdatePeer {
                     display_name,
@@ -394,8 +440,8 @@ impl Session {
                 }
             };
         // The token is checked before the room is looked at: a refusal reveals nothing of it.
-        let grants = match self.grants(token.as_deref(), room.as_str(), &name) {
-            Ok(grants) => grants,
+        let admission = match self.admission(token.as_deref(), room.as_str(), &name) {
+            Ok(admission) => admission,
             Err(e) => {
                 info!(code = ?e.code(), "join refused: {e}");
                 self.shared.metrics.signaling_errors.inc();
@@ -412,7 +458,7 @@ impl Session {
             display_name: name,
             metadata,
             resume_token,
-            grants,
+            grants: admission.grants,
         };
         let joining = shared.rooms.join(&shared, request, out);
         match joining.await {
@@ -425,7 +471,8 @@ impl Session {
                     peer_id: joined.peer_id,
                     endpoint: joined.endpoint,
                     from_room,
-                    grants,
+                    grants: admission.grants,
+                    fixed_name: admission.fixed_name,
                 };
                 Ok(())
             }
@@ -447,17 +494,17 @@ impl Session {
 impl Session {
     /// What the joining participant may do: in an open room everything but moderating (the
     /// room decides that); with `--auth token`, what its token grants.
-    fn grants(
+    fn admission(
         &self,
         token: Option<&str>,
         room: &str,
         name: &str,
-    ) -> Result<Grants, crate::auth::TokenError> {
+    ) -> Result<Admission, crate::auth::TokenError> {
         match (self.shared.config.auth, &self.shared.authority) {
             (AuthMode::Token, Some(authority)) => authority.verify(token, room, name, unix_now()),
             // `Config::check` refuses token auth without a secret.
             (AuthMode::Token, None) => Err(crate::auth::TokenError::Invalid),
-            (AuthMode::Open, _) => Ok(Grants::default()),
+            (AuthMode::Open, _) => Ok(Admission::open()),
         }
     }
 }

@@ -67,6 +67,13 @@ fn help_lists_every_setting() {
         "--max-message-bytes",
         "--http-header-timeout",
         "--http-idle-timeout",
+        "--auth",
+        "--secret",
+        "--secret-file",
+        "--public-url",
+        "--max-joins-per-ip-per-sec",
+        "--trusted-proxy",
+        "token",
         "--config",
         "VIDEOROOM_LISTEN",
     ] {
@@ -85,4 +92,32 @@ fn bad_configuration_exits_2_with_a_message() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ICE port range"));
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let server = start_server(test_config()).await;
+    let base = format!("http://{}", server.local_addr());
+    let client = reqwest::Client::new();
+    for path in ["/healthz", "/metrics", "/no-such-page", "/ws"] {
+        let response = client
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .expect("answers");
+        let h = response.headers();
+        let get = |name: &str| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("{path}: no {name} header"))
+                .to_owned()
+        };
+        let csp = get("content-security-policy");
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(get("x-frame-options"), "DENY", "{path}");
+        assert_eq!(get("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(get("x-content-type-options"), "nosniff", "{path}");
+    }
 }

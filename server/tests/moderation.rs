@@ -533,3 +533,38 @@ async fn acting_on_someone_not_in_the_room_is_refused() {
     elsewhere.expect_nothing_pending().await;
     m[0].expect_nothing_pending().await;
 }
+
+#[tokio::test]
+async fn a_removed_person_cannot_come_back_with_an_earlier_sessions_token() {
+    let server = start_server(test_config()).await;
+    let url = ws_url(&server);
+    let mut m = join_all(&url, "mod-revoke", &["ada", "bob"]).await;
+    let ada = m[0].id.clone();
+    // Bob's connection blips while the room is open: he comes back with his first token.
+    let bob = m.remove(1);
+    let (first_id, first_token) = (bob.id.clone(), bob.joined.resume_token.clone());
+    drop(bob);
+    all_get(&mut m, &ServerMessage::PeerLeft { peer_id: first_id }).await;
+    let mut bob = Member::try_join(&url, "mod-revoke", "bob", Some(first_token.clone()))
+        .await
+        .expect("an open room lets bob back in");
+    let second_token = bob.joined.resume_token.clone();
+    m[0].recv_until(|msg| matches!(msg, ServerMessage::PeerJoined { .. }))
+        .await;
+    // Removed, then the room locked: neither of his tokens opens it.
+    m[0].send(remove(&bob.id, Some("not today"))).await;
+    bob.recv_until(|msg| matches!(msg, ServerMessage::Removed { .. }))
+        .await;
+    bob.read_to_close().await;
+    m[0].send(lock(true)).await;
+    m[0].recv_until(|msg| matches!(msg, ServerMessage::RoomUpdated { locked: true, .. }))
+        .await;
+    for token in [first_token, second_token] {
+        match Member::try_join(&url, "mod-revoke", "bob", Some(token)).await {
+            Err(ErrorCode::RoomLocked) => {}
+            Err(other) => panic!("expected room_locked, got {other:?}"),
+            Ok(_) => panic!("a removed person got back into the locked room"),
+        }
+    }
+    assert_eq!(m[0].id, ada);
+}

@@ -304,3 +304,50 @@ async fn the_token_command_prints_a_token_the_server_takes_and_a_link() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("secret"));
 }
+
+#[tokio::test]
+async fn a_named_invitation_keeps_its_name_in_the_room() {
+    let server = start_server(config()).await;
+    let mut named = claims();
+    named.name = Some("Guest".into());
+    let mut c = RawClient::connect(&ws_url(&server)).await;
+    assert!(matches!(
+        join(&mut c, ROOM, "Guest", Some(sign(&named))).await,
+        ServerMessage::Joined { .. }
+    ));
+    c.send(&ClientMessage::UpdatePeer {
+        display_name: Some("CEO".into()),
+        metadata: None,
+    })
+    .await;
+    match c
+        .recv_until(|m| {
+            matches!(
+                m,
+                ServerMessage::Error { .. } | ServerMessage::PeerUpdated { .. }
+            )
+        })
+        .await
+    {
+        ServerMessage::Error { code, .. } => assert_eq!(code, ErrorCode::InvalidDisplayName),
+        other => panic!("the rename went through: {other:?}"),
+    }
+    // Metadata alone may still change.
+    c.send(&ClientMessage::UpdatePeer {
+        display_name: None,
+        metadata: Some(serde_json::json!({"avatar": "🦊"})),
+    })
+    .await;
+    match c
+        .recv_until(|m| {
+            matches!(
+                m,
+                ServerMessage::Error { .. } | ServerMessage::PeerUpdated { .. }
+            )
+        })
+        .await
+    {
+        ServerMessage::PeerUpdated { peer } => assert_eq!(peer.display_name, "Guest"),
+        other => panic!("{other:?}"),
+    }
+}

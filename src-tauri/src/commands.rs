@@ -192,7 +192,14 @@ pub fn openable(url: &str) -> Result<url::Url, UiError> {
     let parsed = url::Url::parse(url.trim()).map_err(|_| refused())?;
     match parsed.scheme() {
         "http" | "https" if parsed.host().is_some() => Ok(parsed),
-        "mailto" => Ok(parsed),
+        // Only an address with a subject and a body: some mail programs honour `attach=`.
+        "mailto"
+            if parsed.query_pairs().all(|(k, _)| {
+                matches!(k.to_ascii_lowercase().as_str(), "subject" | "body" | "cc")
+            }) =>
+        {
+            Ok(parsed)
+        }
         _ => Err(refused()),
     }
 }
@@ -207,6 +214,7 @@ mod tests {
             "https://example.org/deck.pdf",
             "http://10.0.0.2:8080/x?y=1",
             "mailto:ada@example.org",
+            "mailto:ada@example.org?subject=Slides&body=Here",
         ] {
             assert!(openable(ok).is_ok(), "{ok}");
         }
@@ -215,6 +223,7 @@ mod tests {
             "javascript:alert(1)",
             "ssh://host",
             "smb://share/x",
+            "mailto:ada@example.org?attach=/home/ada/.ssh/id_ed25519",
             "https://",
             "/relative",
             "",

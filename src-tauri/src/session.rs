@@ -751,7 +751,20 @@ pub fn save_settings(path: &std::path::Path, settings: &Settings) -> Result<(), 
     }
     let tmp = path.with_extension("json.tmp");
     let json = serde_json::to_vec_pretty(settings).map_err(|e| UiError::internal(e.to_string()))?;
-    std::fs::write(&tmp, json).map_err(io)?;
+    // Readable by this user only: an invitation token in it may carry the moderator grant.
+    let _ = std::fs::remove_file(&tmp); // a leftover keeps its own mode
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io)?;
+        file.write_all(&json).map_err(io)?;
+    }
     std::fs::rename(&tmp, path).map_err(io)
 }
 
@@ -783,6 +796,16 @@ mod tests {
         };
         save_settings(&path, &s).expect("save");
         assert_eq!(load_settings(&path, &launch), s);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path)
+            .expect("saved")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "settings may hold a token: this user only"
+        );
         std::fs::write(&path, b"{not json").expect("write garbage");
         assert_eq!(load_settings(&path, &launch).room, Settings::default().room);
         let _ = std::fs::remove_dir_all(dir);

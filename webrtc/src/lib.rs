@@ -20,7 +20,8 @@ use std::time::Instant;
 use videoroom_protocol::{IceCandidate, MediaKind};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::peer_connection::{
-    MediaEngine, RTCIceCandidateInit, Registry, register_default_interceptors,
+    MediaEngine, RTCIceCandidateInit, Registry, SettingEngine, SettingEngineBuilder,
+    register_default_interceptors,
 };
 
 /// Payload type the server offers for Opus.
@@ -110,6 +111,19 @@ pub fn from_rtc_candidate(init: RTCIceCandidateInit) -> IceCandidate {
         sdp_mline_index: Some(init.sdp_mline_index.unwrap_or(0)),
         username_fragment: init.username_fragment,
     }
+}
+
+/// The ICE settings of every connection, server and client: no multicast DNS. Neither side sends
+/// `.local` candidates to the other, and with mDNS on, webrtc 0.21 joins a multicast group when
+/// the connection starts, which fails with "No such device" on a host without a multicast route
+/// (a container or namespace with only loopback, some VPS images): every join failed there.
+pub fn setting_engine() -> SettingEngineBuilder {
+    SettingEngineBuilder::new().with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+}
+
+/// [`setting_engine`], built.
+pub fn settings() -> SettingEngine {
+    setting_engine().build()
 }
 
 /// A media engine with Opus and VP8 only, and the interceptor chain every server connection uses.

@@ -36,8 +36,12 @@ pub struct Bot {
 /// Starts a bot on `url` in `room` as `name` with media on loopback, plus `extra` arguments.
 /// Writes its stats to a fresh file.
 pub fn spawn(url: &str, room: &str, name: &str, extra: &[&str]) -> Bot {
+    spawn_via(Command::new(BOT), url, room, name, extra)
+}
+
+/// [`spawn`] through `command`, which runs the bot (e.g. `ip netns exec NS <bot>`).
+pub fn spawn_via(mut command: Command, url: &str, room: &str, name: &str, extra: &[&str]) -> Bot {
     let stats = temp_path(&format!("{name}.json"));
-    let mut command = Command::new(BOT);
     command
         .args(["--server", url, "--room", room, "--name", name])
         .args(["--media-ip", "127.0.0.1"])

@@ -1531,11 +1531,15 @@ impl RoomTask {
                         Err(e) => Rejoin::GaveUp(e.to_string()),
                     };
                 }
-                // Full (perhaps because our own ghost still holds a seat), restarting, or too
-                // many joins from our address at once: that passes, so keep trying.
+                // Full (perhaps because our own ghost still holds a seat), restarting, too many
+                // joins from our address at once, or a passing server failure: keep trying.
                 Err(
                     e @ JoinError::Refused {
-                        code: ErrorCode::RoomFull | ErrorCode::ShuttingDown | ErrorCode::RateLimited,
+                        code:
+                            ErrorCode::RoomFull
+                            | ErrorCode::ShuttingDown
+                            | ErrorCode::RateLimited
+                            | ErrorCode::Internal,
                         ..
                     },
                 ) => last_error = e.to_string(),

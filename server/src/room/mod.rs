@@ -202,6 +202,8 @@ struct Member {
     /// Join order: lower joined earlier.
     seq: u64,
     resume_token: String,
+    /// Resume tokens of this person's earlier sessions in the room (revoked with a removal).
+    earlier_tokens: Vec<String>,
     limiter: ActionLimiter,
     grants: Grants,
 }
@@ -237,6 +239,9 @@ pub struct Room {
     chat: ChatHistory,
     /// Resume tokens of peers whose connection was lost, and until when they hold.
     resumable: HashMap<String, Instant>,
+    /// Resume tokens of every session of someone a moderator removed: never good again (a
+    /// ghost of theirs leaving later must not make one good).
+    revoked: std::collections::HashSet<String>,
     /// The meeting was ended: the actor stops once the members are gone.
     ended: bool,
 }
@@ -260,6 +265,7 @@ impl Room {
             locked: false,
             chat: ChatHistory::default(),
             resumable: HashMap::new(),
+            revoked: std::collections::HashSet::new(),
             ended: false,
         };
         tokio::spawn(
@@ -390,16 +396,16 @@ impl Room {
         }
         let now = Instant::now();
         self.resumable.retain(|_, until| *until > now);
-        if self.locked {
-            let resumes = resume_token.is_some_and(|t| {
-                self.resumable.remove(&t).is_some()
-                    || self.members.values().any(|m| m.resume_token == t)
+        // A token of an earlier session (lost, or a ghost still present) of this person.
+        let resumed = resume_token.filter(|t| {
+            !self.revoked.contains(t)
+                && (self.resumable.contains_key(t)
+                    || self.members.values().any(|m| &m.resume_token == t))
+        });
+        if self.locked && resumed.is_none() {
+            return Err(JoinRefused::Locked {
+                room: self.handle.name.clone(),
             });
-            if !resumes {
-                return Err(JoinRefused::Locked {
-                    room: self.handle.name.clone(),
-                });
-            }
         }
         let endpoint = Endpoint::spawn(
             peer.peer_id.clone(),
@@ -445,6 +451,16 @@ impl Room {
             });
         }
         info!(peer = %peer_id, name = %peer.display_name, peers = self.members.len() + 1, "peer joined");
+        // Joined: the earlier session's token is used up (only now: a join that failed on the
+        // way may be tried again with it), and travels with this person.
+        let mut earlier_tokens = Vec::new();
+        if let Some(token) = resumed {
+            self.resumable.remove(&token);
+            if let Some(ghost) = self.members.values().find(|m| m.resume_token == token) {
+                earlier_tokens.extend(ghost.earlier_tokens.iter().cloned());
+            }
+            earlier_tokens.push(token);
+        }
         self.next_seq += 1;
         self.members.insert(
             peer_id.clone(),
@@ -454,6 +470,7 @@ impl Room {
                 endpoint: endpoint.clone(),
                 seq: self.next_seq,
                 resume_token,
+                earlier_tokens,
                 limiter: action_limiter(),
                 grants,
             },
@@ -480,8 +497,16 @@ impl Room {
             });
         }
         // A lost or failed connection may come back (its client rejoins with the token); a
-        // peer that left or was removed may not.
-        if matches!(how, Departure::Lost | Departure::Failed(_)) {
+        // peer that left or was removed may not, with this token or an earlier session's.
+        if let Departure::Removed = how {
+            for token in member.earlier_tokens.iter().chain([&member.resume_token]) {
+                self.resumable.remove(token);
+                self.revoked.insert(token.clone());
+            }
+        }
+        if matches!(how, Departure::Lost | Departure::Failed(_))
+            && !self.revoked.contains(&member.resume_token)
+        {
             self.resumable
                 .insert(member.resume_token.clone(), Instant::now() + RESUME_FOR);
         }
