@@ -48,6 +48,17 @@ async fn next_peer_update(member: &mut Member) -> PeerInfo {
     }
 }
 
+/// Everyone in `members` gets `peer_joined` for `id` called `name`.
+async fn all_see_joined(members: &mut [Member], id: PeerId, name: &str) {
+    let peer = PeerInfo::new(id, name);
+    all_get(members, &ServerMessage::PeerJoined { peer }).await;
+}
+
+/// Everyone in `members` gets `peer_left` for `peer_id`.
+async fn all_see_left(members: &mut [Member], peer_id: PeerId) {
+    all_get(members, &ServerMessage::PeerLeft { peer_id }).await;
+}
+
 /// Every member's next message is `expected`.
 async fn all_get(members: &mut [Member], expected: &ServerMessage) {
     for member in members {
@@ -175,13 +186,7 @@ async fn the_moderator_removes_a_participant_who_may_join_again() {
         }
     );
     let bob_closed = bob.read_to_close().await;
-    all_get(
-        &mut m,
-        &ServerMessage::PeerLeft {
-            peer_id: bob.id.clone(),
-        },
-    )
-    .await;
+    all_see_left(&mut m, bob.id.clone()).await;
 
     // The room is unlocked: bob may come back (as a new peer).
     let back = Member::join(&url, "mod-remove", "bob").await;
@@ -237,13 +242,7 @@ async fn a_locked_room_refuses_joins_until_unlocked() {
     let joined = cy.recv().await;
     let cy = Member::new(cy, "cy", joined);
     assert!(!cy.joined.locked);
-    all_get(
-        &mut m,
-        &ServerMessage::PeerJoined {
-            peer: PeerInfo::new(cy.id.clone(), "cy"),
-        },
-    )
-    .await;
+    all_see_joined(&mut m, cy.id.clone(), "cy").await;
 }
 
 #[tokio::test]
@@ -270,13 +269,7 @@ async fn a_lost_connection_rejoins_a_locked_room_with_its_resume_token() {
     let bob = m.remove(1);
     let bob_id = bob.id.clone();
     drop(bob);
-    all_get(
-        &mut m,
-        &ServerMessage::PeerLeft {
-            peer_id: bob_id.clone(),
-        },
-    )
-    .await;
+    all_see_left(&mut m, bob_id.clone()).await;
     // Cy is removed: its token is void.
     let mut cy = m.remove(1);
     m[0].send(remove(&cy.id, None)).await;
@@ -288,13 +281,7 @@ async fn a_lost_connection_rejoins_a_locked_room_with_its_resume_token() {
         }
     );
     cy.read_to_close().await;
-    all_get(
-        &mut m,
-        &ServerMessage::PeerLeft {
-            peer_id: cy.id.clone(),
-        },
-    )
-    .await;
+    all_see_left(&mut m, cy.id.clone()).await;
 
     for token in [None, Some("0".repeat(32)), Some(cy_token)] {
         match Member::try_join(&url, "mod-resume", "someone", token.clone()).await {
@@ -309,13 +296,7 @@ async fn a_lost_connection_rejoins_a_locked_room_with_its_resume_token() {
     assert!(back.joined.locked);
     assert!(!back.joined.moderator);
     assert_ne!(back.id, bob_id);
-    all_get(
-        &mut m,
-        &ServerMessage::PeerJoined {
-            peer: PeerInfo::new(back.id.clone(), "bob"),
-        },
-    )
-    .await;
+    all_see_joined(&mut m, back.id.clone(), "bob").await;
 }
 
 #[tokio::test]
@@ -387,7 +368,7 @@ async fn the_grant_passes_to_the_participant_present_longest() {
 
     m[0].send(ClientMessage::Leave).await;
     m.remove(0);
-    all_get(&mut m, &ServerMessage::PeerLeft { peer_id: ada }).await;
+    all_see_left(&mut m, ada).await;
     let granted = all_see_update(&mut m, &bob).await;
     assert_eq!(
         granted,
@@ -502,13 +483,7 @@ async fn acting_on_someone_not_in_the_room_is_refused() {
     let mut elsewhere = Member::join(&url, "another-room", "eve").await;
     let mut bob = m.remove(1);
     bob.send(ClientMessage::Leave).await;
-    all_get(
-        &mut m,
-        &ServerMessage::PeerLeft {
-            peer_id: bob.id.clone(),
-        },
-    )
-    .await;
+    all_see_left(&mut m, bob.id.clone()).await;
 
     for target in [
         PeerId::new("p-999999-00000000"),
@@ -544,7 +519,7 @@ async fn a_removed_person_cannot_come_back_with_an_earlier_sessions_token() {
     let bob = m.remove(1);
     let (first_id, first_token) = (bob.id.clone(), bob.joined.resume_token.clone());
     drop(bob);
-    all_get(&mut m, &ServerMessage::PeerLeft { peer_id: first_id }).await;
+    all_see_left(&mut m, first_id).await;
     let mut bob = Member::try_join(&url, "mod-revoke", "bob", Some(first_token.clone()))
         .await
         .expect("an open room lets bob back in");
