@@ -2,8 +2,9 @@
 # Runs Videoroom on a fresh Debian/Ubuntu machine. Installs what is missing, builds in release.
 #
 #   scripts/run.sh                 a local server and the desktop app, ready to join a room
-#   scripts/run.sh server [ARGS]   only the server, for others to join; ARGS go to
-#                                  videoroom-server, e.g. --listen 0.0.0.0:9000 --public-ip 203.0.113.7
+#   scripts/run.sh server [ARGS]   only the server (with the web app), for others to join from
+#                                  the app or a browser; ARGS go to videoroom-server, e.g.
+#                                  --listen 0.0.0.0:9000 --public-ip 203.0.113.7
 #
 # Without a camera (no /dev/video*) the app runs with synthetic media (VIDEOROOM_FAKE_MEDIA=1).
 source "$(dirname "$0")/setup.sh"
@@ -13,10 +14,16 @@ need_rust
 if [ "${1:-}" = "server" ]; then
   shift
   apt_install_missing mold clang pkg-config
+  need_node
   use_fast_linker
+  ui_npm_ci
+  echo "==> building the web app and the server (release)"
+  (cd ui && npm run build --silent)
   cargo build --release --locked -p videoroom-server
-  echo "==> videoroom-server: WebSocket signaling at ws://<this host>:8080/ws, health at /healthz, metrics at /metrics"
-  exec ./target/release/videoroom-server "$@"
+  echo "==> videoroom-server: the web app at / (https://<this host>:8080/ with a self-signed"
+  echo "    certificate unless --tls-cert/--tls-key or a loopback --listen), signaling at /ws,"
+  echo "    health at /healthz, metrics at /metrics"
+  exec ./target/release/videoroom-server --web-root "$ROOT/ui/dist" --state-dir "$ROOT/target/server-state" "$@"
 fi
 
 apt_install_missing mold clang pkg-config libvpx-dev libopus-dev libasound2-dev libclang-dev \
@@ -35,7 +42,8 @@ if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ]; then
 fi
 
 PORT="${VIDEOROOM_PORT:-8080}"
-./target/release/videoroom-server --listen "127.0.0.1:$PORT" --rtc-bind-ip 127.0.0.1 &
+./target/release/videoroom-server --listen "127.0.0.1:$PORT" --rtc-bind-ip 127.0.0.1 \
+  --web-root "$ROOT/ui/dist" &
 SERVER_PID=$!
 trap 'kill "$SERVER_PID" 2>/dev/null' EXIT
 for _ in $(seq 1 100); do
@@ -53,5 +61,5 @@ fi
 if ! compgen -G "/dev/dri/renderD*" >/dev/null; then
   export WEBKIT_DISABLE_COMPOSITING_MODE=1
 fi
-echo "==> server at ws://127.0.0.1:$PORT/ws; starting the desktop app (close its window to stop both)"
+echo "==> server at ws://127.0.0.1:$PORT/ws (browsers: http://127.0.0.1:$PORT/); starting the desktop app (close its window to stop both)"
 ./target/release/videoroom-desktop

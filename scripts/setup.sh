@@ -23,6 +23,26 @@ apt_install_missing() {
   fi
 }
 
+# Like apt_install_missing, for servers the tests start themselves (nginx, caddy): their
+# packaged services are not started (policy-rc.d) nor left enabled, so installing them does not
+# take ports 80/443 on a developer's machine.
+apt_install_tools_only() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  local policy=/usr/sbin/policy-rc.d ours=0
+  if [ ! -e "$policy" ]; then
+    as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy" && ours=1
+  fi
+  apt_install_missing "${missing[@]}"
+  [ "$ours" = 1 ] && as_root rm -f "$policy"
+  if [ -d /run/systemd/system ]; then
+    as_root systemctl disable --now "${missing[@]}" >/dev/null 2>&1 || true
+  fi
+}
+
 need_rust() {
   if ! command -v cargo >/dev/null; then
     echo "error: Rust is not installed. Install it with rustup (https://rustup.rs), then run this again." >&2

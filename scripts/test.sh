@@ -10,20 +10,32 @@ need_rust
 # The client links libvpx, libopus and ALSA (cpal, via pkg-config); the v4l camera bindings are
 # generated with bindgen at build time, which needs libclang. The desktop app needs WebKitGTK;
 # its end-to-end test needs Xvfb and WebKitWebDriver.
-apt_install_missing chromium mold clang pkg-config libvpx-dev libopus-dev libasound2-dev libclang-dev \
+apt_install_missing chromium mold clang pkg-config libvpx-dev libopus-dev libasound2-dev libclang-dev systemd \
   "${DESKTOP_PKGS[@]}"
+# The reverse-proxy test runs the README's nginx and Caddy configurations.
+apt_install_tools_only nginx caddy
 need_node
 use_fast_linker
 link_cargo_tauri
 # A test run builds everything once: incremental caches would only cost time and disk (several
 # GiB per workspace here).
 export CARGO_INCREMENTAL=0
+# A cold run's target takes about this much; say so before a link fails with "Disk full?".
+avail_gib=$(df -BG --output=avail . | tail -1 | tr -dc 0-9)
+if [ "${avail_gib:-0}" -lt 25 ]; then
+  echo "warning: only ${avail_gib} GiB free here; a cold test build needs about 20 GiB" >&2
+fi
 
 echo "==> npm ci (Chromium interop driver)"
 (cd server/tests/chromium && npm ci --no-audit --no-fund --loglevel=error)
+(cd desktop-tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 ui_npm_ci
 echo "==> UI: typecheck, unit tests (Vitest), build"
 (cd ui && npm run typecheck --silent && npm test --silent && npm run build --silent)
+if ! cargo deb --version 2>/dev/null | grep -q '^cargo-deb 3\.'; then
+  echo "==> cargo install cargo-deb (the server's .deb, tested by server/tests/packaging.rs)"
+  cargo install cargo-deb --version "$(sed -n 's/^CARGO_DEB_VERSION=//p' scripts/package-server.sh)" --locked
+fi
 if ! command -v tauri-driver >/dev/null; then
   echo "==> cargo install tauri-driver (WebDriver for the desktop app)"
   cargo install tauri-driver --version 2.1.0 --locked
@@ -37,3 +49,4 @@ echo "==> desktop app: cargo tauri build --debug --bundles deb"
 "$ROOT/scripts/cargo-tauri" build --debug --bundles deb --ci
 echo "==> cargo test"
 cargo test --workspace --locked "$@"
+echo "==> disk: target $(du -sh target 2>/dev/null | cut -f1), $(df -h --output=avail . | tail -1 | tr -d ' ') left"

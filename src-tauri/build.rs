@@ -20,6 +20,8 @@ const COMMANDS: &[&str] = &[
     "remove_peer",
     "lock_room",
     "end_meeting",
+    "create_invite",
+    "trust_certificate",
     "open_link",
 ];
 

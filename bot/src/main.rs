@@ -110,6 +110,10 @@ struct Args {
     /// makes one).
     #[arg(long, env = "VIDEOROOM_TOKEN")]
     token: Option<String>,
+    /// SHA-256 fingerprint (`AA:BB:…`) of a `wss://` server's self-signed certificate to trust
+    /// (the server logs it at start-up); repeatable. System authorities are always trusted.
+    #[arg(long = "trust-certificate", value_name = "FINGERPRINT")]
+    trust_certificates: Vec<String>,
     /// Raise the hand once joined.
     #[arg(long)]
     raise_hand: bool,
@@ -213,7 +217,8 @@ fn join_options(args: &Args) -> Result<JoinOptions, String> {
         })
         .with_reconnect((!args.no_reconnect).then_some(Duration::from_secs(60)))
         .with_video_decoding(!args.no_video_decode)
-        .with_token(args.token.clone());
+        .with_token(args.token.clone())
+        .with_trusted_certificates(args.trust_certificates.clone());
     let (w, h, fps, kbps) = (args.width, args.height, args.fps, args.video_kbps);
     options = match &args.video {
         VideoArg::Pattern => {

@@ -24,11 +24,12 @@ pub mod publish;
 pub mod receive;
 pub mod room;
 pub mod signaling;
+pub mod tls;
 
 pub use audio::{AudioStats, RemoteAudio};
 pub use publish::SendStats;
 pub use receive::{DecodedFrame, RemoteVideo, VideoStats};
 pub use room::{
-    AudioInput, AudioOutput, AudioPublish, ConnectionState, ConnectionStats, JoinError,
+    AudioInput, AudioOutput, AudioPublish, ConnectionState, ConnectionStats, Invite, JoinError,
     JoinOptions, Room, RoomError, RoomEvent, RoomHandle, RoomInfo, VideoInput, VideoPublish,
 };

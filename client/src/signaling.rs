@@ -21,6 +21,17 @@ pub enum SignalingError {
         /// What failed.
         reason: String,
     },
+    /// The server's TLS certificate is neither signed by an authority this system trusts nor
+    /// one the person trusted by its fingerprint.
+    #[error("{url}: the server's certificate is not trusted (SHA-256 {fingerprint}): {reason}")]
+    UntrustedCertificate {
+        /// The URL tried.
+        url: String,
+        /// The refused certificate's SHA-256 fingerprint (`AA:BB:…`).
+        fingerprint: String,
+        /// What the check said (unknown issuer, expired, wrong name…).
+        reason: String,
+    },
     /// No connection within the timeout.
     #[error("no connection to {url} within {timeout:?}")]
     ConnectTimeout {
@@ -49,14 +60,38 @@ impl std::fmt::Debug for Signaling {
 }
 
 impl Signaling {
-    /// Opens the WebSocket at `url` (e.g. `ws://host:8080/ws`) within `timeout`.
-    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, SignalingError> {
-        match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(url)).await {
+    /// Opens the WebSocket at `url` (`ws://host:8080/ws`, or `wss://…`) within `timeout`.
+    /// Over TLS the certificate must be signed by an authority the system trusts, or have one
+    /// of the `trusted` SHA-256 fingerprints.
+    pub async fn connect(
+        url: &str,
+        timeout: Duration,
+        trusted: &[String],
+    ) -> Result<Self, SignalingError> {
+        let unreachable = |reason: String| SignalingError::Unreachable {
+            url: url.to_owned(),
+            reason,
+        };
+        let tls = crate::tls::attempt(trusted).map_err(|e| unreachable(e.to_string()))?;
+        let connecting = tokio_tungstenite::connect_async_tls_with_config(
+            url,
+            None,
+            true,
+            Some(tokio_tungstenite::Connector::Rustls(tls.config)),
+        );
+        match tokio::time::timeout(timeout, connecting).await {
             Ok(Ok((socket, _response))) => Ok(Self { socket }),
-            Ok(Err(e)) => Err(SignalingError::Unreachable {
-                url: url.to_owned(),
-                reason: e.to_string(),
-            }),
+            Ok(Err(e)) => {
+                let refused = tls.refused.lock().ok().and_then(|mut r| r.take());
+                Err(match refused {
+                    Some(fingerprint) => SignalingError::UntrustedCertificate {
+                        url: url.to_owned(),
+                        fingerprint,
+                        reason: e.to_string(),
+                    },
+                    None => unreachable(e.to_string()),
+                })
+            }
             Err(_) => Err(SignalingError::ConnectTimeout {
                 url: url.to_owned(),
                 timeout,

@@ -9,6 +9,8 @@
 //! - [`driver`]: `tauri-driver`, a WebDriver session on the app, and UI helpers (test ids,
 //!   `window.__vrTest`).
 //! - [`bot`]: `videoroom-bot` processes and their `--events` files.
+//! - [`browser`]: `videoroom-server` serving the web app (`ui/dist`), and headless Chromium
+//!   driven through it (`browser/driver.mjs`, playwright-core).
 //! - [`cpu`]: CPU time of a process and its descendants from `/proc`.
 //! - [`procs`]: children in their own process group, killed (with their children) on drop.
 //! - [`image`]: RGB images, XWD → PNG.
@@ -20,6 +22,8 @@
 //! | app, debug, UI embedded | `cargo tauri build --debug --bundles deb`; or `npm run build` in `ui/`, then `cargo build -p videoroom-desktop` (`cargo test --workspace` builds it too); or `VIDEOROOM_APP_BIN` | tests |
 //! | app, release | `cargo tauri build --no-bundle` (or `VIDEOROOM_APP_BIN`) | bench |
 //! | bot | `cargo build -p videoroom-bot [--release]` (`cargo test --workspace` builds it) | both |
+//! | server, web app | `cargo build -p videoroom-server`; `npm run build` in `ui/` | `e2e_browser*` |
+//! | Chromium, playwright-core | `apt-get install chromium`; `npm ci` in `desktop-tests/browser` | `e2e_browser*` |
 //! | Xvfb, WebKitWebDriver | `apt-get install xvfb webkit2gtk-driver` | both / tests |
 //! | tauri-driver | `cargo install tauri-driver --version 2.1.0 --locked` (or `TAURI_DRIVER`) | tests |
 //!
@@ -29,6 +33,7 @@
 //! settings and screenshots of a run stay in `<target>/e2e/<test>/`.
 
 pub mod bot;
+pub mod browser;
 pub mod cpu;
 pub mod driver;
 pub mod image;

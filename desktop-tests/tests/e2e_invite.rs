@@ -1,7 +1,9 @@
 //! Joining a server that admits invitation holders only (`--auth token`) with a pasted invite
 //! link: the link fills the server and room fields and shows the invitation; an expired link is
 //! refused with a message that says so and the lobby stays; a valid link joins the room, where a
-//! bot invited as moderator already is.
+//! bot invited as moderator already is. That link makes the app a moderator too: in the People
+//! panel it has the server sign a new invitation; the link shown is this server's and room's,
+//! and a second bot joins with its token (as a plain participant, as asked).
 //!
 //! Same prerequisites as `e2e.rs`; logs in `<target>/e2e/invite/`.
 
@@ -10,7 +12,7 @@ use videoroom_desktop_tests::bot::{self, BotSpec};
 use videoroom_desktop_tests::driver::{Launched, Session, testid};
 use videoroom_desktop_tests::{wait_for, within, work_dir};
 use videoroom_server::auth::{Authority, Claims, unix_now};
-use videoroom_server::invite::invite_link;
+use videoroom_server::invite::{base_url, invite_link};
 use videoroom_server::{AuthMode, Config};
 use videoroom_testkit::{start_server, test_config};
 
@@ -37,14 +39,17 @@ async fn an_invite_link_fills_the_lobby_and_joins() {
     let authority = Authority::new(SECRET.as_bytes()).expect("secret");
     let sign = |claims: &Claims| authority.issue(claims).expect("signs");
     let now = unix_now();
-    let valid = sign(&Claims::new(ROOM, now, Duration::from_secs(3600)));
+    let mut valid = Claims::new(ROOM, now, Duration::from_secs(3600));
+    valid.grants.moderator = true;
+    let valid = sign(&valid);
     let mut expired = Claims::new(ROOM, now - 7200, Duration::from_secs(3600));
     expired.nbf = None;
     let expired = sign(&expired);
     let mut host = Claims::new(ROOM, now, Duration::from_secs(3600));
     host.grants.moderator = true;
     let host = sign(&host);
-    let link = |token: &str| invite_link(&config, ROOM, token).expect("a link");
+    let base = base_url(&config);
+    let link = |token: &str| invite_link(&base, ROOM, Some(token)).expect("a link");
 
     let url = format!("ws://{}/ws", server.local_addr());
     let events = work.join("bot-events.jsonl");
@@ -70,7 +75,32 @@ async fn an_invite_link_fills_the_lobby_and_joins() {
         s.wait_lobby(Duration::from_secs(60)).await?;
         bot::wait_event(&events, "joined", BOUND, |e| e["moderator"] == true).await?;
         scenario(s, &url, &link(&expired), &link(&valid)).await?;
-        bot::wait_event(&events, "peer_joined", BOUND, |e| e["name"] == ME).await
+        bot::wait_event(&events, "peer_joined", BOUND, |e| e["name"] == ME).await?;
+        let made = invite_from_the_app(s, &base_url(&config)).await?;
+        let token = made
+            .split_once("#token=")
+            .map(|(_, t)| t.to_owned())
+            .ok_or_else(|| format!("no token in the link {made:?}"))?;
+        let lin_events = work.join("lin-events.jsonl");
+        let mut lin = BotSpec::new(&url, ROOM, "Lin", &work.join("lin.log"));
+        lin.args = [
+            "--video",
+            "none",
+            "--audio",
+            "none",
+            "--duration",
+            "60s",
+            "--token",
+        ]
+        .map(String::from)
+        .to_vec();
+        lin.args.push(token);
+        lin.events = Some(lin_events.clone());
+        let _lin = lin.spawn();
+        bot::wait_event(&lin_events, "joined", BOUND, |e| e["moderator"] == false).await?;
+        s.wait_css(&format!(r#"{}[data-name="Lin"]"#, testid("tile")), BOUND)
+            .await
+            .map(|_| ())
     })
     .await;
     app.conclude(
@@ -112,6 +142,33 @@ async fn scenario(s: &Session, url: &str, expired: &str, valid: &str) -> Result<
     s.wait_drawn(BOT, BOUND).await?;
     eprintln!("joined with the invite link ({:.1?})", step.elapsed());
     Ok(())
+}
+
+/// Opens the People panel and has the server sign an invitation (1 day, not as moderator);
+/// returns the link the panel shows once it is copied.
+async fn invite_from_the_app(s: &Session, base: &str) -> Result<String, String> {
+    s.click(&testid("people-toggle")).await?;
+    // The moderator's part of the panel shows once `joined` said we moderate.
+    // The panel slides in and the tiles move aside: click once the button takes it.
+    wait_for(BOUND, "the invite button takes the click", async || {
+        s.click(&testid("copy-invite")).await
+    })
+    .await?;
+    let link = wait_for(BOUND, "the panel shows the invite link made", async || {
+        let link = s.value(&testid("invite-link")).await?;
+        if link.is_empty() {
+            Err("no link yet".to_owned())
+        } else {
+            Ok(link)
+        }
+    })
+    .await?;
+    let expected = format!("{base}/r/Board%20meeting#token=");
+    if !link.starts_with(&expected) {
+        return Err(format!("the invite link {link:?} is not {expected}…"));
+    }
+    eprintln!("the app made an invite link: {link}");
+    Ok(link)
 }
 
 /// Types an invite link into the server field and leaves it (Tab; WebDriver cannot paste):

@@ -97,6 +97,7 @@ impl ClientMessage {
         "remove_peer",
         "lock_room",
         "end_meeting",
+        "create_invite",
     ];
 
     /// Serializes to the JSON text frame.

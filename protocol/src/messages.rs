@@ -325,6 +325,14 @@ pub enum ClientMessage {
     },
     /// A moderator ends the meeting: everyone is removed and the room closes.
     EndMeeting,
+    /// A moderator asks for an invite link to this room (`invite_created` answers).
+    CreateInvite {
+        /// How long the invitation is valid, in seconds (60 s to 30 days).
+        ttl_secs: u64,
+        /// Whether its holder moderates too.
+        #[serde(default)]
+        moderator: bool,
+    },
 }
 
 /// Everything the server sends.
@@ -463,5 +471,19 @@ pub enum ServerMessage {
     MeetingEnded {
         /// The moderator.
         by: PeerId,
+    },
+    /// The answer to `create_invite`.
+    InviteCreated {
+        /// The signed invitation for this room (token auth); absent in an open room, where the
+        /// room's address is the invitation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        /// The ready link (`<public-url>/r/<room>#token=…`) when the server knows its public
+        /// URL; otherwise the client builds it from the address it connected to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+        /// When the token expires (seconds since the Unix epoch); absent without a token.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<u64>,
     },
 }

@@ -110,6 +110,24 @@ pub struct Cli {
     /// The server's public base URL, used in invite links (e.g. `https://meet.example.org`).
     #[arg(long, env = "VIDEOROOM_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Directory of the web app (the built `ui/`), served at `/` and `/r/ROOM`; without it the
+    /// server serves only `/ws`, `/healthz` and `/metrics`.
+    #[arg(long, env = "VIDEOROOM_WEB_ROOT")]
+    pub web_root: Option<PathBuf>,
+    /// TLS certificate chain (PEM), with --tls-key: serve HTTPS. Reloaded when the file changes.
+    #[arg(long, env = "VIDEOROOM_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1), with --tls-cert.
+    #[arg(long, env = "VIDEOROOM_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address (behind a reverse proxy that does TLS).
+    /// Without it and without --tls-cert, such an address gets a self-signed certificate.
+    #[arg(long, env = "VIDEOROOM_NO_TLS")]
+    pub no_tls: bool,
+    /// Directory for what the server keeps between runs: the self-signed certificate, so that
+    /// browsers and apps that trusted it keep trusting it after a restart.
+    #[arg(long, env = "VIDEOROOM_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Something to do other than serving.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -177,6 +195,11 @@ struct FileConfig {
     secret: Option<String>,
     secret_file: Option<PathBuf>,
     public_url: Option<String>,
+    web_root: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    no_tls: Option<bool>,
+    state_dir: Option<PathBuf>,
 }
 
 /// A configuration the server could not use.
@@ -236,6 +259,46 @@ pub struct Config {
     pub secret: Option<String>,
     /// Base URL for invite links.
     pub public_url: Option<String>,
+    /// The web app's directory.
+    pub web_root: Option<PathBuf>,
+    /// Plain HTTP or HTTPS, and with which certificate.
+    pub tls: TlsSetting,
+    /// Where the self-signed certificate is kept between runs (none: a new one each start).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// How the HTTP listener does TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSetting {
+    /// Plain HTTP: a loopback address, or `--no-tls`.
+    Off,
+    /// A certificate generated at start-up (a non-loopback address without certificate files).
+    SelfSigned,
+    /// Certificate and key files, reloaded when they change.
+    Files {
+        /// PEM certificate chain.
+        cert: PathBuf,
+        /// PEM private key.
+        key: PathBuf,
+    },
+}
+
+impl TlsSetting {
+    fn resolve(
+        listen: SocketAddr,
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+        no_tls: bool,
+    ) -> Result<Self, ConfigError> {
+        match (cert, key) {
+            (Some(cert), Some(key)) => Ok(TlsSetting::Files { cert, key }),
+            (None, None) if no_tls || listen.ip().is_loopback() => Ok(TlsSetting::Off),
+            (None, None) => Ok(TlsSetting::SelfSigned),
+            _ => Err(ConfigError::Invalid(
+                "--tls-cert and --tls-key go together".into(),
+            )),
+        }
+    }
 }
 
 impl Default for Config {
@@ -256,6 +319,9 @@ impl Default for Config {
             auth: AuthMode::Open,
             secret: None,
             public_url: None,
+            web_root: None,
+            tls: TlsSetting::Off,
+            state_dir: None,
         }
     }
 }
@@ -311,8 +377,9 @@ impl Config {
             .or(file.ice_port_range)
             .map(|r| parse_port_range(&r))
             .transpose()?;
+        let listen = cli.listen.or(file.listen).unwrap_or(d.listen);
         let config = Config {
-            listen: cli.listen.or(file.listen).unwrap_or(d.listen),
+            listen,
             rtc_bind_ip: cli
                 .rtc_bind_ip
                 .or(file.rtc_bind_ip)
@@ -379,6 +446,14 @@ impl Config {
                 .public_url
                 .or(file.public_url)
                 .map(|u| u.trim_end_matches('/').to_owned()),
+            web_root: cli.web_root.or(file.web_root),
+            tls: TlsSetting::resolve(
+                listen,
+                cli.tls_cert.or(file.tls_cert),
+                cli.tls_key.or(file.tls_key),
+                cli.no_tls || file.no_tls.unwrap_or(false),
+            )?,
+            state_dir: cli.state_dir.or(file.state_dir),
         };
         config.check()?;
         Ok(config)
@@ -504,6 +579,33 @@ mod tests {
         assert_eq!(c.max_peers_per_room, 16);
         assert_eq!(c.max_message_bytes, 65536);
         assert!(c.ice_port_range.is_none());
+    }
+
+    #[test]
+    fn https_unless_loopback_or_told_otherwise() {
+        let tls = |args: &[&str]| Config::from_cli(cli(args)).map(|c| c.tls);
+        assert_eq!(
+            tls(&[]).unwrap(),
+            TlsSetting::SelfSigned,
+            "0.0.0.0 by default"
+        );
+        assert_eq!(
+            tls(&["--listen", "127.0.0.1:8080"]).unwrap(),
+            TlsSetting::Off
+        );
+        assert_eq!(tls(&["--listen", "[::1]:8080"]).unwrap(), TlsSetting::Off);
+        assert_eq!(tls(&["--no-tls"]).unwrap(), TlsSetting::Off);
+        assert_eq!(
+            tls(&["--tls-cert", "/c.pem", "--tls-key", "/k.pem"]).unwrap(),
+            TlsSetting::Files {
+                cert: "/c.pem".into(),
+                key: "/k.pem".into()
+            }
+        );
+        assert!(
+            Cli::try_parse_from(["videoroom-server", "--tls-cert", "/c.pem"]).is_err(),
+            "a certificate without its key"
+        );
     }
 
     #[test]

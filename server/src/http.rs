@@ -34,6 +34,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
 use tracing::{debug, warn};
@@ -62,6 +63,7 @@ impl ConnectionSlot {
 pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
+    tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
 ) -> io::Result<()> {
     let connections = TaskTracker::new();
@@ -91,11 +93,12 @@ pub(crate) async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        connections.spawn(serve_connection(
+        connections.spawn(accept_connection(
             stream,
             remote,
             permit,
             app.clone(),
+            tls.clone(),
             Arc::clone(&shared),
         ));
     }
@@ -105,19 +108,56 @@ pub(crate) async fn serve(
     Ok(())
 }
 
-/// Serves one TCP connection until it closes, upgrades, times out, or the server shuts down.
-async fn serve_connection(
+/// Does the TLS handshake, if any (within the header-read timeout: a client that never finishes
+/// it is closed like one that never finishes its headers), then serves the connection.
+async fn accept_connection(
     stream: TcpStream,
     remote: SocketAddr,
     permit: OwnedSemaphorePermit,
     app: Router,
+    tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
 ) {
     let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(Watched {
+    let watched = Watched {
         inner: stream,
         activity: Arc::clone(&activity),
-    });
+    };
+    let Some(tls) = tls else {
+        return serve_connection(watched, activity, remote, permit, app, shared).await;
+    };
+    let handshake = tokio::time::timeout(shared.config.http_header_timeout, tls.accept(watched));
+    let stream = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                shared.metrics.tls_handshakes_failed.inc();
+                debug!(%remote, "TLS handshake failed: {e}");
+                return;
+            }
+            Err(_) => {
+                shared.metrics.connections_timed_out.inc();
+                debug!(%remote, "no TLS handshake in time; closed");
+                return;
+            }
+        },
+        _ = shared.shutdown.cancelled() => return,
+    };
+    serve_connection(stream, activity, remote, permit, app, shared).await;
+}
+
+/// Serves one connection until it closes, upgrades, times out, or the server shuts down.
+async fn serve_connection<S>(
+    stream: S,
+    activity: Arc<Activity>,
+    remote: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    app: Router,
+    shared: Arc<Shared>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(stream);
     let slot = ConnectionSlot(Arc::new(Mutex::new(Some(permit))));
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(remote));

@@ -1,7 +1,7 @@
 //! `videoroom-server token`: an invitation token and the invite link that carries it.
 
 use crate::auth::{Claims, unix_now};
-use crate::config::{Command, Config};
+use crate::config::{Command, Config, TlsSetting};
 use std::net::IpAddr;
 
 /// Runs a subcommand; returns what to print.
@@ -28,7 +28,7 @@ pub fn run(config: &Config, command: Command) -> Result<String, String> {
             claims.grants.publish = !no_publish;
             let token = authority.issue(&claims)?;
             let mut out = format!("token: {token}\n");
-            match invite_link(config, &room, &token) {
+            match invite_link(&base_url(config), &room, Some(&token)) {
                 Some(link) => out.push_str(&format!("invite link: {link}")),
                 None => out.push_str(
                     "(no invite link for a room prefix or `*`: hand out the token itself)",
@@ -42,26 +42,39 @@ pub fn run(config: &Config, command: Command) -> Result<String, String> {
     }
 }
 
-/// `<public URL>/r/<room>#token=<token>`: the room in the path, the token in the fragment (a
-/// browser never sends a fragment to a server, nor in a `Referer`). `None` for room patterns.
-pub fn invite_link(config: &Config, room: &str, token: &str) -> Option<String> {
-    if room.ends_with('*') {
-        return None;
-    }
-    let base = config.public_url.clone().unwrap_or_else(|| {
+/// `--public-url`, or else the listen address (`localhost` for every interface), with the
+/// scheme the server speaks.
+pub fn base_url(config: &Config) -> String {
+    config.public_url.clone().unwrap_or_else(|| {
         let host = match config.listen.ip() {
             ip if ip.is_unspecified() => "localhost".to_owned(),
             IpAddr::V6(ip) => format!("[{ip}]"),
             ip => ip.to_string(),
         };
-        format!("http://{host}:{}", config.listen.port())
-    });
-    let mut url = url::Url::parse(&base).ok()?;
+        let scheme = if config.tls == TlsSetting::Off {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{host}:{}", config.listen.port())
+    })
+}
+
+/// `<base>/r/<room>#token=<token>`: the room in the path, the token in the fragment (a browser
+/// never sends a fragment to a server, nor in a `Referer`). Without a token, the room's address.
+/// `None` for room patterns.
+pub fn invite_link(base: &str, room: &str, token: Option<&str>) -> Option<String> {
+    if room.ends_with('*') {
+        return None;
+    }
+    let mut url = url::Url::parse(base).ok()?;
     url.path_segments_mut()
         .ok()?
         .pop_if_empty()
         .extend(["r", room]);
-    url.set_fragment(Some(&format!("token={token}")));
+    if let Some(token) = token {
+        url.set_fragment(Some(&format!("token={token}")));
+    }
     Some(url.to_string())
 }
 
@@ -75,15 +88,26 @@ mod tests {
             public_url: Some("https://meet.example.org".into()),
             ..Config::default()
         };
+        let base = base_url(&config);
         assert_eq!(
-            invite_link(&config, "Team sync", "abc.def.ghi").as_deref(),
+            invite_link(&base, "Team sync", Some("abc.def.ghi")).as_deref(),
             Some("https://meet.example.org/r/Team%20sync#token=abc.def.ghi")
         );
-        assert_eq!(invite_link(&config, "team-*", "t"), None);
-        let local = Config::default();
         assert_eq!(
-            invite_link(&local, "r", "t").as_deref(),
+            invite_link(&base, "Team sync", None).as_deref(),
+            Some("https://meet.example.org/r/Team%20sync")
+        );
+        assert_eq!(invite_link(&base, "team-*", Some("t")), None);
+        let local = base_url(&Config::default());
+        assert_eq!(
+            invite_link(&local, "r", Some("t")).as_deref(),
             Some("http://localhost:8080/r/r#token=t")
         );
+        let tls = Config {
+            tls: TlsSetting::SelfSigned,
+            listen: "192.0.2.7:8443".parse().unwrap(),
+            ..Config::default()
+        };
+        assert_eq!(base_url(&tls), "https://192.0.2.7:8443");
     }
 }

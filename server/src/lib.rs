@@ -24,6 +24,8 @@ pub mod room;
 pub mod rtc_config;
 pub mod sdp_check;
 pub mod signaling;
+pub mod tls;
+pub mod web;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
@@ -75,6 +77,7 @@ pub struct RunningServer {
     local_addr: SocketAddr,
     shared: Arc<Shared>,
     serve: tokio::task::JoinHandle<std::io::Result<()>>,
+    fingerprint: Option<Arc<std::sync::RwLock<String>>>,
 }
 
 /// Binds `config.listen` and starts serving `/ws`, `/healthz` and `/metrics`.
@@ -93,19 +96,32 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
         shutdown: CancellationToken::new(),
         sessions: TaskTracker::new(),
     });
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/ws", get(ws_upgrade))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .with_state(Arc::clone(&shared));
-    let app = with_security_headers(app);
+        .route("/metrics", get(metrics));
+    if let Some(root) = &shared.config.web_root {
+        web::check_root(root).map_err(std::io::Error::other)?;
+        app = web::routes(app, root);
+    }
+    let app = with_security_headers(app.with_state(Arc::clone(&shared)));
+    let tls = tls::setup(&shared.config, &shared.metrics, &shared.shutdown)
+        .map_err(std::io::Error::other)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let fingerprint = tls.as_ref().map(|t| Arc::clone(&t.fingerprint));
     // Header-read and idle timeouts, and one --max-connections slot per TCP connection.
-    let serve = tokio::spawn(http::serve(listener, app, Arc::clone(&shared)));
-    info!(%local_addr, "videoroom-server listening (WebSocket at /ws)");
+    let serve = tokio::spawn(http::serve(
+        listener,
+        app,
+        tls.map(|t| t.acceptor),
+        Arc::clone(&shared),
+    ));
+    info!(%local_addr, scheme, "videoroom-server listening (WebSocket at /ws)");
     Ok(RunningServer {
         local_addr,
         shared,
         serve,
+        fingerprint,
     })
 }
 
@@ -113,6 +129,21 @@ impl RunningServer {
     /// The bound HTTP address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// `https` or `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.fingerprint.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The SHA-256 fingerprint (`AA:BB:…`) of the TLS certificate served now, over HTTPS.
+    pub fn tls_fingerprint(&self) -> Option<String> {
+        let f = self.fingerprint.as_ref()?;
+        f.read().ok().map(|f| f.clone())
     }
 
     /// The server's metrics.
@@ -214,16 +245,22 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-/// Headers on every HTTP response. The server serves no page today (only `/ws`, `/healthz` and
-/// `/metrics`), so nothing may be loaded, framed or sniffed from it, and no address (an invite
-/// link's room) leaks in a `Referer`.
+/// The web app's content security policy: its own scripts only (no inline or injected
+/// script), its own WebSocket, media from the browser's own streams, never framed.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' blob:; \
+    connect-src 'self'; worker-src 'self'; object-src 'none'; frame-ancestors 'none'; \
+    base-uri 'none'; form-action 'none'";
+
+/// Headers on every HTTP response: the web app's [`CONTENT_SECURITY_POLICY`], no framing, no
+/// sniffing, and no address (an invite link's room) leaking in a `Referer`.
 fn with_security_headers(app: Router) -> Router {
     let set = |name, value: &'static str| {
         SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
     };
     app.layer(set(
         header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        CONTENT_SECURITY_POLICY,
     ))
     .layer(set(header::X_FRAME_OPTIONS, "DENY"))
     .layer(set(header::REFERRER_POLICY, "no-referrer"))

@@ -30,7 +30,8 @@ async fn main() -> ExitCode {
         };
     }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Logs go to stderr; stdout carries only the `listening on` line that scripts read.
+    // Logs go to stderr; stdout carries the `listening on` line that scripts read (and the
+    // certificate's fingerprint over HTTPS).
     if config.log_json {
         tracing_subscriber::fmt()
             .json()
@@ -56,12 +57,16 @@ async fn main() -> ExitCode {
     let server = match videoroom_server::start(config).await {
         Ok(server) => server,
         Err(e) => {
-            eprintln!("videoroom-server: cannot listen on {listen}: {e}");
+            eprintln!("videoroom-server: cannot serve on {listen}: {e}");
             return ExitCode::from(1);
         }
     };
     // Printed on stdout so scripts and tests can find the port when --listen uses port 0.
     println!("listening on {}", server.local_addr());
+    if let Some(fingerprint) = server.tls_fingerprint() {
+        // People compare this with what their browser or the desktop app shows them.
+        println!("HTTPS certificate SHA-256 fingerprint: {fingerprint}");
+    }
     signals.wait().await;
     // Exit within 5 s whatever happens: 4 s for a clean drain, then we go.
     if !server.shutdown(Duration::from_secs(4)).await {

@@ -49,6 +49,13 @@ pub struct Metrics {
     /// HTTP connections closed for not sending a complete request in time or moving no byte
     /// (`--http-header-timeout`, `--http-idle-timeout`).
     pub connections_timed_out: Counter,
+    /// TLS handshakes that failed (a client that does not trust the certificate, plain HTTP on
+    /// the HTTPS port, scanners).
+    pub tls_handshakes_failed: Counter,
+    /// Certificate files reloaded after they changed.
+    pub tls_reloads: Counter,
+    /// Changed certificate files that did not load (the previous certificate stays).
+    pub tls_reloads_failed: Counter,
     /// Upgrades, joins and messages refused by the abuse limits, by `kind` (see
     /// [`Metrics::count_limited`]).
     pub limited_requests: Family<[(&'static str, &'static str); 1], Counter>,
@@ -153,6 +160,21 @@ impl Metrics {
             "connections_timed_out",
             "HTTP connections closed by the header-read or idle timeout",
             self.connections_timed_out.clone(),
+        );
+        registry.register(
+            "tls_handshakes_failed",
+            "TLS handshakes that failed (untrusted certificate, plain HTTP, scanners)",
+            self.tls_handshakes_failed.clone(),
+        );
+        registry.register(
+            "tls_reloads",
+            "Certificate files reloaded after they changed",
+            self.tls_reloads.clone(),
+        );
+        registry.register(
+            "tls_reloads_failed",
+            "Changed certificate files that did not load (the previous certificate stays)",
+            self.tls_reloads_failed.clone(),
         );
         // Every kind is exported from the start, at 0.
         for kind in LimitKind::ALL {

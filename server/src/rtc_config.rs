@@ -46,7 +46,13 @@ impl RtcConfig {
             let (engine, registry) = media::engine_and_interceptors()?;
             // rtc 0.21 stores `SettingEngine::with_nat_1to1_ips` but never reads it, so the public
             // address is applied to what we advertise instead (`advertise`, `advertise_sdp`).
-            let settings = media::setting_engine();
+            // The server is always the DTLS server: when it answers a client's offer it says
+            // `setup:passive`, and when it offers (`actpass`) clients answer `active`. Left to
+            // the default (`active` when answering), a client that answered the server's offer
+            // first and then offered itself would see the server switch roles, which Chromium
+            // refuses ("Failed to set SSL role for the transport").
+            let settings = media::setting_engine()
+                .with_answering_dtls_role(rtc::peer_connection::transport::RTCDtlsRole::Server);
             let built = PeerConnectionBuilder::new()
                 .with_media_engine(engine)
                 .with_interceptor_registry(registry)

@@ -532,6 +532,9 @@ impl Session {
     }
 }
 
+/// How long an invitation created in the room may be valid (`create_invite`).
+const INVITE_TTL_SECS: std::ops::RangeInclusive<u64> = 60..=30 * 24 * 3600;
+
 /// Whether `message` is chat, a hand or a moderator's action (handled by [`room_action`]).
 fn is_room_action(message: &ClientMessage) -> bool {
     matches!(
@@ -542,6 +545,7 @@ fn is_room_action(message: &ClientMessage) -> bool {
             | ClientMessage::RemovePeer { .. }
             | ClientMessage::LockRoom { .. }
             | ClientMessage::EndMeeting
+            | ClientMessage::CreateInvite { .. }
     )
 }
 
@@ -564,6 +568,23 @@ fn room_action(message: ClientMessage) -> Result<PeerAction, (ErrorCode, String)
         },
         ClientMessage::LockRoom { locked } => PeerAction::Lock(locked),
         ClientMessage::EndMeeting => PeerAction::EndMeeting,
+        ClientMessage::CreateInvite {
+            ttl_secs,
+            moderator,
+        } => {
+            if !INVITE_TTL_SECS.contains(&ttl_secs) {
+                return Err((
+                    ErrorCode::InvalidMessage,
+                    format!(
+                        "an invitation is valid for 60 seconds to 30 days, not {ttl_secs} seconds"
+                    ),
+                ));
+            }
+            PeerAction::CreateInvite {
+                ttl: std::time::Duration::from_secs(ttl_secs),
+                moderator,
+            }
+        }
         other => {
             return Err((
                 ErrorCode::UnknownMessageType,
@@ -619,6 +640,7 @@ fn kind_of(message: &ClientMessage) -> &'static str {
         ClientMessage::RemovePeer { .. } => "remove_peer",
         ClientMessage::LockRoom { .. } => "lock_room",
         ClientMessage::EndMeeting => "end_meeting",
+        ClientMessage::CreateInvite { .. } => "create_invite",
         _ => "unknown",
     }
 }

@@ -137,6 +137,20 @@ impl From<&PeerInfo> for PeerView {
     }
 }
 
+/// An invite link to the room, made for a moderator (`create_invite`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct InviteView {
+    /// The link to hand out: `<server>/r/<room>`, with `#token=…` on servers that admit token
+    /// holders only.
+    pub url: String,
+    /// The invitation token itself, if the server made one.
+    pub token: Option<String>,
+    /// When the token expires (seconds since the Unix epoch); `null` without a token.
+    #[ts(type = "number | null")]
+    pub expires_at: Option<u64>,
+}
+
 /// A chat message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -462,6 +476,9 @@ pub enum ErrorKind {
     /// The server refused a chat message or a moderator action (too long, too fast, not a
     /// moderator, someone who left).
     Rejected,
+    /// The server's TLS certificate is not signed by an authority this computer trusts: the
+    /// person may compare its `fingerprint` with the operator's and trust it.
+    UntrustedCertificate,
     /// Anything else.
     Internal,
 }
@@ -477,6 +494,10 @@ pub struct UiError {
     pub message: String,
     /// What to do about it.
     pub hint: Option<String>,
+    /// With [`ErrorKind::UntrustedCertificate`]: the certificate's SHA-256 fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub fingerprint: Option<String>,
 }
 
 impl UiError {
@@ -486,6 +507,7 @@ impl UiError {
             kind,
             message: message.into(),
             hint: hint.map(str::to_owned),
+            fingerprint: None,
         }
     }
 
@@ -510,6 +532,21 @@ impl UiError {
                 kind: ErrorKind::Timeout,
                 message: format!("The server at {url} did not answer within {timeout:?}."),
                 hint: Some("Check the address, or try again in a moment.".to_owned()),
+                fingerprint: None,
+            },
+            JoinError::Unreachable(SignalingError::UntrustedCertificate {
+                fingerprint, ..
+            }) => Self {
+                kind: ErrorKind::UntrustedCertificate,
+                message: format!(
+                    "The certificate of {url} is not signed by an authority this computer trusts."
+                ),
+                hint: Some(
+                    "Compare its fingerprint with the one the server's operator gave you, and \
+                     trust it only if they match."
+                        .to_owned(),
+                ),
+                fingerprint: Some(fingerprint.clone()),
             },
             JoinError::Unreachable(cause) => Self {
                 kind: ErrorKind::Unreachable,
@@ -523,12 +560,14 @@ impl UiError {
                     "Is the server running, and is the address right (ws://host:port/ws)?"
                         .to_owned(),
                 ),
+                fingerprint: None,
             },
             JoinError::Refused { code, message } => Self::from_code(*code, message),
             JoinError::Timeout(after) => Self {
                 kind: ErrorKind::Timeout,
                 message: format!("The server at {url} did not answer within {after:?}."),
                 hint: Some("Check the address, or try again in a moment.".to_owned()),
+                fingerprint: None,
             },
             other => Self::internal(format!("Joining failed: {other}.")),
         }
@@ -545,6 +584,7 @@ impl UiError {
                 kind: ErrorKind::Refused,
                 message: format!("The server refused the name: {message}."),
                 hint: Some("Use a shorter name without control characters.".into()),
+                fingerprint: None,
             },
             ErrorCode::ShuttingDown => Self::new(
                 ErrorKind::Refused,
@@ -575,6 +615,7 @@ impl UiError {
                 kind: ErrorKind::Invitation,
                 message: format!("Your invite link is for another name: {message}."),
                 hint: Some("Join with the name the invitation was made for.".into()),
+                fingerprint: None,
             },
             ErrorCode::TokenInvalid => Self::new(
                 ErrorKind::Invitation,
@@ -590,6 +631,7 @@ impl UiError {
                 kind: ErrorKind::Refused,
                 message: format!("The server refused to join: {message}."),
                 hint: None,
+                fingerprint: None,
             },
         }
     }
@@ -720,6 +762,7 @@ mod tests {
             Level,
             TrackLevel,
             ChatView,
+            InviteView,
             ModerationView,
             RoomInfo,
             UiEvent,

@@ -73,7 +73,10 @@ pub async fn join(
             tracing::warn!("{e}");
         }
     }
-    state.join(&app, settings).await
+    let trusted = session::trust_store(&app, &state.launch)
+        .map(|store| store.trusted_for(&settings.server_url))
+        .unwrap_or_default();
+    state.join(&app, settings, trusted).await
 }
 
 #[tauri::command]
@@ -164,6 +167,29 @@ pub async fn end_meeting(state: State<'_, AppState>) -> Result<(), UiError> {
     state
         .room_call(|room| async move { room.end_meeting().await })
         .await
+}
+
+/// Moderators: an invite link to the room, valid for `ttl_secs` (60 s to 30 days), for a
+/// moderator too if `moderator`.
+#[tauri::command]
+pub async fn create_invite(
+    state: State<'_, AppState>,
+    ttl_secs: u64,
+    moderator: bool,
+) -> Result<crate::api::InviteView, UiError> {
+    state.create_invite(ttl_secs, moderator).await
+}
+
+/// Trusts the certificate with SHA-256 `fingerprint` for the server at `server_url` (after the
+/// person compared it with the one the server's operator gave them); the next join uses it.
+#[tauri::command]
+pub fn trust_certificate(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    server_url: String,
+    fingerprint: String,
+) -> Result<(), UiError> {
+    session::trust_store(&app, &state.launch)?.trust(&server_url, &fingerprint)
 }
 
 /// Opens a link from the chat in the system browser (or mail program). Only `http`, `https`

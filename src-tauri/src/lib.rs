@@ -9,7 +9,9 @@
 pub mod api;
 mod commands;
 pub mod frames;
+pub mod invite;
 pub mod session;
+pub mod trust;
 
 use std::sync::Arc;
 
@@ -57,6 +59,8 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
             commands::remove_peer,
             commands::lock_room,
             commands::end_meeting,
+            commands::create_invite,
+            commands::trust_certificate,
             commands::open_link,
         ])
         .run(tauri::generate_context!())?;

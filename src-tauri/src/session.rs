@@ -102,6 +102,9 @@ struct ActiveRoom {
     /// Devices in use, for reviving a stopped one.
     camera: Option<String>,
     microphone: Option<String>,
+    /// The address joined through and the room, for invite links.
+    server_url: String,
+    room: String,
 }
 
 impl ActiveRoom {
@@ -220,7 +223,14 @@ impl AppState {
     }
 
     /// Joins a room; events follow on `room`.
-    pub async fn join(&self, app: &AppHandle, settings: Settings) -> Result<Joined, UiError> {
+    /// Joins the room `settings` name, trusting the `trusted` certificate fingerprints for the
+    /// server besides the system's authorities.
+    pub async fn join(
+        &self,
+        app: &AppHandle,
+        settings: Settings,
+        trusted: Vec<String>,
+    ) -> Result<Joined, UiError> {
         let _serial = self.joining.try_lock().map_err(|_| busy())?;
         if self.room.lock().await.is_some() {
             return Err(UiError::new(
@@ -244,7 +254,8 @@ impl AppState {
             );
         options = options
             .with_audio_input(self.audio_input(settings.microphone.clone()))
-            .with_token(settings.token.clone());
+            .with_token(settings.token.clone())
+            .with_trusted_certificates(trusted);
         let url = settings.server_url.trim().to_owned();
         let (handle, events) =
             Room::join(&url, settings.room.trim(), settings.name.trim(), options)
@@ -268,6 +279,8 @@ impl AppState {
             mic_wanted: settings.mic_on,
             camera: settings.camera.clone(),
             microphone: settings.microphone.clone(),
+            server_url: url.clone(),
+            room: settings.room.trim().to_owned(),
         };
         let local = active.local();
         let joined = Joined {
@@ -396,10 +409,10 @@ impl AppState {
     }
 
     /// Runs `call` on the current room's handle (chat, hands, moderation).
-    pub async fn room_call<F, Fut>(&self, call: F) -> Result<(), UiError>
+    pub async fn room_call<F, Fut, T>(&self, call: F) -> Result<T, UiError>
     where
         F: FnOnce(Arc<RoomHandle>) -> Fut,
-        Fut: std::future::Future<Output = Result<(), RoomError>>,
+        Fut: std::future::Future<Output = Result<T, RoomError>>,
     {
         let handle = {
             let room = self.room.lock().await;
@@ -407,6 +420,24 @@ impl AppState {
             Arc::clone(&active.handle)
         };
         call(handle).await.map_err(|e| UiError::from_room(&e))
+    }
+
+    /// Moderators: an invite link to the room, valid for `ttl_secs`.
+    pub async fn create_invite(
+        &self,
+        ttl_secs: u64,
+        moderator: bool,
+    ) -> Result<crate::api::InviteView, UiError> {
+        let (server_url, room) = {
+            let active = self.room.lock().await;
+            let active = active.as_ref().ok_or_else(UiError::not_in_room)?;
+            (active.server_url.clone(), active.room.clone())
+        };
+        let ttl = std::time::Duration::from_secs(ttl_secs);
+        let invite = self
+            .room_call(|room| async move { room.create_invite(ttl, moderator).await })
+            .await?;
+        crate::invite::invite_view(&server_url, &room, invite)
     }
 
     /// A moderator turned our microphone or camera off: the room wants it off now too.
@@ -708,6 +739,14 @@ pub fn settings_path(app: &AppHandle, launch: &Launch) -> Result<PathBuf, UiErro
             .map_err(|e| UiError::internal(format!("no config directory: {e}")))?,
     };
     Ok(dir.join("settings.json"))
+}
+
+/// Certificates trusted by fingerprint, beside the settings.
+pub fn trust_store(app: &AppHandle, launch: &Launch) -> Result<crate::trust::TrustStore, UiError> {
+    let settings = settings_path(app, launch)?;
+    Ok(crate::trust::TrustStore::new(
+        settings.with_file_name("trusted-servers.json"),
+    ))
 }
 
 /// The saved settings, or defaults (a broken file is reported and replaced on the next save).

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 use videoroom_protocol::{
@@ -220,8 +221,20 @@ async fn record_track(
 impl TestPeer {
     /// Connects, joins `room`, publishes as `options` says, and keeps answering the server.
     pub async fn join(url: &str, room: &str, name: &str, options: PeerOptions) -> TestPeer {
+        Self::join_with(url, room, name, options, None).await
+    }
+
+    /// [`TestPeer::join`] with a TLS connector for a `wss://` URL (see
+    /// [`RawClient::connect_with`]).
+    pub async fn join_with(
+        url: &str,
+        room: &str,
+        name: &str,
+        options: PeerOptions,
+        tls: Option<Connector>,
+    ) -> TestPeer {
         let span = tracing::info_span!("test_peer", name);
-        let mut raw = RawClient::connect(url).await;
+        let mut raw = RawClient::connect_with(url, tls).await;
         let joined = raw.join(room, name).await;
         let ServerMessage::Joined { peer_id, .. } = &joined else {
             panic!("{name}: join refused: {joined:?}");

@@ -4,7 +4,7 @@ use crate::WAIT;
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use videoroom_protocol::{ClientMessage, PROTOCOL_VERSION, RoomName, ServerMessage};
 
 /// A WebSocket connection to the server.
@@ -16,7 +16,13 @@ pub struct RawClient {
 impl RawClient {
     /// Connects to `url`.
     pub async fn connect(url: &str) -> Self {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        Self::connect_with(url, None).await
+    }
+
+    /// Connects to `url` with a TLS connector for `wss://` (e.g. one trusting a test's own
+    /// certificate authority); `None` is [`RawClient::connect`].
+    pub async fn connect_with(url: &str, tls: Option<Connector>) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, tls)
             .await
             .expect("ws connects");
         Self { ws }

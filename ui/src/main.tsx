@@ -9,8 +9,9 @@ effect(() => {
   if (appInfo.value?.testHooks) installTestHooks();
 });
 
-// The webview never navigates: links (chat links) are opened by the backend in the system
-// browser by their own click handlers; this catches any other way a link could be followed.
+// The page never navigates away: links (chat links) are opened by their own click handlers
+// (the desktop's system browser, or a new browser tab); this catches any other way a link
+// could be followed.
 const stayHere = (e: Event) => {
   if (e.target instanceof Element && e.target.closest("a[href]")) e.preventDefault();
 };

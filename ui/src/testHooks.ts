@@ -1,7 +1,8 @@
 // `window.__vrTest` for end-to-end tests (only with AppInfo.testHooks; docs/desktop.md).
 
+import { backend } from "./backend";
 import type { ProbeResult } from "./render/messages";
-import { appInfo, frames, lobby, room } from "./state/store";
+import { appInfo, lobby, room } from "./state/store";
 import { SELF_TRACK, tilesOf } from "./state/room";
 
 export interface VrTest {
@@ -9,6 +10,8 @@ export interface VrTest {
   probe(name: string): Promise<ProbeResult>;
   /** The UI store, as plain JSON. */
   state(): unknown;
+  /** The media backend's statistics (browser: per received track; desktop: null). */
+  stats(): Promise<unknown>;
 }
 
 declare global {
@@ -26,19 +29,18 @@ function trackFor(name: string): string | null {
 
 export function installTestHooks(): void {
   window.__vrTest = {
-    async probe(name: string): Promise<ProbeResult> {
-      const client = frames();
+    probe(name: string): Promise<ProbeResult> {
       const track = trackFor(name);
-      const slot = client && track !== null ? client.slotOf(track) : null;
-      if (client === null || slot === null) throw new Error(`no video tile for "${name}"`);
-      const result = await client.probe(slot);
-      if (!result) throw new Error(`the tile of "${name}" went away`);
-      return result;
+      if (track === null) return Promise.reject(new Error(`no video tile for "${name}"`));
+      return backend().probe(track);
     },
     state() {
       return JSON.parse(
         JSON.stringify({ info: appInfo.value, room: room.value, lobby: lobby.value }),
       ) as unknown;
+    },
+    stats() {
+      return backend().mediaStats();
     },
   };
 }

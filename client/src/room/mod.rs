@@ -16,7 +16,7 @@
 
 mod social;
 
-pub use social::RoomInfo;
+pub use social::{Invite, RoomInfo};
 
 use crate::audio::{Mixer, Playout, RemoteAudio};
 use crate::media::devices::{CameraSource, DeviceError, MicrophoneSource, SpeakerSink};
@@ -182,6 +182,9 @@ pub struct JoinOptions {
     pub decode_video: bool,
     /// The invitation token ([`JoinOptions::with_token`]).
     pub token: Option<String>,
+    /// SHA-256 fingerprints (`AA:BB:…`) of certificates trusted for a `wss://` server whose
+    /// certificate no system authority signed ([`JoinOptions::with_trusted_certificates`]).
+    pub trusted_certificates: Vec<String>,
 }
 
 impl Default for JoinOptions {
@@ -197,11 +200,19 @@ impl Default for JoinOptions {
             reconnect_for: Some(Duration::from_secs(60)),
             decode_video: true,
             token: None,
+            trusted_certificates: Vec::new(),
         }
     }
 }
 
 impl JoinOptions {
+    /// Trusts these certificate fingerprints (`AA:BB:…`) besides the system's authorities: a
+    /// self-signed server the person accepted after comparing its fingerprint.
+    pub fn with_trusted_certificates(mut self, fingerprints: Vec<String>) -> Self {
+        self.trusted_certificates = fingerprints;
+        self
+    }
+
     /// Joins with an invitation token (servers running `--auth token` require one).
     pub fn with_token(mut self, token: Option<String>) -> Self {
         self.token = token.filter(|t| !t.trim().is_empty());
@@ -487,6 +498,7 @@ impl Room {
             udp_addrs: options.udp_addrs.clone(),
             resume_token: None,
             token: options.token.clone(),
+            trusted_certificates: options.trusted_certificates.clone(),
         };
         // Encoder settings are checked before connecting (a bad setting is a join error); devices
         // are opened once joined (a missing device is not: the room goes on without it).
@@ -609,6 +621,7 @@ impl Room {
                 session: None,
                 playout,
                 old_peer_ids: std::collections::HashSet::new(),
+                invites: std::collections::VecDeque::new(),
             };
             task.events.emit(RoomEvent::Joined {
                 peer_id: joined.peer_id.clone(),
@@ -688,6 +701,8 @@ struct Link {
     resume_token: Option<String>,
     /// The invitation, for servers that admit token holders only.
     token: Option<String>,
+    /// Certificate fingerprints trusted besides the system's authorities.
+    trusted_certificates: Vec<String>,
 }
 
 /// The server's `joined`.
@@ -728,9 +743,10 @@ struct Session {
 impl Session {
     /// Connects, joins and builds the PeerConnection.
     async fn connect(link: &Link) -> Result<(Session, Joined), JoinError> {
-        let mut signaling = Signaling::connect(&link.url, link.connect_timeout)
-            .await
-            .map_err(JoinError::Unreachable)?;
+        let mut signaling =
+            Signaling::connect(&link.url, link.connect_timeout, &link.trusted_certificates)
+                .await
+                .map_err(JoinError::Unreachable)?;
         signaling
             .send(&ClientMessage::Join {
                 protocol_version: PROTOCOL_VERSION,
@@ -1122,6 +1138,12 @@ enum Command {
     Leave(oneshot::Sender<()>),
     /// Chat, a hand, or a moderator's action: sent as is on the current session.
     Send(ClientMessage, oneshot::Sender<Result<(), RoomError>>),
+    /// A moderator's `create_invite`; answered when `invite_created` (or a refusal) arrives.
+    CreateInvite(
+        u64,
+        bool,
+        oneshot::Sender<Result<social::Invite, RoomError>>,
+    ),
     SetEnabled(MediaKind, bool, oneshot::Sender<Result<(), RoomError>>),
     SwitchVideo(VideoInput, oneshot::Sender<Result<(), RoomError>>),
     SwitchAudio(AudioInput, oneshot::Sender<Result<(), RoomError>>),
@@ -1312,6 +1334,9 @@ struct RoomTask {
     /// Our ids in earlier sessions: the server may still list that ghost of ours for a while
     /// after a reconnection (until it notices the old socket or ICE is gone); it is not a peer.
     old_peer_ids: std::collections::HashSet<PeerId>,
+    /// `create_invite`s sent on the current session, oldest first, waiting for their answer
+    /// (dropped with the session: the caller hears the connection was lost).
+    invites: std::collections::VecDeque<oneshot::Sender<Result<social::Invite, RoomError>>>,
 }
 
 /// How a session ended.
@@ -1355,6 +1380,7 @@ impl RoomTask {
                 SessionEnd::Lost(reason) => reason,
             };
             tracing::warn!(reason, "session lost");
+            self.invites.clear();
             if let Some(session) = self.session.take() {
                 session.close(false).await;
             }
@@ -1699,6 +1725,18 @@ impl RoomTask {
             Command::Send(message, reply) => {
                 let _ = reply.send(self.send_now(message).await);
             }
+            Command::CreateInvite(ttl_secs, moderator, reply) => {
+                let message = ClientMessage::CreateInvite {
+                    ttl_secs,
+                    moderator,
+                };
+                match self.send_now(message).await {
+                    Ok(()) => self.invites.push_back(reply),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
             Command::SetEnabled(kind, enabled, reply) => {
                 let _ = reply.send(self.set_enabled(kind, enabled).await);
             }
@@ -2003,6 +2041,35 @@ impl RoomTask {
                     } else {
                         RoomEvent::TrackUnmuted { track_id }
                     });
+                }
+            }
+            ServerMessage::InviteCreated {
+                token,
+                url,
+                expires_at,
+            } => {
+                if let Some(reply) = self.invites.pop_front() {
+                    let _ = reply.send(Ok(social::Invite {
+                        token,
+                        url,
+                        expires_at,
+                    }));
+                }
+            }
+            // A refusal of a `create_invite` in flight answers it (the server handles a
+            // session's messages in order, so it is the oldest one's).
+            ServerMessage::Error { code, message }
+                if !self.invites.is_empty()
+                    && matches!(
+                        code,
+                        ErrorCode::NotModerator
+                            | ErrorCode::InvalidMessage
+                            | ErrorCode::RateLimited
+                            | ErrorCode::Internal
+                    ) =>
+            {
+                if let Some(reply) = self.invites.pop_front() {
+                    let _ = reply.send(Err(RoomError::Server { code, message }));
                 }
             }
             ServerMessage::Error { code, message } => {

@@ -18,6 +18,21 @@ pub struct RoomInfo {
     pub chat_history: Vec<ChatMessage>,
 }
 
+/// An invitation to the room (`create_invite`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Invite {
+    /// The signed token (servers with `--auth token`); none in an open room.
+    pub token: Option<String>,
+    /// The ready link, when the server knows its public address.
+    pub url: Option<String>,
+    /// When the token expires (seconds since the Unix epoch).
+    pub expires_at: Option<u64>,
+}
+
+/// Longest wait for the server's answer to `create_invite`.
+const INVITE_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl RoomHandle {
     async fn send_message(&self, message: ClientMessage) -> Result<(), RoomError> {
         self.call(|tx| Command::Send(message, tx)).await?
@@ -68,6 +83,30 @@ impl RoomHandle {
     /// Moderators: ends the meeting for everyone.
     pub async fn end_meeting(&self) -> Result<(), RoomError> {
         self.send_message(ClientMessage::EndMeeting).await
+    }
+
+    /// Moderators: an invitation to the room valid for `ttl` (60 s to 30 days), making its
+    /// holder a moderator too if `moderator`. Refusals (`not_moderator`, `rate_limited`, …) come
+    /// back as [`RoomError::Server`].
+    pub async fn create_invite(
+        &self,
+        ttl: std::time::Duration,
+        moderator: bool,
+    ) -> Result<Invite, RoomError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commands
+            .send(Command::CreateInvite(ttl.as_secs(), moderator, tx))
+            .await
+            .map_err(|_| RoomError::Closed)?;
+        match tokio::time::timeout(INVITE_ANSWER_WITHIN, rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(RoomError::Signaling(
+                "the connection to the server was lost; try again in a moment".into(),
+            )),
+            Err(_) => Err(RoomError::Signaling(
+                "the server did not answer; try again in a moment".into(),
+            )),
+        }
     }
 }
 

@@ -6,7 +6,10 @@
 //! and changes nothing.
 
 use super::{Departure, Room};
+use crate::auth::{Claims, unix_now};
 use crate::chat::unix_ms;
+use crate::config::AuthMode;
+use crate::invite::invite_link;
 use crate::peer::EndpointCommand;
 use tracing::info;
 use videoroom_protocol::{
@@ -43,6 +46,13 @@ pub enum PeerAction {
     Lock(bool),
     /// A moderator ends the meeting.
     EndMeeting,
+    /// A moderator asks for an invitation to the room.
+    CreateInvite {
+        /// How long it is valid (checked by the session: 60 s to 30 days).
+        ttl: std::time::Duration,
+        /// Whether its holder moderates too.
+        moderator: bool,
+    },
 }
 
 impl Room {
@@ -67,6 +77,9 @@ impl Room {
             PeerAction::EndMeeting => {
                 self.end_meeting(peer_id);
                 Ok(())
+            }
+            PeerAction::CreateInvite { ttl, moderator } => {
+                self.create_invite(peer_id, ttl, moderator)
             }
         };
         if let Err((code, message)) = result {
@@ -262,6 +275,46 @@ impl Room {
                 by: Some(by.clone()),
             },
         );
+    }
+
+    /// Signs an invitation to this room (token auth; an open room's invitation is its address)
+    /// and answers the moderator alone. Rate limited like chat: tokens are cheap to make.
+    fn create_invite(
+        &mut self,
+        by: &PeerId,
+        ttl: std::time::Duration,
+        moderator: bool,
+    ) -> Result<(), (ErrorCode, String)> {
+        self.within_limit(by)?;
+        let config = &self.shared.config;
+        let room = self.handle.name.as_str();
+        let base = config.public_url.as_deref();
+        let message = match (&self.shared.authority, config.auth) {
+            (Some(authority), AuthMode::Token) => {
+                let mut claims = Claims::new(room, unix_now(), ttl);
+                claims.grants.moderator = moderator;
+                let token = authority.issue(&claims).map_err(|e| {
+                    tracing::error!("cannot sign an invitation: {e}");
+                    (
+                        ErrorCode::Internal,
+                        "the server could not sign the invitation".to_owned(),
+                    )
+                })?;
+                ServerMessage::InviteCreated {
+                    url: base.and_then(|b| invite_link(b, room, Some(&token))),
+                    expires_at: Some(claims.exp),
+                    token: Some(token),
+                }
+            }
+            _ => ServerMessage::InviteCreated {
+                url: base.and_then(|b| invite_link(b, room, None)),
+                token: None,
+                expires_at: None,
+            },
+        };
+        info!(moderator_invite = moderator, ttl_secs = ttl.as_secs(), by = %by, "invitation created");
+        self.send_to(by, message);
+        Ok(())
     }
 
     fn end_meeting(&mut self, by: &PeerId) {

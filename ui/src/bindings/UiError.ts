@@ -16,4 +16,8 @@ message: string,
 /**
  * What to do about it.
  */
-hint: string | null, };
+hint: string | null, 
+/**
+ * With [`ErrorKind::UntrustedCertificate`]: the certificate's SHA-256 fingerprint.
+ */
+fingerprint?: string, };

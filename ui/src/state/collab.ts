@@ -3,11 +3,12 @@
 // (room.ts); everything here dispatches into it.
 
 import { computed, effect, signal } from "@preact/signals";
-import { api } from "../api";
+import { backend } from "../backend";
 import type { ModerationView } from "../bindings/ModerationView";
 import { chatItems } from "./chat";
 import { parseChatInput, type ChatCommand, type CommandContext } from "./chatCommands";
 import { describeError, toUiError } from "./errors";
+import { INVITE_TTLS, roomLink } from "./invite";
 import { effectiveRecipient, recipientsOf } from "./people";
 import { chatVisible, type ChatStatus, type PanelTab, type RoomState } from "./room";
 import { dispatch, lobby, room } from "./store";
@@ -19,7 +20,10 @@ export const chatTo = signal<string | null>(null);
 /** Bumped to ask the chat input to take the focus. */
 export const chatFocusRequest = signal(0);
 /** Requests in flight (the controls wait for the backend). */
-export const collabPending = signal({ chat: false, hand: false, lock: false, end: false });
+export const collabPending = signal({ chat: false, hand: false, lock: false, end: false, invite: false });
+
+/** The last invite link made in this room (shown under the button, to read or select). */
+export const lastInvite = signal<{ link: string; until: number | null } | null>(null);
 
 // Parts of the room state, as signals that change only when that part does: the chat does
 // not re-render with every `levels` event (five a second).
@@ -54,6 +58,7 @@ effect(() => {
   chatDraft.value = "";
   chatTo.value = null;
   lastSent = "";
+  lastInvite.value = null;
 });
 
 // --- side panel ---------------------------------------------------------------------------
@@ -120,17 +125,17 @@ function statusOf(e: unknown): ChatStatus {
 function run(command: ChatCommand): Promise<void> {
   switch (command.kind) {
     case "send":
-      return api.sendChat(command.text, command.to);
+      return backend().sendChat(command.text, command.to);
     case "hand":
-      return api.raiseHand(command.raised);
+      return backend().raiseHand(command.raised);
     case "moderate":
-      return api.moderate(command.peerId, command.action);
+      return backend().moderate(command.peerId, command.action);
     case "remove":
-      return api.removePeer(command.peerId, command.reason);
+      return backend().removePeer(command.peerId, command.reason);
     case "lock":
-      return api.lockRoom(command.locked);
+      return backend().lockRoom(command.locked);
     case "end":
-      return api.endMeeting();
+      return backend().endMeeting();
     default:
       return Promise.resolve();
   }
@@ -185,7 +190,7 @@ export async function toggleHand(): Promise<void> {
   if (collabPending.value.hand) return;
   setPending("hand", true);
   try {
-    await api.raiseHand(room.value.handRaisedAt === null);
+    await backend().raiseHand(room.value.handRaisedAt === null);
   } catch (e) {
     report(e);
   } finally {
@@ -194,18 +199,18 @@ export async function toggleHand(): Promise<void> {
 }
 
 export function moderatePeer(peerId: string, action: ModerationView): Promise<void> {
-  return api.moderate(peerId, action).catch(report);
+  return backend().moderate(peerId, action).catch(report);
 }
 
 export function removePeer(peerId: string, reason: string | null): Promise<void> {
-  return api.removePeer(peerId, reason).catch(report);
+  return backend().removePeer(peerId, reason).catch(report);
 }
 
 export async function setRoomLocked(locked: boolean): Promise<void> {
   if (collabPending.value.lock) return;
   setPending("lock", true);
   try {
-    await api.lockRoom(locked);
+    await backend().lockRoom(locked);
   } catch (e) {
     report(e);
   } finally {
@@ -217,7 +222,7 @@ export async function endMeeting(): Promise<void> {
   if (collabPending.value.end) return;
   setPending("end", true);
   try {
-    await api.endMeeting();
+    await backend().endMeeting();
   } catch (e) {
     report(e);
   } finally {
@@ -225,7 +230,80 @@ export async function endMeeting(): Promise<void> {
   }
 }
 
-/** Opens a chat link in the system browser. */
+/** Opens a chat link outside the app (the system browser, or a new browser tab). */
 export function openLink(url: string): void {
-  api.openLink(url).catch(report);
+  backend().openLink(url).catch(report);
+}
+
+// --- links to the room ----------------------------------------------------------------------
+
+/** Puts `text` on the clipboard (the Clipboard API, else the older copy command). */
+async function copyText(text: string): Promise<void> {
+  try {
+    await navigator.clipboard.writeText(text);
+    return;
+  } catch {
+    // No Clipboard API here (or not allowed): the copy command below.
+  }
+  const area = document.createElement("textarea");
+  area.value = text;
+  area.setAttribute("readonly", "");
+  area.style.position = "fixed";
+  area.style.opacity = "0";
+  document.body.appendChild(area);
+  area.select();
+  const ok = document.execCommand("copy");
+  area.remove();
+  if (!ok) throw new Error("copy refused");
+}
+
+async function copyLink(link: string, done: string): Promise<void> {
+  try {
+    await copyText(link);
+    dispatch({ type: "ui/toast", kind: "link", text: done });
+  } catch {
+    report({
+      kind: "internal",
+      message: "The link could not be copied to the clipboard.",
+      hint: `Copy it from here: ${link}`,
+    });
+  }
+}
+
+/** The link to this room without an invitation (for rooms anyone may join). */
+export function plainRoomLink(): string | null {
+  const { serverUrl, room: name } = lobby.value.values;
+  return roomLink(serverUrl, name);
+}
+
+/** Copies the room's plain link. */
+export function copyRoomLink(): Promise<void> {
+  const link = plainRoomLink();
+  if (link === null) {
+    report({ kind: "internal", message: "This room has no link.", hint: "Its server address is not a ws:// or wss:// address." });
+    return Promise.resolve();
+  }
+  return copyLink(link, "Room link copied");
+}
+
+/**
+ * Moderators: has the server sign an invitation valid `ttlSecs` (with the moderator grant or
+ * not) and copies its link.
+ */
+export async function copyInvite(ttlSecs: number, moderator: boolean): Promise<void> {
+  if (collabPending.value.invite) return;
+  setPending("invite", true);
+  try {
+    const invite = await backend().createInvite(ttlSecs, moderator);
+    const { serverUrl, room: name } = lobby.value.values;
+    const link = invite.url ?? roomLink(serverUrl, name, invite.token);
+    if (link === null) throw new Error("the server's address is not a ws:// or wss:// address");
+    lastInvite.value = { link, until: invite.expiresAt };
+    const valid = INVITE_TTLS.find((t) => t.secs === ttlSecs)?.label ?? `${Math.round(ttlSecs / 3600)} hours`;
+    await copyLink(link, `Invite link copied: valid for ${valid}${moderator ? ", as a moderator" : ""}`);
+  } catch (e) {
+    report(e);
+  } finally {
+    setPending("invite", false);
+  }
 }

@@ -23,6 +23,25 @@ describe("describeError", () => {
   });
 });
 
+describe("an untrusted certificate", () => {
+  const fingerprint = Array.from({ length: 32 }, () => "AB").join(":");
+
+  it("keeps the fingerprint from the backend's error to what the lobby shows", () => {
+    const raw = JSON.parse(
+      `{"kind":"untrusted_certificate","message":"The certificate of wss://10.0.0.5:8443/ws is not signed by an authority this computer trusts.","hint":null,"fingerprint":"${fingerprint}"}`,
+    );
+    const view = describeError(toUiError(raw), { serverUrl: "wss://10.0.0.5:8443/ws" });
+    expect(view.kind).toBe("untrusted_certificate");
+    expect(view.fingerprint).toBe(fingerprint);
+    expect(view.hint).toMatch(/compare its fingerprint/i);
+  });
+
+  it("has no fingerprint to trust when the backend sent none or garbage", () => {
+    expect(toUiError({ kind: "untrusted_certificate", message: "x", hint: null, fingerprint: 42 }).fingerprint).toBeUndefined();
+    expect(describeError({ kind: "unreachable", message: "x", hint: null }).fingerprint).toBeUndefined();
+  });
+});
+
 describe("describeError for the ways a moderator ends the room", () => {
   it("keeps the moderator's reason under a heading", () => {
     const e = { kind: "removed" as const, message: "Grace removed you: please join the other room", hint: null };
@@ -112,6 +131,19 @@ describe("lobby values", () => {
       camera: "cam1",
       microphone: null,
       speaker: null,
+    });
+  });
+
+  it("keeps remembered devices while a browser lists them without ids", () => {
+    const devices = {
+      cameras: [{ id: "", name: "Camera 1" }],
+      microphones: [],
+      speakers: [],
+      fake: false,
+    };
+    expect(reconcileDevices({ ...ok, camera: "cam1", microphone: "mic9" }, devices)).toMatchObject({
+      camera: "cam1",
+      microphone: null,
     });
   });
 });

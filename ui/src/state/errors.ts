@@ -10,6 +10,9 @@ export interface ErrorView {
   title?: string;
   message: string;
   hint: string;
+  /** `untrusted_certificate`: the server certificate's SHA-256 fingerprint, for the person to
+   * compare with the one its operator gave them before trusting it. */
+  fingerprint?: string;
 }
 
 /** Every kind, so that a kind added to the Rust enum fails the typecheck until it is listed. */
@@ -26,6 +29,7 @@ const KNOWN_KINDS: Record<ErrorKind, true> = {
   removed: true,
   meeting_ended: true,
   rejected: true,
+  untrusted_certificate: true,
   internal: true,
 };
 const KINDS = Object.keys(KNOWN_KINDS) as readonly ErrorKind[];
@@ -33,11 +37,17 @@ const KINDS = Object.keys(KNOWN_KINDS) as readonly ErrorKind[];
 /** Normalizes whatever a command rejected with (normally a `UiError`) into a `UiError`. */
 export function toUiError(e: unknown): UiError {
   if (typeof e === "object" && e !== null && "kind" in e && "message" in e) {
-    const { kind, message, hint } = e as { kind: unknown; message: unknown; hint?: unknown };
+    const { kind, message, hint, fingerprint } = e as {
+      kind: unknown;
+      message: unknown;
+      hint?: unknown;
+      fingerprint?: unknown;
+    };
     return {
       kind: KINDS.includes(kind as ErrorKind) ? (kind as ErrorKind) : "internal",
       message: typeof message === "string" ? message : String(message),
       hint: typeof hint === "string" ? hint : "",
+      ...(typeof fingerprint === "string" && { fingerprint }),
     };
   }
   if (typeof e === "string") return { kind: "internal", message: e, hint: "" };
@@ -105,6 +115,11 @@ function fallback(kind: ErrorKind, serverUrl: string): { message: string; hint: 
         message: "The server refused that.",
         hint: "Wait a moment and try again.",
       };
+    case "untrusted_certificate":
+      return {
+        message: `The certificate of ${serverUrl || "the server"} is not signed by an authority this computer trusts.`,
+        hint: "Compare its fingerprint with the one the server's operator gave you, and trust it only if they match.",
+      };
     case "internal":
       return {
         message: "Something went wrong inside the app.",
@@ -135,6 +150,7 @@ export function describeError(error: UiError, context: { serverUrl?: string } = 
     message: error.message.trim() || defaults.message,
     // `?? ""`: the backend may send no hint (null).
     hint: (error.hint ?? "").trim() || defaults.hint,
+    ...(error.fingerprint !== undefined && { fingerprint: error.fingerprint }),
   };
 }
 
@@ -142,10 +158,3 @@ export function describeError(error: UiError, context: { serverUrl?: string } = 
 export function invalid(message: string, hint: string): ErrorView {
   return { kind: "invalid", message, hint };
 }
-
-/** Shown when the page runs without the Tauri backend (e.g. the Vite dev server in a browser). */
-export const NO_BACKEND: ErrorView = {
-  kind: "internal",
-  message: "This window is not connected to the Videoroom app.",
-  hint: "Start it with `cargo tauri dev` (or the installed app), not in a web browser.",
-};

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { INCOMPLETE_INVITE, editServerOrRoom, parseInvite, sameServer } from "./invite";
+import { INCOMPLETE_INVITE, editServerOrRoom, parseInvite, roomLink, sameServer, webBase } from "./invite";
 import { defaultSettings } from "./lobby";
 
 // Three base64url segments, as `videoroom-server token` prints them.
@@ -157,5 +157,26 @@ describe("typing a link", () => {
     const left = editServerOrRoom(typed.values, "serverUrl", link);
     expect(left.values.serverUrl).toBe("wss://meet.example.org/ws");
     expect(left.values.token).toBe("aaa.bbb.c");
+  });
+});
+
+describe("links to a room", () => {
+  it("the web address of a server, from its socket", () => {
+    expect(webBase("ws://127.0.0.1:8080/ws")).toBe("http://127.0.0.1:8080");
+    expect(webBase("wss://meet.example.org/video/ws")).toBe("https://meet.example.org/video");
+    expect(webBase("https://meet.example.org/ws")).toBeNull();
+    expect(webBase("not a url")).toBeNull();
+  });
+
+  it("a room's link, with an invitation in the fragment", () => {
+    expect(roomLink("ws://127.0.0.1:8080/ws", "Team sync")).toBe("http://127.0.0.1:8080/r/Team%20sync");
+    expect(roomLink("wss://meet.example.org/ws", "board", "a.b.c")).toBe("https://meet.example.org/r/board#token=a.b.c");
+    expect(roomLink("wss://meet.example.org/ws", "  ")).toBeNull();
+    // What the lobby reads back from it.
+    const parsed = parseInvite(roomLink("wss://meet.example.org/ws", "Team sync", "aa.bb.cc")!);
+    expect(parsed).toEqual({
+      kind: "invite",
+      invite: { serverUrl: "wss://meet.example.org/ws", room: "Team sync", token: "aa.bb.cc" },
+    });
   });
 });

@@ -26,7 +26,7 @@ export type InviteParse =
   | { kind: "none" };
 
 /** A JWT: three base64url segments (header, claims, signature), without padding. */
-const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+export const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 /** Everything before `/r/ROOM` (a base path, if the server lives under one), and ROOM. */
 const ROOM_PATH = /^(.*)\/r\/([^/]+)\/?$/;
@@ -100,3 +100,38 @@ export function editServerOrRoom(
   if (field === "serverUrl" && !sameServer(values.serverUrl, text)) next.token = null;
   return { values: next, error: parsed.kind === "incomplete" ? INCOMPLETE_INVITE : null };
 }
+
+/**
+ * The web address of a server, from its signaling socket: `ws://HOST[:PORT][/PREFIX]/ws` →
+ * `http://HOST[:PORT][/PREFIX]` (`wss` → `https`). Null for something else.
+ */
+export function webBase(serverUrl: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(serverUrl.trim());
+  } catch {
+    return null;
+  }
+  const scheme = url.protocol === "wss:" ? "https:" : url.protocol === "ws:" ? "http:" : null;
+  if (scheme === null || !url.host) return null;
+  const prefix = url.pathname.replace(/\/+$/, "").replace(/\/ws$/, "");
+  return `${scheme}//${url.host}${prefix}`;
+}
+
+/**
+ * A link to `room` on the server of `serverUrl`: `<base>/r/<room>`, with `#token=<token>` for
+ * an invitation (in the fragment, which browsers never send to a server or a referrer).
+ */
+export function roomLink(serverUrl: string, room: string, token: string | null = null): string | null {
+  const base = webBase(serverUrl);
+  const name = room.trim();
+  if (base === null || !name) return null;
+  return `${base}/r/${encodeURIComponent(name)}${token ? `#token=${token}` : ""}`;
+}
+
+/** How long an invitation made in the room may be valid: the choices offered. */
+export const INVITE_TTLS: readonly { secs: number; label: string }[] = [
+  { secs: 3600, label: "1 hour" },
+  { secs: 86_400, label: "1 day" },
+  { secs: 7 * 86_400, label: "7 days" },
+];

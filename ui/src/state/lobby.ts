@@ -54,10 +54,14 @@ export function cleanSettings(values: Settings): Settings {
   };
 }
 
-/** Remembered device ids that are no longer present fall back to the default (null). */
+/**
+ * Remembered device ids that are no longer present fall back to the default (null). A list
+ * with devices but no ids (a browser before the page may use them) cannot tell: the
+ * remembered id stays.
+ */
 export function reconcileDevices(values: Settings, devices: Devices): Settings {
   const keep = (id: string | null, list: DeviceInfo[]) =>
-    id !== null && list.some((d) => d.id === id) ? id : null;
+    id !== null && list.some((d) => d.id === id || d.id === "") ? id : null;
   return {
     ...values,
     camera: keep(values.camera, devices.cameras),

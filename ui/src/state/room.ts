@@ -109,7 +109,9 @@ export type UiAction =
   /** Open or close the side panel, or switch its tab. */
   | { type: "ui/panel"; open?: boolean; tab?: PanelTab }
   | { type: "ui/chat-status"; status: ChatStatus | null }
-  | { type: "ui/dismiss-toast"; id: number };
+  | { type: "ui/dismiss-toast"; id: number }
+  /** Something the person did worked (a link was copied). */
+  | { type: "ui/toast"; kind: ToastKind; text: string };
 
 export type RoomAction = UiEvent | UiAction;
 
@@ -266,6 +268,8 @@ export function applyEvent(state: RoomState, action: RoomAction): RoomState {
       return state.chatStatus === action.status ? state : { ...state, chatStatus: action.status };
     case "ui/dismiss-toast":
       return { ...state, toasts: state.toasts.filter((t) => t.id !== action.id) };
+    case "ui/toast":
+      return toast(state, action.kind, action.text);
   }
 }
 

@@ -2,14 +2,13 @@
 // talk to the backend. Button states always come from what the backend returns or emits.
 
 import { signal } from "@preact/signals";
-import { api, hasBackend, onRoomEvent } from "../api";
+import { backend, loadBackend } from "../backend";
 import type { AppInfo } from "../bindings/AppInfo";
 import type { Joined } from "../bindings/Joined";
 import type { LocalState } from "../bindings/LocalState";
 import type { Settings } from "../bindings/Settings";
-import { FrameClient } from "../render/client";
 import { choiceOf, chooseDevice, withDevices, type DeviceChoice, type DeviceKind } from "./devices";
-import { NO_BACKEND, describeError, toUiError, type ErrorView } from "./errors";
+import { describeError, toUiError, type ErrorView } from "./errors";
 import {
   cleanSettings,
   defaultSettings,
@@ -23,7 +22,7 @@ import { applyEvent, initialRoomState, type RoomAction, type RoomState } from ".
 const SAVE_DEBOUNCE_MS = 500;
 
 export const appInfo = signal<AppInfo | null>(null);
-/** Set when the app cannot work at all (no backend, startup failed). */
+/** Set when the app cannot work at all (startup failed). */
 export const fatal = signal<ErrorView | null>(null);
 export const room = signal<RoomState>(initialRoomState());
 export const lobby = signal<LobbyState>({
@@ -37,36 +36,24 @@ export const pending = signal({ mic: false, camera: false, leave: false });
 /** The devices a `select_devices` in flight asks for (the room's device selects show them). */
 export const switchingDevices = signal<DeviceChoice | null>(null);
 
-let frameClient: FrameClient | null = null;
-
-/** The render client, once the app has started. */
-export function frames(): FrameClient | null {
-  return frameClient;
-}
-
 export function dispatch(action: RoomAction): void {
   const next = applyEvent(room.value, action);
   if (next !== room.value) room.value = next;
 }
 
-/** Starts the app: events, app info, remembered settings, devices, the frame socket. */
+/**
+ * Starts the app: the media backend (the desktop's or the browser's), its events, app info,
+ * remembered settings, devices.
+ */
 export async function start(): Promise<void> {
-  if (!hasBackend()) {
-    fatal.value = NO_BACKEND;
-    return;
-  }
   try {
-    await onRoomEvent(dispatch);
-    const [info, settings, endpoint] = await Promise.all([
-      api.appInfo(),
-      api.getSettings(),
-      api.frameEndpoint(),
-    ]);
-    frameClient = new FrameClient({ bench: info.bench, readback: endpoint.testHooks || info.testHooks });
-    frameClient.connect(endpoint.url);
+    const b = await loadBackend();
+    const { info, settings, lobbyError } = await b.start(dispatch);
     room.value = initialRoomState({ cameraOn: settings.cameraOn, micOn: settings.micOn });
-    lobby.value = { ...lobby.value, values: settings };
+    lobby.value = { ...lobby.value, values: settings, error: lobbyError ?? null };
     appInfo.value = info;
+    // Devices plugged in, or (in a browser) named once the page may use them.
+    b.onDevicesChanged(() => void refreshDevices());
   } catch (e) {
     fatal.value = describeError(toUiError(e));
     return;
@@ -79,7 +66,7 @@ export async function start(): Promise<void> {
 
 async function loadDevices(): Promise<void> {
   try {
-    const devices = await api.listDevices();
+    const devices = await backend().listDevices();
     const current = lobby.value;
     lobby.value = { ...current, devices, values: reconcileDevices(current.values, devices) };
     // A remembered camera may be gone, or there may be none at all.
@@ -137,7 +124,7 @@ export function clearInvitation(): void {
 function saveSettingsNow(): void {
   if (saveTimer !== null) clearTimeout(saveTimer);
   saveTimer = null;
-  api.saveSettings(cleanSettings(lobby.value.values)).catch((e: unknown) => {
+  backend().saveSettings(cleanSettings(lobby.value.values)).catch((e: unknown) => {
     console.warn("could not save settings", e);
   });
 }
@@ -158,11 +145,11 @@ export function syncPreview(): void {
     const want = room.value.view === "lobby" && !joining && values.cameraOn;
     try {
       if (want && previewCamera !== values.camera) {
-        await api.startPreview(values.camera);
+        await backend().startPreview(values.camera);
         previewCamera = values.camera;
       } else if (!want && previewCamera !== undefined) {
         previewCamera = undefined;
-        await api.stopPreview();
+        await backend().stopPreview();
       }
     } catch (e) {
       previewCamera = undefined;
@@ -191,7 +178,7 @@ export async function join(): Promise<void> {
   await previewChain;
   previewCamera = undefined;
   try {
-    const joined = await api.join(settings);
+    const joined = await backend().join(settings);
     dispatch({ type: "ui/join-result", joined, local: joinedLocal(joined, settings) });
     lobby.value = { ...lobby.value, joining: false };
   } catch (e) {
@@ -202,6 +189,23 @@ export async function join(): Promise<void> {
     };
     syncPreview();
   }
+}
+
+/**
+ * The person compared the fingerprint shown with the one the server's operator gave them and
+ * trusts it: the app remembers it for this server, and joins again.
+ */
+export async function trustCertificateAndJoin(): Promise<void> {
+  const { error, values, joining } = lobby.value;
+  if (joining || error?.kind !== "untrusted_certificate" || !error.fingerprint) return;
+  try {
+    await backend().trustCertificate(values.serverUrl.trim(), error.fingerprint);
+  } catch (e) {
+    setLobbyError(describeError(toUiError(e), { serverUrl: values.serverUrl }));
+    return;
+  }
+  lobby.value = { ...lobby.value, error: null };
+  await join();
 }
 
 /**
@@ -229,7 +233,7 @@ export async function leave(): Promise<void> {
   pending.value = { ...pending.value, leave: true };
   dispatch({ type: "ui/leave-requested" });
   try {
-    await api.leave();
+    await backend().leave();
   } catch (e) {
     const error = toUiError(e);
     // Not in a room any more is what we wanted.
@@ -254,11 +258,11 @@ async function setDevice(which: "mic" | "camera", call: () => Promise<LocalState
 }
 
 export function toggleMic(): Promise<void> {
-  return setDevice("mic", () => api.setMicrophone(!room.value.local.micOn));
+  return setDevice("mic", () => backend().setMicrophone(!room.value.local.micOn));
 }
 
 export function toggleCamera(): Promise<void> {
-  return setDevice("camera", () => api.setCamera(!room.value.local.cameraOn));
+  return setDevice("camera", () => backend().setCamera(!room.value.local.cameraOn));
 }
 
 let listSeq = 0;
@@ -267,7 +271,7 @@ let listSeq = 0;
 export async function refreshDevices(): Promise<void> {
   const seq = ++listSeq;
   try {
-    const devices = await api.listDevices();
+    const devices = await backend().listDevices();
     // The devices in use stay as they are, listed or not (the selects show missing ones).
     if (seq === listSeq) lobby.value = { ...lobby.value, devices };
   } catch (e) {
@@ -285,7 +289,7 @@ export async function switchDevice(kind: DeviceKind, id: string | null): Promise
   if (next === null) return;
   switchingDevices.value = next;
   try {
-    const local = await api.selectDevices(next.camera, next.microphone, next.speaker);
+    const local = await backend().selectDevices(next.camera, next.microphone, next.speaker);
     // Out of the room the backend only answers with a default state: nothing to apply.
     if (room.value.view === "room") dispatch({ type: "local", ...local });
     lobby.value = { ...lobby.value, values: withDevices(lobby.value.values, next) };

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { applyEvent, initialRoomState } from "./room";
 import {
   MAX_TOASTS,
   lockText,
@@ -43,5 +44,12 @@ describe("texts", () => {
     const long = privateMessageText("Ada", "x".repeat(200));
     expect(long.endsWith("…")).toBe(true);
     expect(long.length).toBeLessThan(100);
+  });
+});
+
+describe("the UI's own toasts", () => {
+  it("a copied link is a toast of its own kind", () => {
+    const s = applyEvent(initialRoomState(), { type: "ui/toast", kind: "link", text: "Room link copied" });
+    expect(s.toasts).toEqual([{ id: 1, kind: "link", text: "Room link copied", peerId: null }]);
   });
 });

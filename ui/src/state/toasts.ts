@@ -10,7 +10,7 @@ const QUOTE_CHARS = 80;
 /** Who did it, when the moderator's name is not known. */
 export const SOMEONE = "A moderator";
 
-export type ToastKind = "hand" | "moderated" | "lock" | "moderator" | "message";
+export type ToastKind = "hand" | "moderated" | "lock" | "moderator" | "message" | "link";
 
 export interface Toast {
   id: number;

@@ -1,5 +1,6 @@
 import type { JSX } from "preact";
 import { useEffect, useState } from "preact/hooks";
+import { backend } from "../backend";
 import type { Settings } from "../bindings/Settings";
 import { SELF_TRACK, initials } from "../state/room";
 import {
@@ -11,6 +12,7 @@ import {
   lobbyMessage,
   pasteIntoLobby,
   syncPreview,
+  trustCertificateAndJoin,
   updateLobby,
 } from "../state/store";
 import { DeviceSelect } from "./DeviceSelect";
@@ -42,6 +44,8 @@ export function Lobby() {
     e.preventDefault();
     void join();
   };
+  // In a browser the server is the page's own: no field for it.
+  const serverField = !backend().fixedServer;
   const hasCamera = devices === null || devices.cameras.length > 0;
   const hasMicrophone = devices === null || devices.microphones.length > 0;
 
@@ -54,20 +58,22 @@ export function Lobby() {
             Videoroom
             {(info?.fakeMedia || devices?.fake) && <span class="badge">synthetic media</span>}
           </h1>
-          <label class="field">
-            <span>Server</span>
-            <input
-              data-testid="server-url"
-              type="text"
-              inputMode="url"
-              spellcheck={false}
-              autoComplete="off"
-              placeholder="ws://127.0.0.1:8080/ws"
-              value={values.serverUrl}
-              {...linkField("serverUrl")}
-              disabled={joining}
-            />
-          </label>
+          {serverField && (
+            <label class="field">
+              <span>Server</span>
+              <input
+                data-testid="server-url"
+                type="text"
+                inputMode="url"
+                spellcheck={false}
+                autoComplete="off"
+                placeholder="ws://127.0.0.1:8080/ws"
+                value={values.serverUrl}
+                {...linkField("serverUrl")}
+                disabled={joining}
+              />
+            </label>
+          )}
           <div class="field-row">
             <label class="field">
               <span>Room</span>
@@ -145,6 +151,9 @@ export function Lobby() {
             />
           </div>
           {message && <ErrorMessage error={message} testId="lobby-error" />}
+          {message?.kind === "untrusted_certificate" && message.fingerprint && (
+            <TrustCertificate fingerprint={message.fingerprint} disabled={joining} />
+          )}
           <button class="primary" type="submit" data-testid="join" disabled={joining}>
             {joining ? (
               <>
@@ -158,6 +167,29 @@ export function Lobby() {
       </div>
       {info && <footer class="version">Videoroom {info.version}</footer>}
     </main>
+  );
+}
+
+/**
+ * A server whose certificate no authority signed (self-signed): its fingerprint, to compare
+ * with the one its operator printed, and the choice to trust it for this server from now on.
+ */
+function TrustCertificate({ fingerprint, disabled }: { fingerprint: string; disabled: boolean }) {
+  return (
+    <div class="trust-certificate" data-testid="trust-certificate">
+      <p class="trust-label">SHA-256 fingerprint</p>
+      <code class="fingerprint" data-testid="certificate-fingerprint">
+        {fingerprint}
+      </code>
+      <button
+        type="button"
+        data-testid="trust-and-join"
+        disabled={disabled}
+        onClick={() => void trustCertificateAndJoin()}
+      >
+        They match: trust this server and join
+      </button>
+    </div>
   );
 }
 

@@ -2,6 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 import { handPosition, peopleOf } from "../state/people";
 import { lobby, room } from "../state/store";
 import { LockIcon } from "./icons";
+import { InviteControls } from "./InviteControls";
 import { PersonRow } from "./PersonRow";
 import { RoomControls } from "./RoomControls";
 
@@ -28,6 +29,7 @@ export function PeopleTab() {
         {hands > 0 && <span class="people-hands">{`${hands} raised ${hands === 1 ? "hand" : "hands"}`}</span>}
       </div>
       {state.moderator && <RoomControls locked={state.locked} />}
+      <InviteControls moderator={state.moderator} />
       {state.locked && (
         <p class="locked-note">
           <LockIcon size={14} />

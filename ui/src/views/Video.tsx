@@ -1,7 +1,8 @@
-// A canvas showing one frame track, drawn by the render worker.
+// The video of one track: a <canvas> the desktop's render worker draws into, or a <video> the
+// browser decodes into, whichever the media backend renders with (backend/types.ts).
 
 import { useEffect, useRef } from "preact/hooks";
-import { frames } from "../state/store";
+import { backend } from "../backend";
 
 interface VideoProps {
   track: string;
@@ -11,19 +12,22 @@ interface VideoProps {
 
 /** A canvas can be handed to the worker only once, so each track gets its own element. */
 export function Video(props: VideoProps) {
-  return <TrackCanvas key={props.track} {...props} />;
+  return <TrackView key={props.track} {...props} />;
 }
 
-function TrackCanvas({ track, onFirstFrame }: VideoProps) {
-  const ref = useRef<HTMLCanvasElement>(null);
+function TrackView({ track, onFirstFrame }: VideoProps) {
+  const renderer = backend().video;
+  const ref = useRef<HTMLCanvasElement & HTMLVideoElement>(null);
   const firstFrame = useRef(onFirstFrame);
   firstFrame.current = onFirstFrame;
   useEffect(() => {
-    const client = frames();
-    const canvas = ref.current;
-    if (!client || !canvas) return undefined;
-    const tile = client.attach(canvas, track, () => firstFrame.current());
-    return () => tile.detach();
+    const el = ref.current;
+    if (!el) return undefined;
+    return renderer.attach(el, track, () => firstFrame.current());
   }, [track]);
-  return <canvas ref={ref} class="video" />;
+  return renderer.element === "canvas" ? (
+    <canvas ref={ref} class="video" />
+  ) : (
+    <video ref={ref} class="video" autoplay playsInline muted />
+  );
 }
