@@ -9,16 +9,9 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// `AA:BB:…`: the SHA-256 of a certificate's DER, as browsers and `openssl x509 -fingerprint
-/// -sha256` show it (and `videoroom-server` logs it).
+/// `AA:BB:…`: the SHA-256 of a certificate's DER, as the server logs it.
 pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
-    digest
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    videoroom_webrtc::sha256_fingerprint(cert.as_ref())
 }
 
 /// Normalises a fingerprint typed or pasted by a person (`aa:bb…`, `AABB…`, spaces).

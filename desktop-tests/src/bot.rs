@@ -167,3 +167,34 @@ pub fn saw(events: &[Value], event: &str, name: &str, kind: Option<&str>) -> boo
         .iter()
         .any(|e| e["event"] == event && e["name"] == name && kind.is_none_or(|k| e["kind"] == k))
 }
+
+/// Stops a bot with SIGINT (it writes its `--stats-json` then) and returns its statistics for
+/// the remote track of `kind` (`video`, `audio`) published by the person called `peer`.
+pub async fn stop_and_read_track(
+    bot: &mut Group,
+    stats: &Path,
+    peer: &str,
+    kind: &str,
+) -> Result<Value, String> {
+    bot.signal(crate::procs::Signal::SIGINT);
+    tokio::time::timeout(std::time::Duration::from_secs(15), bot.child_mut().wait())
+        .await
+        .map_err(|_| "the bot did not stop within 15 s of SIGINT".to_owned())?
+        .map_err(|e| format!("waiting for the bot: {e}"))?;
+    remote_track(stats, peer, kind)
+}
+
+/// From a stopped bot's `--stats-json`: the remote track of `kind` published by `peer`.
+pub fn remote_track(stats: &Path, peer: &str, kind: &str) -> Result<Value, String> {
+    let text = std::fs::read_to_string(stats)
+        .map_err(|e| format!("the bot's statistics {}: {e}", stats.display()))?;
+    let report: Value = serde_json::from_str(&text).map_err(|e| format!("bot statistics: {e}"))?;
+    report["remote_tracks"]
+        .as_array()
+        .and_then(|t| {
+            t.iter()
+                .find(|t| t["peer_name"] == peer && t["kind"] == kind)
+                .cloned()
+        })
+        .ok_or_else(|| format!("the bot has no {kind} track of {peer}: {report:#}"))
+}

@@ -32,33 +32,16 @@ pub fn web_root() -> PathBuf {
         root.join("ui").display()
     );
     let built = std::fs::metadata(dist.join("index.html")).and_then(|m| m.modified());
-    if let Ok(built) = built {
-        if let Some(newer) = newer_than(&root.join("ui/src"), built) {
-            eprintln!(
-                "warning: {} is newer than {}: the test runs the web app as it was built",
-                newer.display(),
-                dist.display()
-            );
-        }
+    if let Ok(built) = built
+        && let Some(newer) = crate::newer_than(&root.join("ui/src"), built)
+    {
+        eprintln!(
+            "warning: {} is newer than {}: the test runs the web app as it was built",
+            newer.display(),
+            dist.display()
+        );
     }
     dist
-}
-
-fn newer_than(dir: &Path, than: std::time::SystemTime) -> Option<PathBuf> {
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if let Ok(entries) = std::fs::read_dir(&path) {
-                stack.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
-            }
-        } else if meta.modified().is_ok_and(|m| m > than) {
-            return Some(path);
-        }
-    }
-    None
 }
 
 /// A `videoroom-server` process serving the web app; killed on drop.
@@ -288,6 +271,36 @@ impl Browser {
     /// The last lines of the driver's and the pages' output.
     pub fn log_tail(&self, n: usize) -> String {
         crate::tail(&self.log, n)
+    }
+
+    /// Waits (each step at most `bound`) until `person`'s tile in `tab` plays: more than 30
+    /// frames drawn, then more frames with other pixels. Returns the frames drawn by then.
+    pub async fn wait_plays(
+        &self,
+        tab: &str,
+        person: &str,
+        bound: Duration,
+    ) -> Result<u64, String> {
+        let first = crate::wait_for(bound, &format!("{person}'s video plays"), async || {
+            let p = self.probe(tab, person).await?;
+            if p["width"].as_u64().unwrap_or(0) > 0 && p["drawn"].as_u64().unwrap_or(0) > 30 {
+                Ok(p)
+            } else {
+                Err(format!("{p}"))
+            }
+        })
+        .await?;
+        let later: Value =
+            crate::wait_for(bound, &format!("{person}'s video moves on"), async || {
+                let p = self.probe(tab, person).await?;
+                if p["drawn"].as_u64() > first["drawn"].as_u64() && p["hash"] != first["hash"] {
+                    Ok(p)
+                } else {
+                    Err(format!("first {first}, now {p}"))
+                }
+            })
+            .await?;
+        Ok(later["drawn"].as_u64().unwrap_or(0))
     }
 
     /// Sends `cmd` and waits (at most `bound`) for its answer's fields.

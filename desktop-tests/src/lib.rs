@@ -108,10 +108,14 @@ pub fn app_bin() -> PathBuf {
 fn newer_source(bin: &Path) -> Option<PathBuf> {
     let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok()?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
-    let mut stack: Vec<PathBuf> = ["ui/src", "ui/index.html", "src-tauri/src"]
+    ["ui/src", "ui/index.html", "src-tauri/src"]
         .iter()
-        .map(|p| root.join(p))
-        .collect();
+        .find_map(|p| newer_than(&root.join(p), built))
+}
+
+/// A file under `dir` (or `dir` itself) modified after `than`, if any.
+pub fn newer_than(dir: &Path, than: std::time::SystemTime) -> Option<PathBuf> {
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(path) = stack.pop() {
         let Ok(meta) = std::fs::metadata(&path) else {
             continue;
@@ -120,7 +124,7 @@ fn newer_source(bin: &Path) -> Option<PathBuf> {
             if let Ok(entries) = std::fs::read_dir(&path) {
                 stack.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
             }
-        } else if meta.modified().is_ok_and(|m| m > built) {
+        } else if meta.modified().is_ok_and(|m| m > than) {
             return Some(path);
         }
     }

@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 use videoroom_desktop_tests::bot::{self, BotSpec};
 use videoroom_desktop_tests::browser::{Browser, WebServer, web_root, write_tone_wav};
 use videoroom_desktop_tests::driver::{Launched, Session, testid};
-use videoroom_desktop_tests::procs::Signal;
 use videoroom_desktop_tests::{wait_for, within, work_dir};
 
 const ROOM: &str = "Web room";
@@ -510,33 +509,14 @@ async fn bot_heard_the_browser(
     bot: &mut videoroom_desktop_tests::procs::Group,
     stats: &Path,
 ) -> Result<(), String> {
-    bot.signal(Signal::SIGINT);
-    tokio::time::timeout(Duration::from_secs(15), bot.child_mut().wait())
-        .await
-        .map_err(|_| "the bot did not stop within 15 s of SIGINT".to_owned())?
-        .map_err(|e| format!("waiting for the bot: {e}"))?;
-    let text = std::fs::read_to_string(stats)
-        .map_err(|e| format!("the bot's statistics {}: {e}", stats.display()))?;
-    let report: Value = serde_json::from_str(&text).map_err(|e| format!("bot statistics: {e}"))?;
-    let tracks = report["remote_tracks"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let of = |kind: &str| {
-        tracks
-            .iter()
-            .find(|t| t["peer_name"] == WEB && t["kind"] == kind)
-            .cloned()
-            .ok_or_else(|| format!("the bot has no {kind} track of {WEB}: {report:#}"))
-    };
-    let video = of("video")?;
+    let video = bot::stop_and_read_track(bot, stats, WEB, "video").await?;
     let frames = video["frames_decoded"].as_u64().unwrap_or(0);
     if frames <= 60 {
         return Err(format!(
             "the bot decoded {frames} frames of {WEB}'s video: {video:#}"
         ));
     }
-    let audio = of("audio")?;
+    let audio = bot::remote_track(stats, WEB, "audio")?;
     let hz = audio["dominant_hz"].as_f64();
     let packets = audio["packets_received"].as_u64().unwrap_or(0);
     if !hz.is_some_and(|hz| (hz - f64::from(WEB_TONE_HZ)).abs() < 15.0) || packets == 0 {

@@ -13,14 +13,12 @@
 //! of the browser's. Needs what `e2e_browser.rs` needs, plus `openssl`. Logs in
 //! `<target>/e2e/browser-https/`.
 
-use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use videoroom_desktop_tests::bot::BotSpec;
+use videoroom_desktop_tests::bot::{self, BotSpec};
 use videoroom_desktop_tests::browser::{Browser, WebServer, web_root};
 use videoroom_desktop_tests::driver::testid;
-use videoroom_desktop_tests::procs::Signal;
 use videoroom_desktop_tests::{wait_for, within, work_dir};
 
 const ROOM: &str = "secure";
@@ -105,7 +103,7 @@ async fn call_over_https(server: &WebServer, chromium_args: &[String], work: &Pa
         browser.type_into(WEB, "display-name", WEB).await?;
         browser.click(WEB, "join").await?;
         browser.wait_css(WEB, &testid("room"), BOUND).await?;
-        let frames = plays(&browser).await?;
+        let frames = browser.wait_plays(WEB, BOT, BOUND).await?;
         eprintln!("{WEB} plays {BOT}'s video over wss:// ({frames} frames)");
         // The browser has sent twice what the bot must decode, then the bot's statistics.
         wait_for(
@@ -144,51 +142,13 @@ async fn call_over_https(server: &WebServer, chromium_args: &[String], work: &Pa
     }
 }
 
-/// Waits until the bot's tile plays more than 30 frames with other pixels later on.
-async fn plays(browser: &Browser) -> Result<u64, String> {
-    let first = wait_for(BOUND, &format!("{BOT}'s video plays"), async || {
-        let p = browser.probe(WEB, BOT).await?;
-        if p["width"].as_u64().unwrap_or(0) > 0 && p["drawn"].as_u64().unwrap_or(0) > 30 {
-            Ok(p)
-        } else {
-            Err(format!("{p}"))
-        }
-    })
-    .await?;
-    let later: Value = wait_for(BOUND, &format!("{BOT}'s video moves on"), async || {
-        let p = browser.probe(WEB, BOT).await?;
-        if p["drawn"].as_u64() > first["drawn"].as_u64() && p["hash"] != first["hash"] {
-            Ok(p)
-        } else {
-            Err(format!("first {first}, now {p}"))
-        }
-    })
-    .await?;
-    Ok(later["drawn"].as_u64().unwrap_or(0))
-}
-
 /// Stops the bot (SIGINT writes its statistics) and checks it decoded more than 60 frames of
 /// the browser's video.
 async fn bot_frames_of_browser(
     stats: &Path,
     bot: &mut videoroom_desktop_tests::procs::Group,
 ) -> Result<u64, String> {
-    bot.signal(Signal::SIGINT);
-    tokio::time::timeout(Duration::from_secs(15), bot.child_mut().wait())
-        .await
-        .map_err(|_| "the bot did not stop within 15 s of SIGINT".to_owned())?
-        .map_err(|e| format!("waiting for the bot: {e}"))?;
-    let text = std::fs::read_to_string(stats)
-        .map_err(|e| format!("the bot's statistics {}: {e}", stats.display()))?;
-    let report: Value = serde_json::from_str(&text).map_err(|e| format!("bot statistics: {e}"))?;
-    let video = report["remote_tracks"]
-        .as_array()
-        .and_then(|t| {
-            t.iter()
-                .find(|t| t["peer_name"] == WEB && t["kind"] == "video")
-                .cloned()
-        })
-        .ok_or_else(|| format!("the bot has no video track of {WEB}: {report:#}"))?;
+    let video = bot::stop_and_read_track(bot, stats, WEB, "video").await?;
     let frames = video["frames_decoded"].as_u64().unwrap_or(0);
     if frames > 60 {
         eprintln!("{BOT} decoded {frames} frames of {WEB}'s video");

@@ -8,7 +8,6 @@
 //! Needs the built web app, the server and bot binaries, Debian's chromium and `npm ci` in
 //! desktop-tests/browser (see `e2e_browser.rs`). Logs in `<target>/e2e/browser-reconnect/`.
 
-use serde_json::Value;
 use std::time::{Duration, Instant};
 use videoroom_desktop_tests::bot::BotSpec;
 use videoroom_desktop_tests::browser::{Browser, WebServer, web_root};
@@ -45,7 +44,7 @@ async fn the_browser_rides_out_a_server_restart() {
         browser.type_into(WEB, "display-name", WEB).await?;
         browser.click(WEB, "join").await?;
         browser.wait_css(WEB, &testid("room"), BOUND).await?;
-        let before = plays(&browser, None).await?;
+        let before = browser.wait_plays(WEB, BOT, BOUND).await?;
         let first_id = self_id(&browser).await?;
         eprintln!(
             "in the room as {first_id}; {BOT}'s video plays ({before} frames) ({:.1?})",
@@ -77,7 +76,7 @@ async fn the_browser_rides_out_a_server_restart() {
             }
         })
         .await?;
-        let after = plays(&browser, Some(BACK_BOUND)).await?;
+        let after = browser.wait_plays(WEB, BOT, BACK_BOUND).await?;
         let second_id = self_id(&browser).await?;
         if second_id == first_id {
             return Err(format!("the rejoin kept the peer id {first_id}"));
@@ -114,35 +113,6 @@ async fn the_browser_rides_out_a_server_restart() {
         );
     }
     eprintln!("e2e_browser_reconnect passed in {:.1?}", started.elapsed());
-}
-
-/// Waits until the bot's tile plays more than 30 frames with other pixels half a second apart;
-/// returns the frame count.
-async fn plays(browser: &Browser, bound: Option<Duration>) -> Result<u64, String> {
-    let bound = bound.unwrap_or(BOUND);
-    let first = wait_for(bound, &format!("{BOT}'s video plays"), async || {
-        let p = browser.probe(WEB, BOT).await?;
-        if p["width"].as_u64().unwrap_or(0) > 0 && p["drawn"].as_u64().unwrap_or(0) > 30 {
-            Ok(p)
-        } else {
-            Err(format!("{p}"))
-        }
-    })
-    .await?;
-    let at = Instant::now();
-    let later: Value = wait_for(bound, &format!("{BOT}'s video moves on"), async || {
-        let p = browser.probe(WEB, BOT).await?;
-        if at.elapsed() >= Duration::from_millis(500)
-            && p["drawn"].as_u64() > first["drawn"].as_u64()
-            && p["hash"] != first["hash"]
-        {
-            Ok(p)
-        } else {
-            Err(format!("first {first}, now {p}"))
-        }
-    })
-    .await?;
-    Ok(later["drawn"].as_u64().unwrap_or(0))
 }
 
 /// Our peer id, as the page's media statistics say.

@@ -118,16 +118,9 @@ impl ResolvesServerCert for Current {
     }
 }
 
-/// `AA:BB:…`: the SHA-256 of a certificate's DER, as browsers and `openssl x509 -fingerprint
-/// -sha256` show it.
+/// `AA:BB:…`: the SHA-256 of a certificate's DER ([`crate::media::sha256_fingerprint`]).
 pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
-    digest
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    crate::media::sha256_fingerprint(cert.as_ref())
 }
 
 fn load_pair(

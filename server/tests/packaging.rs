@@ -692,10 +692,10 @@ impl Installed {
 
 impl Drop for Installed {
     fn drop(&mut self) {
-        if !self.purged {
-            if let Err(e) = dpkg(&["--purge", PACKAGE], None) {
-                eprintln!("packaging: cleaning up: {e:#}");
-            }
+        if !self.purged
+            && let Err(e) = dpkg(&["--purge", PACKAGE], None)
+        {
+            eprintln!("packaging: cleaning up: {e:#}");
         }
     }
 }

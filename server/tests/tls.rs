@@ -135,13 +135,19 @@ async fn a_self_signed_certificate_serves_https_and_wss_joins() {
     ))
     .await
     .expect("test setup");
-    let reply = tokio::time::timeout(WAIT, ws.next())
-        .await
-        .expect("a reply in time")
-        .expect("open")
-        .expect("a message");
-    let reply: ServerMessage =
-        serde_json::from_str(reply.to_text().expect("test setup")).expect("test setup");
+    let reply = tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => break Ok(text),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => break Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await
+    .expect("a reply in time")
+    .expect("a text message");
+    let reply: ServerMessage = serde_json::from_str(&reply).expect("a server message");
     assert!(
         matches!(reply, ServerMessage::Joined { .. }),
         "not joined: {reply:?}"

@@ -68,10 +68,10 @@ pub async fn join(
     state: State<'_, AppState>,
     settings: Settings,
 ) -> Result<Joined, UiError> {
-    if let Ok(path) = session::settings_path(&app, &state.launch) {
-        if let Err(e) = session::save_settings(&path, &settings) {
-            tracing::warn!("{e}");
-        }
+    if let Ok(path) = session::settings_path(&app, &state.launch)
+        && let Err(e) = session::save_settings(&path, &settings)
+    {
+        tracing::warn!("{e}");
     }
     let trusted = session::trust_store(&app, &state.launch)
         .map(|store| store.trusted_for(&settings.server_url))

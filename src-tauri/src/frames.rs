@@ -273,8 +273,8 @@ impl TileRequest {
     fn is_valid(&self) -> bool {
         (2..=MAX_TILE.0).contains(&self.w)
             && (2..=MAX_TILE.1).contains(&self.h)
-            && self.w % 2 == 0
-            && self.h % 2 == 0
+            && self.w.is_multiple_of(2)
+            && self.h.is_multiple_of(2)
             && !self.track.is_empty()
     }
 }

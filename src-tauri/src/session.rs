@@ -462,11 +462,9 @@ impl AppState {
         let same = room
             .as_ref()
             .is_some_and(|a| Weak::ptr_eq(&Arc::downgrade(&a.handle), handle));
-        if same {
-            if let Some(active) = room.take() {
-                drop(room);
-                self.end_room(active).await;
-            }
+        if same && let Some(active) = room.take() {
+            drop(room);
+            self.end_room(active).await;
         }
     }
 }
@@ -612,15 +610,14 @@ async fn pump_events(
                 peer: PeerView::from(&peer),
             },
             RoomEvent::TrackAdded(track) => {
-                if track.kind == MediaKind::Video {
-                    if let Some(video) = handle
+                if track.kind == MediaKind::Video
+                    && let Some(video) = handle
                         .upgrade()
                         .and_then(|h| h.remote_video(&track.track_id))
-                    {
-                        state
-                            .hub
-                            .add_remote(track.track_id.to_string(), video.frames());
-                    }
+                {
+                    state
+                        .hub
+                        .add_remote(track.track_id.to_string(), video.frames());
                 }
                 UiEvent::TrackAdded {
                     track_id: track.track_id.to_string(),

@@ -113,6 +113,19 @@ pub fn from_rtc_candidate(init: RTCIceCandidateInit) -> IceCandidate {
     }
 }
 
+/// `AA:BB:…`: the SHA-256 of a certificate's DER, as SDP's `a=fingerprint`, browsers and
+/// `openssl x509 -fingerprint -sha256` show it. The server logs its TLS certificate's; clients
+/// compare a refused one with the fingerprints a person trusted.
+pub fn sha256_fingerprint(der: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, der);
+    digest
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// The ICE settings of every connection, server and client: no multicast DNS. Neither side sends
 /// `.local` candidates to the other, and with mDNS on, webrtc 0.21 joins a multicast group when
 /// the connection starts, which fails with "No such device" on a host without a multicast route
