@@ -3,7 +3,9 @@
 //! "Chat" and "Moderation"). The server checks every action; refusals come back as
 //! [`RoomEvent::Error`] with [`RoomError::Server`] (`rate_limited`, `not_moderator`, …).
 
-use super::{Command, RoomError, RoomHandle, RoomTask};
+use super::handle::{Command, lock};
+use super::task::RoomTask;
+use super::{RoomError, RoomHandle};
 use videoroom_protocol::{ChatMessage, ClientMessage, MediaKind, ModerationAction, PeerId};
 
 /// The room as of joining (also after a rejoin).
@@ -146,7 +148,7 @@ impl RoomTask {
 
     /// The display name of `peer_id`, for messages to a person.
     pub(super) fn name_of(&self, peer_id: &PeerId) -> String {
-        if *super::lock(&self.shared.peer_id) == *peer_id {
+        if *lock(&self.shared.peer_id) == *peer_id {
             return "You".to_owned();
         }
         self.session

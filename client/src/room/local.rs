@@ -1,0 +1,336 @@
+//! Our own tracks. Their sending side (source, encoder, send loop) lives as long as the room and
+//! is bound to each session's RTP track in turn. The room task mutes them, switches their inputs
+//! (and the audio output), and publishes a track that was not there yet.
+
+use super::handle::lock;
+use super::task::RoomTask;
+use super::{
+    AudioInput, AudioOutput, RoomError, RoomEvent, VideoInput, open_audio, open_speaker, open_video,
+};
+use crate::audio::Playout;
+use crate::media::{AudioSink, AudioSource, NullSink, OpusConfig, OpusEncoder, VideoSource};
+use crate::peer;
+use crate::publish::{
+    self, AudioControl, EndReports, TrackBinding, VideoControl, VideoSendSettings,
+};
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use videoroom_protocol::{ClientMessage, MediaKind, PublishedTrack, TrackId, TrackSource};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+
+/// The sending side of one of our tracks; lives as long as the room.
+pub(super) enum LocalControl {
+    Video(Arc<VideoControl>),
+    Audio(Arc<AudioControl>),
+}
+
+pub(super) struct LocalTrack {
+    pub(super) kind: MediaKind,
+    pub(super) ssrc: u32,
+    /// Video: the track's size, rate and bitrate (a switched-in camera opens with them).
+    pub(super) settings: Option<VideoSendSettings>,
+    pub(super) ended: EndReports,
+    /// The id in the current session (a new one per session: the server refuses a track id
+    /// still held by our previous, not yet removed, session).
+    pub(super) track_id: TrackId,
+    pub(super) muted: bool,
+    pub(super) control: LocalControl,
+    /// The current session's RTP track, `Some` while its media connection is up.
+    pub(super) binding: watch::Sender<Option<Arc<TrackLocalStaticRTP>>>,
+    pub(super) tasks: Vec<JoinHandle<()>>,
+}
+
+impl LocalTrack {
+    pub(super) fn video(
+        source: Box<dyn VideoSource>,
+        encoder: crate::media::Vp8Encoder,
+        settings: VideoSendSettings,
+        ended: EndReports,
+    ) -> Self {
+        let ssrc = rand::random::<u32>() | 1;
+        let (binding, bound): (_, TrackBinding) = watch::channel(None);
+        let control = Arc::new(VideoControl::new(true));
+        let tasks = publish::spawn_video_sender(
+            bound,
+            source,
+            encoder,
+            settings,
+            ssrc,
+            Arc::clone(&control),
+            ended.clone(),
+        );
+        Self {
+            kind: MediaKind::Video,
+            ssrc,
+            settings: Some(settings),
+            ended,
+            track_id: new_track_id(MediaKind::Video),
+            muted: false,
+            control: LocalControl::Video(control),
+            binding,
+            tasks,
+        }
+    }
+
+    pub(super) fn audio(
+        source: Box<dyn AudioSource>,
+        encoder: OpusEncoder,
+        ended: EndReports,
+    ) -> Self {
+        let ssrc = rand::random::<u32>() | 1;
+        let (binding, bound): (_, TrackBinding) = watch::channel(None);
+        let control = Arc::new(AudioControl::new(true));
+        let task = publish::spawn_audio_sender(
+            bound,
+            source,
+            encoder,
+            ssrc,
+            Arc::clone(&control),
+            ended.clone(),
+        );
+        Self {
+            kind: MediaKind::Audio,
+            ssrc,
+            settings: None,
+            ended,
+            track_id: new_track_id(MediaKind::Audio),
+            muted: false,
+            control: LocalControl::Audio(control),
+            binding,
+            tasks: vec![task],
+        }
+    }
+
+    pub(super) fn declared(&self) -> PublishedTrack {
+        PublishedTrack {
+            track_id: self.track_id.clone(),
+            source: match self.kind {
+                MediaKind::Video => TrackSource::Camera,
+                MediaKind::Audio => TrackSource::Microphone,
+            },
+            muted: self.muted,
+        }
+    }
+
+    /// Whether the send loop stopped (its source ended or kept failing).
+    fn stopped(&self) -> bool {
+        self.tasks.first().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Replaces a stopped send loop with a new one on `source` (same track, same binding).
+    fn restart_video(&mut self, source: Box<dyn VideoSource>) -> Result<(), RoomError> {
+        let (LocalControl::Video(control), Some(settings)) = (&self.control, self.settings) else {
+            return Err(RoomError::NoCamera);
+        };
+        let encoder =
+            publish::new_encoder(&settings).map_err(|e| RoomError::Media(e.to_string()))?;
+        control.request_keyframe();
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        self.tasks = publish::spawn_video_sender(
+            self.binding.subscribe(),
+            source,
+            encoder,
+            settings,
+            self.ssrc,
+            Arc::clone(control),
+            self.ended.clone(),
+        );
+        Ok(())
+    }
+
+    /// Replaces a stopped audio send loop with a new one on `source`.
+    fn restart_audio(&mut self, source: Box<dyn AudioSource>) -> Result<(), RoomError> {
+        let LocalControl::Audio(control) = &self.control else {
+            return Err(RoomError::NoMicrophone);
+        };
+        let encoder =
+            OpusEncoder::new(OpusConfig::voice()).map_err(|e| RoomError::Media(e.to_string()))?;
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        self.tasks = vec![publish::spawn_audio_sender(
+            self.binding.subscribe(),
+            source,
+            encoder,
+            self.ssrc,
+            Arc::clone(control),
+            self.ended.clone(),
+        )];
+        Ok(())
+    }
+
+    fn set_enabled(&mut self, enabled: bool) {
+        self.muted = !enabled;
+        match &self.control {
+            LocalControl::Video(c) => c.set_enabled(enabled),
+            LocalControl::Audio(c) => c.set_enabled(enabled),
+        }
+    }
+}
+
+impl Drop for LocalTrack {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+pub(super) fn new_track_id(kind: MediaKind) -> TrackId {
+    let suffix = match kind {
+        MediaKind::Video => "cam",
+        MediaKind::Audio => "mic",
+    };
+    TrackId::new(format!("{:08x}-{suffix}", rand::random::<u32>()))
+}
+
+/// Our current ids, readable from the handle.
+#[derive(Debug, Default, Clone)]
+pub(super) struct LocalIds {
+    pub(super) camera: Option<(TrackId, Arc<VideoControl>)>,
+    pub(super) microphone: Option<(TrackId, Arc<AudioControl>)>,
+}
+
+impl RoomTask {
+    pub(super) async fn set_enabled(
+        &mut self,
+        kind: MediaKind,
+        enabled: bool,
+    ) -> Result<(), RoomError> {
+        let Some(local) = self.local.iter_mut().find(|t| t.kind == kind) else {
+            return Err(match kind {
+                MediaKind::Video => RoomError::NoCamera,
+                MediaKind::Audio => RoomError::NoMicrophone,
+            });
+        };
+        let message = ClientMessage::UpdateTrack {
+            track_id: local.track_id.clone(),
+            muted: !enabled,
+        };
+        // Muting stops the media first; unmuting tells the room first, so that the server
+        // rarely sees media of a track it still believes muted.
+        if !enabled {
+            local.set_enabled(false);
+        }
+        // While reconnecting there is no socket: the new session declares the muted state.
+        let sent = match self.session.as_mut() {
+            Some(session) => session
+                .signaling
+                .send(&message)
+                .await
+                .map_err(|e| RoomError::Signaling(e.to_string())),
+            None => Ok(()),
+        };
+        if enabled && let Some(local) = self.local.iter_mut().find(|t| t.kind == kind) {
+            local.set_enabled(true);
+        }
+        sent
+    }
+
+    pub(super) async fn switch_video(&mut self, input: VideoInput) -> Result<(), RoomError> {
+        let existing = self.local.iter().position(|t| t.kind == MediaKind::Video);
+        // A switched-in camera opens at the track's settings; a first camera at 640×360@30.
+        let settings = existing
+            .and_then(|i| self.local[i].settings)
+            .unwrap_or(VideoSendSettings {
+                width: 640,
+                height: 360,
+                fps: 30,
+                target_kbps: 800,
+            });
+        let source = open_video(input, &settings).await?;
+        if let Some(i) = existing {
+            let track = &mut self.local[i];
+            if track.stopped() {
+                return track.restart_video(source);
+            }
+            if let LocalControl::Video(control) = &track.control {
+                control.replace_source(source);
+            }
+            return Ok(());
+        }
+        let encoder =
+            publish::new_encoder(&settings).map_err(|e| RoomError::Media(e.to_string()))?;
+        let track = LocalTrack::video(source, encoder, settings, self.ended_tx.clone());
+        self.publish_new(track).await
+    }
+
+    pub(super) async fn switch_audio(&mut self, input: AudioInput) -> Result<(), RoomError> {
+        let existing = self.local.iter().position(|t| t.kind == MediaKind::Audio);
+        let source = open_audio(input).await?;
+        if let Some(i) = existing {
+            let track = &mut self.local[i];
+            if track.stopped() {
+                return track.restart_audio(source);
+            }
+            if let LocalControl::Audio(control) = &track.control {
+                control.replace_source(source);
+            }
+            return Ok(());
+        }
+        let encoder =
+            OpusEncoder::new(OpusConfig::voice()).map_err(|e| RoomError::Media(e.to_string()))?;
+        let track = LocalTrack::audio(source, encoder, self.ended_tx.clone());
+        self.publish_new(track).await
+    }
+
+    /// Adds a new local track to the room and to the current session (renegotiating).
+    async fn publish_new(&mut self, mut track: LocalTrack) -> Result<(), RoomError> {
+        let peer_id = lock(&self.shared.peer_id).clone();
+        if let Some(session) = self.session.as_mut() {
+            track.track_id = new_track_id(track.kind);
+            let (rtp, init) = peer::rtp_track(
+                peer_id.as_str(),
+                track.track_id.as_str(),
+                track.kind,
+                track.ssrc,
+            );
+            let rtp = Arc::new(rtp);
+            session
+                .pc
+                .add_transceiver_from_track(Arc::clone(&rtp) as Arc<dyn TrackLocal>, Some(init))
+                .await
+                .map_err(|e| RoomError::Media(format!("add a local transceiver: {e}")))?;
+            if session.connected {
+                track.binding.send_replace(Some(Arc::clone(&rtp)));
+            }
+            session.local_tracks.push(rtp);
+        }
+        {
+            let mut ids = lock(&self.shared.local_ids);
+            match &track.control {
+                LocalControl::Video(c) => {
+                    ids.camera = Some((track.track_id.clone(), Arc::clone(c)))
+                }
+                LocalControl::Audio(c) => {
+                    ids.microphone = Some((track.track_id.clone(), Arc::clone(c)))
+                }
+            }
+        }
+        self.local.push(track);
+        self.offer()
+            .await
+            .map_err(|e| RoomError::Media(e.to_string()))
+    }
+
+    pub(super) async fn set_output(&mut self, output: AudioOutput) -> Result<(), RoomError> {
+        let sink: Box<dyn AudioSink> = match output {
+            AudioOutput::Null => Box::new(NullSink::new()),
+            AudioOutput::Sink(sink) => sink,
+            AudioOutput::Speaker { device } => open_speaker(device).await?,
+        };
+        // Stop the old thread first: one playout loop per mixer.
+        self.playout = None;
+        let errors = self.events.clone_sender();
+        let playout = Playout::start(self.shared.mixer.clone(), sink, move |e| {
+            errors.emit(RoomEvent::Error(RoomError::AudioOutput(e.to_string())));
+        })
+        .map_err(|e| RoomError::AudioOutput(format!("cannot start the playout thread: {e}")))?;
+        self.playout = Some(playout);
+        Ok(())
+    }
+}
