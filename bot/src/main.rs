@@ -8,6 +8,7 @@
 //! ended the meeting.
 
 mod chat;
+mod screen;
 mod stats;
 
 use clap::Parser;
@@ -23,10 +24,10 @@ use videoroom_client::media::wav::WavSource;
 use videoroom_client::media::y4m::Y4mSource;
 use videoroom_client::media::{Channels, PatternSource, ToneSource};
 use videoroom_client::{
-    AudioInput, AudioOutput, ConnectionState, JoinError, JoinOptions, RemoteVideo, Room, RoomEvent,
-    RoomHandle, VideoInput,
+    AudioInput, AudioOutput, ConnectionState, JoinError, JoinOptions, RemoteVideo, Room, RoomError,
+    RoomEvent, RoomHandle, ScreenShareEnd, VideoInput,
 };
-use videoroom_protocol::{ErrorCode, MediaKind, PeerId, TrackId, TrackInfo};
+use videoroom_protocol::{ErrorCode, MediaKind, PeerId, TrackId, TrackInfo, TrackSource};
 
 /// A headless Videoroom participant.
 #[derive(Debug, Parser)]
@@ -59,8 +60,9 @@ struct Args {
     #[arg(long, value_parser = humantime::parse_duration)]
     mic_off_at: Option<Duration>,
     /// Append every room event to this file as a JSON line (joined, peer_joined/left,
-    /// track_added/removed/ready/muted/unmuted with the publisher's name and kind, connection,
-    /// error), for tests and scripts that watch the room through the bot.
+    /// track_added/removed/ready/muted/unmuted with the publisher's name, kind and source,
+    /// screen_share_started/ended, connection, error), for tests and scripts that watch the
+    /// room through the bot.
     #[arg(long)]
     events: Option<PathBuf>,
     /// Receive other participants' video without decoding it (a load generator that only
@@ -99,8 +101,8 @@ struct Args {
     #[arg(long, short)]
     quiet: bool,
     /// Once joined, send this chat line: a message to everyone, or a command such as
-    /// `/msg NAME text`, `/hand`, `/mute NAME`, `/remove NAME reason`, `/lock`, `/end`
-    /// (`/help` lists them).
+    /// `/msg NAME text`, `/hand`, `/mute NAME`, `/stopscreen NAME`, `/remove NAME reason`,
+    /// `/lock`, `/end` (`/help` lists them).
     #[arg(long)]
     say: Option<String>,
     /// Send `--say` again at this interval (e.g. `5s`).
@@ -120,6 +122,25 @@ struct Args {
     /// Read chat lines and commands (as for `--say`) from standard input, one per line.
     #[arg(long)]
     commands_from_stdin: bool,
+    /// Share a screen once joined: `pattern` (moving test pattern with frame number and capture
+    /// time burned in) or `file:PATH` (a .y4m file, looped).
+    #[arg(long, value_parser = screen::parse_screen)]
+    screen: Option<screen::ScreenArg>,
+    /// Size of the `--screen pattern`, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1280x720", value_parser = screen::parse_size, requires = "screen")]
+    screen_size: (u32, u32),
+    /// Frames per second of the screen share.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=30), requires = "screen")]
+    screen_fps: u32,
+    /// VP8 target bitrate of the screen share, kbit/s.
+    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u32).range(50..=20_000), requires = "screen")]
+    screen_kbps: u32,
+    /// Start sharing this long after joining (e.g. `5s`).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, requires = "screen")]
+    screen_after: Duration,
+    /// Stop sharing this long after it started. Default: share until the bot ends.
+    #[arg(long, value_parser = humantime::parse_duration, requires = "screen")]
+    screen_for: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -267,6 +288,18 @@ async fn run(args: Args) -> u8 {
             return exit::BAD_ARGUMENTS;
         }
     };
+    let mut screen_source = match &args.screen {
+        Some(arg) => {
+            match screen::prepare(arg, args.screen_size, args.screen_fps, args.screen_kbps) {
+                Ok(prepared) => Some(prepared),
+                Err(e) => {
+                    eprintln!("videoroom-bot: {e}");
+                    return exit::BAD_ARGUMENTS;
+                }
+            }
+        }
+        None => None,
+    };
     let started = Instant::now();
     let (room, mut events) = match Room::join(&args.server, &args.room, &args.name, options).await {
         Ok(joined) => joined,
@@ -312,6 +345,10 @@ async fn run(args: Args) -> u8 {
     let deadline = args.duration.map(|d| joined_at + d);
     let mut camera_off = args.camera_off_at.map(|d| joined_at + d);
     let mut mic_off = args.mic_off_at.map(|d| joined_at + d);
+    let mut screen_at = screen_source
+        .as_ref()
+        .map(|_| joined_at + args.screen_after);
+    let mut screen_stop = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     let mut say_at = args.say.as_ref().map(|_| joined_at);
@@ -368,6 +405,25 @@ async fn run(args: Args) -> u8 {
                     Err(e) => eprintln!("videoroom-bot: cannot turn the microphone off: {e}"),
                 }
             }
+            _ = sleep_until(screen_at) => {
+                screen_at = None;
+                if let Some(prepared) = screen_source.take()
+                    && bot.start_screen(&room, prepared).await
+                {
+                    screen_stop = args.screen_for.map(|d| tokio::time::Instant::now() + d);
+                }
+            }
+            _ = sleep_until(screen_stop) => {
+                screen_stop = None;
+                match room.stop_screen_share().await {
+                    // Ended meanwhile (its source, a moderator): its event told of it.
+                    Ok(()) | Err(RoomError::NoScreenShare) => {}
+                    Err(e) => {
+                        eprintln!("videoroom-bot: cannot stop the screen share: {e}");
+                        bot.errors.push(format!("stopping the screen share: {e}"));
+                    }
+                }
+            }
             _ = sleep_until(deadline) => break None,
             _ = &mut ctrl_c => break None,
         }
@@ -422,6 +478,17 @@ fn kind_name(kind: MediaKind) -> &'static str {
     }
 }
 
+/// A track's source as the protocol spells it (`"camera"`, `"screen"`…).
+fn source_name(source: TrackSource) -> &'static str {
+    match source {
+        TrackSource::Camera => "camera",
+        TrackSource::Microphone => "microphone",
+        TrackSource::Screen => "screen",
+        TrackSource::ScreenAudio => "screen_audio",
+        _ => "other",
+    }
+}
+
 /// What the bot keeps about one remote track.
 struct Remote {
     info: TrackInfo,
@@ -447,6 +514,8 @@ struct Bot {
     joins: u64,
     connection: Option<ConnectionState>,
     people: chat::People,
+    /// Our screen share, once started.
+    screen: Option<screen::Share>,
 }
 
 impl Bot {
@@ -462,6 +531,47 @@ impl Bot {
             joins: 0,
             connection: None,
             people: chat::People::default(),
+            screen: None,
+        }
+    }
+
+    /// Starts sharing `prepared`; says so on stdout and in the event log. A failure is an
+    /// `error` event and the bot goes on without a share, as without a camera. Returns whether
+    /// the share started.
+    async fn start_screen(&mut self, room: &RoomHandle, prepared: screen::Prepared) -> bool {
+        let screen::Prepared {
+            source,
+            settings,
+            frames,
+        } = prepared;
+        match room.start_screen_share(source, settings).await {
+            Ok(track_id) => {
+                println!(
+                    "sharing the screen ({}x{} at {} fps) as {track_id}",
+                    settings.width, settings.height, settings.fps
+                );
+                self.write_line(serde_json::json!({
+                    "event": "screen_share_started",
+                    "track_id": track_id.as_str(),
+                    "width": settings.width,
+                    "height": settings.height,
+                    "fps": settings.fps,
+                }));
+                self.screen = Some(screen::Share {
+                    track_id,
+                    frames,
+                    started: Instant::now(),
+                    ended: None,
+                });
+                true
+            }
+            Err(e) => {
+                let message = format!("cannot share the screen: {e}");
+                self.write_line(serde_json::json!({"event": "error", "message": message}));
+                eprintln!("videoroom-bot: {message}");
+                self.errors.push(message);
+                false
+            }
         }
     }
 
@@ -491,11 +601,12 @@ impl Bot {
                     "peer_id": r.info.peer_id.as_str(),
                     "name": name(&bot.names, &r.info.peer_id),
                     "kind": kind_name(r.info.kind),
+                    "source": source_name(r.info.source),
                 }),
                 None => json!({"event": event, "track_id": id.as_str()}),
             }
         };
-        let mut line = match event {
+        let line = match event {
             RoomEvent::Joined {
                 peer_id,
                 peers,
@@ -527,6 +638,7 @@ impl Bot {
                 "peer_id": info.peer_id.as_str(),
                 "name": name(&self.names, &info.peer_id),
                 "kind": kind_name(info.kind),
+                "source": source_name(info.source),
                 "muted": info.muted,
             }),
             RoomEvent::TrackReady { track_id } => track(self, track_id, "track_ready"),
@@ -538,12 +650,33 @@ impl Bot {
             }
             RoomEvent::Error(e) => json!({"event": "error", "message": e.to_string()}),
             RoomEvent::Closed { reason } => json!({"event": "closed", "reason": reason}),
+            RoomEvent::ScreenShareEnded { reason } => {
+                let mut line = json!({
+                    "event": "screen_share_ended",
+                    "reason": screen::end_name(reason),
+                    "track_id": self.screen.as_ref().map(|s| s.track_id.as_str()),
+                });
+                match reason {
+                    ScreenShareEnd::SourceEnded(detail) => line["detail"] = json!(detail),
+                    ScreenShareEnd::Moderator(by) => {
+                        line["by"] = json!(name(&self.names, by));
+                        line["by_id"] = json!(by.as_str());
+                    }
+                    _ => {}
+                }
+                line
+            }
             other => match self.people.event_line(other) {
                 Some(line) => line,
                 None => json!({"event": format!("{other:?}")}),
             },
         };
-        line["t_ms"] = json!(self.started.elapsed().as_millis() as u64);
+        self.write_line(line);
+    }
+
+    /// Appends `line`, stamped with the time since the start, to the `--events` file.
+    fn write_line(&mut self, mut line: serde_json::Value) {
+        line["t_ms"] = serde_json::json!(self.started.elapsed().as_millis() as u64);
         if let Some(log) = self.event_log.as_mut() {
             use std::io::Write;
             let written = serde_json::to_writer(&mut *log, &line)
@@ -609,6 +742,22 @@ impl Bot {
                 self.errors.push(e.to_string());
             }
             RoomEvent::TrackReady { .. } | RoomEvent::Closed { .. } => {}
+            RoomEvent::ScreenShareEnded { reason } => {
+                match &reason {
+                    ScreenShareEnd::Stopped => println!("screen share stopped"),
+                    ScreenShareEnd::SourceEnded(why) => {
+                        eprintln!("videoroom-bot: the screen share ended: {why}")
+                    }
+                    ScreenShareEnd::Moderator(by) => println!(
+                        "screen share stopped by the moderator {}",
+                        self.names.get(by).map_or(by.as_str(), String::as_str)
+                    ),
+                    other => println!("screen share ended ({other:?})"),
+                }
+                if let Some(share) = self.screen.as_mut() {
+                    share.ended = Some((Instant::now(), reason));
+                }
+            }
             RoomEvent::Chat(m) => {
                 let private = if m.to.is_some() { " (private)" } else { "" };
                 println!("{}{private}: {}", m.from_name, m.text);
@@ -670,6 +819,7 @@ impl Bot {
                 peer_id: remote.info.peer_id.to_string(),
                 peer_name,
                 kind: kind_name(remote.info.kind),
+                source: source_name(remote.info.source),
                 frames_decoded: 0,
                 packets_received: None,
                 frames_dropped: None,
@@ -743,23 +893,70 @@ impl Bot {
                 })
             })
             .collect();
-        remote_tracks.sort_by(|a, b| (&a.peer_name, a.kind).cmp(&(&b.peer_name, b.kind)));
+        remote_tracks.sort_by(|a, b| {
+            (&a.peer_name, a.kind, a.source).cmp(&(&b.peer_name, b.kind, b.source))
+        });
         let mut local_tracks = Vec::new();
         let local = [
-            ("video", room.camera_track_id(), room.camera_stats()),
-            ("audio", room.microphone_track_id(), room.microphone_stats()),
+            (
+                MediaKind::Video,
+                TrackSource::Camera,
+                room.camera_track_id(),
+                room.camera_stats(),
+            ),
+            (
+                MediaKind::Audio,
+                TrackSource::Microphone,
+                room.microphone_track_id(),
+                room.microphone_stats(),
+            ),
         ];
-        for (kind, id, stats) in local {
+        for (kind, source, id, stats) in local {
             if let (Some(id), Some(s)) = (id, stats) {
                 local_tracks.push(LocalTrackReport {
                     track_id: id.to_string(),
-                    kind,
-                    frames_sent: s.frames_sent,
-                    packets_sent: s.packets_sent,
-                    keyframes_sent: s.keyframes_sent,
-                    bitrate_kbps: s.bytes_sent as f64 * 8.0 / 1000.0 / elapsed.max(0.001),
+                    kind: kind_name(kind),
+                    source: source_name(source),
+                    frames_sent: Some(s.frames_sent),
+                    packets_sent: Some(s.packets_sent),
+                    keyframes_sent: Some(s.keyframes_sent),
+                    bitrate_kbps: Some(s.bytes_sent as f64 * 8.0 / 1000.0 / elapsed.max(0.001)),
+                    frames_captured: None,
+                    shared_s: None,
+                    active: None,
                 });
             }
+        }
+        if let Some(share) = &self.screen {
+            let end = share
+                .ended
+                .as_ref()
+                .map_or_else(Instant::now, |(at, _)| *at);
+            // While the share lasts the engine counts what it sent (not after it ended).
+            let sent = room.screen_stats();
+            local_tracks.push(LocalTrackReport {
+                // The current id (a rejoin republishes the share), else the one it had.
+                track_id: room
+                    .screen_track_id()
+                    .unwrap_or_else(|| share.track_id.clone())
+                    .to_string(),
+                kind: kind_name(MediaKind::Video),
+                source: source_name(TrackSource::Screen),
+                frames_sent: sent.as_ref().map(|s| s.frames_sent),
+                packets_sent: sent.as_ref().map(|s| s.packets_sent),
+                keyframes_sent: sent.as_ref().map(|s| s.keyframes_sent),
+                bitrate_kbps: sent.as_ref().map(|s| {
+                    s.bytes_sent as f64 * 8.0
+                        / 1000.0
+                        / end
+                            .saturating_duration_since(share.started)
+                            .as_secs_f64()
+                            .max(0.001)
+                }),
+                frames_captured: Some(share.frames_captured()),
+                shared_s: Some(end.saturating_duration_since(share.started).as_secs_f64()),
+                active: Some(share.ended.is_none()),
+            });
         }
         Report {
             room: args.room.clone(),

@@ -141,6 +141,8 @@ pub struct RemoteTrackReport {
     pub peer_name: String,
     /// "video" or "audio".
     pub kind: &'static str,
+    /// "camera", "microphone", "screen" or "screen_audio".
+    pub source: &'static str,
     /// Video: pictures decoded. Audio: 20 ms frames decoded from received packets.
     pub frames_decoded: u64,
     /// Audio: RTP packets received. Video: pictures dropped before decoding.
@@ -171,11 +173,24 @@ pub struct RemoteTrackReport {
 pub struct LocalTrackReport {
     pub track_id: String,
     pub kind: &'static str,
-    pub frames_sent: u64,
-    pub packets_sent: u64,
-    pub keyframes_sent: u64,
+    /// "camera", "microphone" or "screen".
+    pub source: &'static str,
+    /// What the engine sent. For a screen share only while it lasts (`null` once it ended: see
+    /// `frames_captured`).
+    pub frames_sent: Option<u64>,
+    pub packets_sent: Option<u64>,
+    pub keyframes_sent: Option<u64>,
     /// Encoder output over the whole run, kbit/s.
-    pub bitrate_kbps: f64,
+    pub bitrate_kbps: Option<f64>,
+    /// Screen share: frames the engine took from the source to encode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames_captured: Option<u64>,
+    /// Screen share: how long it was shared (so far), s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_s: Option<f64>,
+    /// Screen share: still shared when the report was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
 }
 
 #[cfg(test)]

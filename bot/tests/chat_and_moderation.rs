@@ -5,7 +5,7 @@
 mod common;
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -87,26 +87,12 @@ async fn type_line(stdin: &mut ChildStdin, line: &str) {
     stdin.flush().await.expect("flushing the bot's stdin");
 }
 
-/// The complete JSON lines of an event log so far (none before the bot created it; a line the
-/// bot is still writing is left for the next read).
-fn read_events(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
-    complete
-        .lines()
-        .map(|l| {
-            serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("{}: {l:?} is not JSON: {e}", path.display()))
-        })
-        .collect()
-}
-
 impl Watched {
     /// Waits (at most [`WAIT`]) for an event satisfying `pred` in the bot's log; returns it.
     async fn wait_event(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + WAIT;
         loop {
-            let events = read_events(&self.events);
+            let events = common::read_events(&self.events);
             if let Some(event) = events.iter().find(|e| pred(e)) {
                 return event.clone();
             }
@@ -123,7 +109,7 @@ impl Watched {
 
     /// Every event so far.
     fn events(&self) -> Vec<Value> {
-        read_events(&self.events)
+        common::read_events(&self.events)
     }
 
     /// Stops a bot that would run on: kills it and reaps it.

@@ -1,17 +1,22 @@
 //! Codec speed: VP8 encode/decode ms per frame at 640x360 and 1280x720 (30 fps content,
-//! real-time settings, one encoder thread), the share of one core a 720p30 encode needs, and
-//! Opus µs per 20 ms frame. Each figure is the median over several runs.
+//! real-time settings, one encoder thread), the share of one core a 720p30 encode needs, the
+//! 1920×1080 screen preset on a static text page and on the moving pattern (ms per frame, share
+//! of a core at 5 and 15 fps; the motion gate's block hashing), and Opus µs per 20 ms frame.
+//! Each figure is the median over several runs.
 //!
 //! Run: `cargo bench -p videoroom-client --bench codec`
 //!
 //! Times are wall-clock and, where Linux exposes it (`/proc/thread-self/schedstat`), also CPU
 //! time of the benchmark thread, which is what matters on a busy machine.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+#[path = "../tests/common/screen_text.rs"]
+mod screen_text;
 
 use videoroom_client::media::{
-    AudioSource, Channels, EncodedFrame, I420Frame, OpusConfig, OpusEncoder, PatternClock,
-    PatternSource, ToneSource, VideoSource, Vp8Config, Vp8Decoder, Vp8Encoder,
+    AudioSource, Channels, EncodedFrame, I420Frame, MotionGate, OpusConfig, OpusEncoder,
+    PatternClock, PatternSource, ToneSource, VideoSource, Vp8Config, Vp8Decoder, Vp8Encoder,
 };
 
 const RUNS: usize = 5;
@@ -109,6 +114,105 @@ fn vp8(width: u32, height: u32, kbps: u32) -> (Figures, Figures) {
     )
 }
 
+/// 1920×1080 frames captured at 15 fps: `frames` copies of a static text page, or the moving
+/// pattern.
+fn screen_frames(text: bool, frames: usize) -> Vec<I420Frame> {
+    let start = 1_000_000;
+    if text {
+        let page = screen_text::text_frame(1920, 1080, 0);
+        (0..frames as u64)
+            .map(|n| {
+                let mut f = page.clone();
+                f.frame_number = n;
+                f.capture_micros = start + n * 66_667;
+                f
+            })
+            .collect()
+    } else {
+        let mut source = PatternSource::new(1920, 1080, 15)
+            .expect("valid size")
+            .with_clock(PatternClock::Simulated {
+                start_micros: start,
+            });
+        (0..frames)
+            .map(|_| source.next_frame().expect("synthetic source"))
+            .collect()
+    }
+}
+
+/// Encodes `frames` with `config`; per-frame figures and the produced kbit/s.
+fn screen_encode(config: &Vp8Config, frames: &[I420Frame]) -> (Figures, f64) {
+    let mut runs = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..RUNS {
+        let mut encoder = Vp8Encoder::new(config.clone()).expect("encoder");
+        let mut produced = 0;
+        runs.push(measure(|| {
+            for f in frames {
+                if let Some(p) = encoder.encode(f).expect("encode") {
+                    produced += p.data.len();
+                }
+            }
+        }));
+        bytes = produced;
+    }
+    let seconds = frames.len() as f64 / 15.0;
+    (
+        Figures::from_runs(&runs, frames.len() as f64),
+        bytes as f64 * 8.0 / seconds / 1000.0,
+    )
+}
+
+fn screen() {
+    const SCREEN_FRAMES: usize = 45;
+    let text = screen_frames(true, SCREEN_FRAMES);
+    let moving = screen_frames(false, SCREEN_FRAMES);
+    let preset = Vp8Config::screen(1920, 1080, 1200);
+    println!(
+        "VP8 screen 1920x1080 (Vp8Config::screen: cpu-used {}, mode {}, 1200 kbit/s, {SCREEN_FRAMES} frames at 15 fps x {RUNS} runs, medians)",
+        preset.cpu_used, preset.screen_content_mode
+    );
+    let share = |f: &Figures, fps: f64| f.cpu.unwrap_or(f.wall) * fps / 1e9 * 100.0;
+    let mut variants = vec![("screen".to_string(), preset.clone())];
+    for cpu in [-4, -6, 10] {
+        if cpu != preset.cpu_used {
+            let mut c = preset.clone();
+            c.cpu_used = cpu;
+            variants.push((format!("screen cpu {cpu}"), c));
+        }
+    }
+    variants.push(("camera preset".into(), Vp8Config::new(1920, 1080, 1200)));
+    for (name, config) in &variants {
+        for (content, frames) in [("static text", &text), ("moving pattern", &moving)] {
+            let (fig, kbps) = screen_encode(config, frames);
+            println!(
+                "  {name:14} {content:14} encode {} ({kbps:5.0} kbit/s); {:5.1}% of a core at 5 fps, {:5.1}% at 15 fps",
+                fig.show(1e6, "ms/frame"),
+                share(&fig, 5.0),
+                share(&fig, 15.0),
+            );
+        }
+    }
+    let mut runs = Vec::new();
+    for _ in 0..RUNS {
+        let mut gate = MotionGate::new();
+        let t0 = Instant::now();
+        runs.push(measure(|| {
+            for (i, f) in moving.iter().enumerate() {
+                std::hint::black_box(gate.observe(
+                    f,
+                    t0 + Duration::from_millis(66 * i as u64),
+                    false,
+                ));
+            }
+        }));
+    }
+    println!(
+        "  motion gate (16x16 block hashes) {}",
+        Figures::from_runs(&runs, SCREEN_FRAMES as f64).show(1e6, "ms/frame")
+    );
+}
+
 fn opus() -> Figures {
     let mut source = ToneSource::with_start(440.0, 0.5, Channels::Mono, 0);
     let frames: Vec<_> = (0..1500)
@@ -142,6 +246,7 @@ fn main() {
         share(enc720.wall),
         if cpu_share <= 25.0 { "met" } else { "NOT met" }
     );
+    screen();
     let op = opus();
     println!("Opus (48 kHz mono, 32 kbit/s, VoIP, 20 ms frames)");
     println!("  encode {}", op.show(1e3, "us/frame"));

@@ -47,6 +47,7 @@ pub const HELP: &str = "\
 /hand              raise or lower your hand
 /mute NAME         (moderators) mute NAME's microphone
 /stopvideo NAME    (moderators) turn NAME's camera off
+/stopscreen NAME   (moderators) stop NAME's screen share
 /lower NAME        (moderators) lower NAME's hand
 /remove NAME [why] (moderators) remove NAME from the room (also /kick)
 /lock, /unlock     (moderators) close the room to new people, or open it
@@ -238,6 +239,14 @@ mod tests {
                 reason: None
             })
         );
+        assert_eq!(
+            parse("/stopscreen Grace Hopper", &p),
+            Ok(ChatCommand::Moderate {
+                peer: PeerId::new("p-2"),
+                action: ModerationAction::StopScreen
+            })
+        );
+        assert!(HELP.contains("/stopscreen NAME"));
         assert_eq!(parse("/lock", &p), Ok(ChatCommand::Lock(true)));
         assert_eq!(parse("/unlock", &p), Ok(ChatCommand::Lock(false)));
         assert_eq!(parse("/end", &p), Ok(ChatCommand::End));

@@ -31,5 +31,6 @@ pub use publish::SendStats;
 pub use receive::{DecodedFrame, RemoteVideo, VideoStats};
 pub use room::{
     AudioInput, AudioOutput, AudioPublish, ConnectionState, ConnectionStats, Invite, JoinError,
-    JoinOptions, Room, RoomError, RoomEvent, RoomHandle, RoomInfo, VideoInput, VideoPublish,
+    JoinOptions, Room, RoomError, RoomEvent, RoomHandle, RoomInfo, ScreenShareEnd, VideoInput,
+    VideoPublish,
 };

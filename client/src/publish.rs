@@ -201,9 +201,20 @@ pub enum PublishError {
     /// The encoder failed.
     #[error(transparent)]
     Encoder(#[from] Vp8Error),
+    /// A screen frame could not be scaled to the size it is sent at.
+    #[error(transparent)]
+    Scale(#[from] crate::media::screen::ScaleError),
     /// The blocking encode task panicked or was cancelled.
     #[error("encoder task failed: {0}")]
     Task(String),
+}
+
+/// What a shared screen's frames go through before the encoder: scaled to fit 1920×1080, and
+/// only encoded when something changed (or a keyframe is wanted, or 200 ms passed).
+#[derive(Debug, Default)]
+struct ScreenPrep {
+    scaler: crate::media::ScreenScaler,
+    gate: crate::media::MotionGate,
 }
 
 /// The part of the video publish path that blocks: pulling a frame and encoding it.
@@ -211,6 +222,8 @@ struct EncodeStage {
     source: Box<dyn VideoSource>,
     encoder: Vp8Encoder,
     control: Arc<VideoControl>,
+    /// A screen share's scaling and motion gate (`None` for a camera).
+    screen: Option<ScreenPrep>,
 }
 
 impl EncodeStage {
@@ -222,7 +235,18 @@ impl EncodeStage {
         if let Some(source) = swap {
             self.source = source;
         }
-        let frame = self.source.next_frame()?;
+        let mut frame = self.source.next_frame()?;
+        if let Some(prep) = self.screen.as_mut() {
+            if let std::borrow::Cow::Owned(scaled) = prep.scaler.fit(&frame)? {
+                frame = scaled;
+            }
+            let decision = prep
+                .gate
+                .observe(&frame, std::time::Instant::now(), keyframe);
+            if !decision.should_encode() {
+                return Ok(None);
+            }
+        }
         let config = self.encoder.config();
         if frame.width() != config.width || frame.height() != config.height {
             // A new source (device switch, a file) with another size: a new encoder at that
@@ -350,6 +374,14 @@ pub struct VideoSendSettings {
     pub target_kbps: u32,
 }
 
+/// Creates a screen share's encoder: libvpx's screen-content settings
+/// ([`Vp8Config::screen`]) at the settings' size and bitrate.
+pub fn new_screen_encoder(settings: &VideoSendSettings) -> Result<Vp8Encoder, Vp8Error> {
+    let mut config = Vp8Config::screen(settings.width, settings.height, settings.target_kbps);
+    config.fps = settings.fps.max(1);
+    Vp8Encoder::new(config)
+}
+
 /// Creates the encoder (fails early on a bad configuration).
 pub fn new_encoder(settings: &VideoSendSettings) -> Result<Vp8Encoder, Vp8Error> {
     let mut config = Vp8Config::new(settings.width, settings.height, settings.target_kbps);
@@ -359,6 +391,9 @@ pub fn new_encoder(settings: &VideoSendSettings) -> Result<Vp8Encoder, Vp8Error>
 
 /// Spawns the sending task and the keyframe-request watcher of one video track. Frames are only
 /// produced while there is a connected track to write to (`binding`) and the track is enabled.
+// Each argument is a different part of the track (its binding, source, encoder, settings,
+// numbering, control, end reports, kind): bundling them would only move the list elsewhere.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn_video_sender(
     binding: TrackBinding,
     source: Box<dyn VideoSource>,
@@ -367,8 +402,9 @@ pub fn spawn_video_sender(
     ssrc: u32,
     control: Arc<VideoControl>,
     ended: EndReports,
+    screen: bool,
 ) -> Vec<JoinHandle<()>> {
-    let span = tracing::debug_span!("video_send", ssrc);
+    let span = tracing::debug_span!("video_send", ssrc, screen);
     let watcher = watch_keyframe_requests(binding.clone(), Arc::clone(&control));
     let sender = video_send_loop(
         binding,
@@ -376,6 +412,7 @@ pub fn spawn_video_sender(
             source,
             encoder,
             control: Arc::clone(&control),
+            screen: screen.then(ScreenPrep::default),
         },
         settings,
         ssrc,
@@ -440,6 +477,11 @@ async fn video_send_loop(
     ended: EndReports,
 ) {
     let mut failures = Failures::default();
+    let device = if stage.screen.is_some() {
+        "shared screen"
+    } else {
+        "camera"
+    };
     let period = Duration::from_micros(1_000_000 / u64::from(settings.fps.max(1)));
     let mut ticker = tokio::time::interval(period);
     // An encoder that falls behind skips ticks instead of bursting to catch up.
@@ -477,11 +519,15 @@ async fn video_send_loop(
         let Some((current, result)) =
             on_blocking_pool(current, move |stage| stage.step(keyframe, swap)).await
         else {
-            let _ = ended.send((MediaKind::Video, "the video encoder task failed".into()));
+            let _ = ended.send(Ended::new(
+                ssrc,
+                MediaKind::Video,
+                "the video encoder task failed",
+            ));
             return;
         };
         stage = Some(current);
-        let frame = match failures.judge(MediaKind::Video, result, &ended) {
+        let frame = match failures.judge(MediaKind::Video, device, ssrc, result, &ended) {
             Outcome::Frame(Some(frame)) => frame,
             Outcome::Frame(None) | Outcome::Skip => continue,
             Outcome::Stop => return,
@@ -689,22 +735,27 @@ async fn audio_send_loop(
         let Some((current, result)) =
             on_blocking_pool(current, move |stage| stage.step(swap)).await
         else {
-            let _ = ended.send((MediaKind::Audio, "the audio encoder task failed".into()));
+            let _ = ended.send(Ended::new(
+                ssrc,
+                MediaKind::Audio,
+                "the audio encoder task failed",
+            ));
             return;
         };
         live = current.source.is_live();
         stage = Some(current);
-        let (payload, capture_micros) = match failures.judge(MediaKind::Audio, result, &ended) {
-            Outcome::Frame(encoded) => encoded,
-            Outcome::Skip => {
-                if live {
-                    // Do not spin on a failing device.
-                    tokio::time::sleep(Duration::from_micros(FRAME_MICROS)).await;
+        let (payload, capture_micros) =
+            match failures.judge(MediaKind::Audio, "microphone", ssrc, result, &ended) {
+                Outcome::Frame(encoded) => encoded,
+                Outcome::Skip => {
+                    if live {
+                        // Do not spin on a failing device.
+                        tokio::time::sleep(Duration::from_micros(FRAME_MICROS)).await;
+                    }
+                    continue;
                 }
-                continue;
-            }
-            Outcome::Stop => return,
-        };
+                Outcome::Stop => return,
+            };
         let Some(track) = track.filter(|_| enabled) else {
             continue;
         };
@@ -719,8 +770,29 @@ async fn audio_send_loop(
     }
 }
 
-/// Where a send loop reports that it stopped for good: (kind, why).
-pub type EndReports = mpsc::UnboundedSender<(MediaKind, String)>;
+/// A send loop that stopped for good: which track (by SSRC), and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    /// The track's SSRC.
+    pub ssrc: u32,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Why, for a person.
+    pub reason: String,
+}
+
+impl Ended {
+    fn new(ssrc: u32, kind: MediaKind, reason: impl Into<String>) -> Self {
+        Self {
+            ssrc,
+            kind,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Where a send loop reports that it stopped for good.
+pub type EndReports = mpsc::UnboundedSender<Ended>;
 
 /// Consecutive failed frames before a send loop gives up on its source.
 const MAX_FAILURES: u32 = 50;
@@ -745,13 +817,11 @@ impl Failures {
     fn judge<T>(
         &mut self,
         kind: MediaKind,
+        device: &str,
+        ssrc: u32,
         result: Result<T, PublishError>,
         ended: &EndReports,
     ) -> Outcome<T> {
-        let device = match kind {
-            MediaKind::Video => "camera",
-            MediaKind::Audio => "microphone",
-        };
         match result {
             Ok(frame) => {
                 self.0 = 0;
@@ -759,7 +829,7 @@ impl Failures {
             }
             Err(PublishError::Source(SourceError::Ended)) => {
                 tracing::info!("{device} source ended");
-                let _ = ended.send((kind, format!("the {device} stopped")));
+                let _ = ended.send(Ended::new(ssrc, kind, format!("the {device} stopped")));
                 Outcome::Stop
             }
             Err(e) => {
@@ -768,7 +838,11 @@ impl Failures {
                     tracing::warn!("{device} frame skipped: {e}");
                 }
                 if self.0 >= MAX_FAILURES {
-                    let _ = ended.send((kind, format!("the {device} keeps failing: {e}")));
+                    let _ = ended.send(Ended::new(
+                        ssrc,
+                        kind,
+                        format!("the {device} keeps failing: {e}"),
+                    ));
                     return Outcome::Stop;
                 }
                 Outcome::Skip

@@ -1,28 +1,12 @@
 //! VP8 round trip of the synthetic pattern: quality (Y PSNR) and the burned-in frame numbers and
 //! capture times read back from decoded pixels.
 
-use videoroom_client::media::{
-    I420Frame, PatternClock, PatternSource, VideoSource, Vp8Config, Vp8Decoder, Vp8Encoder,
-    read_burned_in,
-};
+mod common;
 
-fn psnr_y(a: &I420Frame, b: &I420Frame) -> f64 {
-    assert_eq!((a.width(), a.height()), (b.width(), b.height()));
-    let sse: u64 = a
-        .y()
-        .iter()
-        .zip(b.y())
-        .map(|(&x, &y)| {
-            let d = i64::from(x) - i64::from(y);
-            (d * d) as u64
-        })
-        .sum();
-    if sse == 0 {
-        return f64::INFINITY;
-    }
-    let mse = sse as f64 / a.y().len() as f64;
-    10.0 * (255.0f64 * 255.0 / mse).log10()
-}
+use common::psnr::psnr_y;
+use videoroom_client::media::{
+    PatternClock, PatternSource, VideoSource, Vp8Config, Vp8Decoder, Vp8Encoder, read_burned_in,
+};
 
 fn roundtrip(width: u32, height: u32, kbps: u32, frames: usize) -> (Vec<f64>, Vec<(u64, u64)>) {
     let start = 1_763_950_000_000_000;

@@ -130,3 +130,52 @@ pub fn track_of<'a>(report: &'a Value, peer_name: &str, kind: &str) -> &'a Value
     );
     tracks[0]
 }
+
+/// The remote tracks of `report` published by `peer_name` from `source` (`"camera"`,
+/// `"screen"`…).
+pub fn tracks_from<'a>(report: &'a Value, peer_name: &str, source: &str) -> Vec<&'a Value> {
+    report["remote_tracks"]
+        .as_array()
+        .expect("remote_tracks")
+        .iter()
+        .filter(|t| t["peer_name"] == peer_name && t["source"] == source)
+        .collect()
+}
+
+/// The complete JSON lines of an `--events` log so far (none before the bot created it; a line
+/// the bot is still writing is left for the next read).
+pub fn read_events(path: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
+    complete
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{}: {l:?} is not JSON: {e}", path.display()))
+        })
+        .collect()
+}
+
+/// Waits (at most `bound`) for an event satisfying `pred` in the `--events` log at `path`;
+/// returns it.
+pub async fn wait_event(
+    path: &std::path::Path,
+    what: &str,
+    bound: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        let events = read_events(path);
+        if let Some(event) = events.iter().find(|e| pred(e)) {
+            return event.clone();
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "{what}: not in {} within {bound:?}; the log: {events:#?}",
+                path.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -7,6 +7,7 @@ pub mod devices;
 pub mod frame;
 pub mod opus;
 pub mod pattern;
+pub mod screen;
 pub mod sink;
 pub mod tile;
 // The one place in this crate that may use `unsafe`: the libvpx FFI. The workspace forbids
@@ -25,6 +26,7 @@ pub use opus::{
     AudioFrame, AudioSource, Channels, OpusConfig, OpusDecoder, OpusEncoder, OpusError, ToneSource,
 };
 pub use pattern::{PatternClock, PatternSource, VideoSource, read_burned_in};
+pub use screen::{MotionDecision, MotionGate, ScreenScaler};
 pub use sink::{AudioSink, NullSink, SinkError};
 pub use vp8::{EncodedFrame, Vp8Config, Vp8Decoder, Vp8Encoder, Vp8Error};
 pub use wav::{WavError, WavSource};

@@ -68,6 +68,19 @@ pub struct Vp8Config {
     pub keyframe_max_distance: u32,
     /// Whether rate control may drop frames to hold the bitrate (0 = never, else a buffer %).
     pub drop_frame_threshold: u32,
+    /// libvpx screen-content mode (`VP8E_SET_SCREEN_CONTENT_MODE`): 0 off, 1 on, 2 on with
+    /// more aggressive rate control (may drop a frame after a large overshoot).
+    pub screen_content_mode: u32,
+    /// Blocks whose change stays below this are coded as unchanged
+    /// (`VP8E_SET_STATIC_THRESHOLD`; 1 for cameras, a few hundred for screens).
+    pub static_threshold: u32,
+    /// Lowest quantizer rate control may use, 0..=63.
+    pub min_quantizer: u32,
+    /// Highest quantizer rate control may use, `min_quantizer..=63`.
+    pub max_quantizer: u32,
+    /// Largest keyframe as a percentage of an average frame (`VP8E_SET_MAX_INTRA_BITRATE_PCT`;
+    /// 0 = no cap), so a keyframe does not burst the link.
+    pub max_intra_pct: u32,
 }
 
 impl Vp8Config {
@@ -83,6 +96,48 @@ impl Vp8Config {
             threads: 1,
             keyframe_max_distance: 300,
             drop_frame_threshold: 0,
+            // The values WebRTC uses for VP8 camera video.
+            screen_content_mode: 0,
+            static_threshold: 1,
+            min_quantizer: 2,
+            max_quantizer: 56,
+            max_intra_pct: 300,
+        }
+    }
+
+    /// Settings for a shared screen (text, UI, slides) at `target_kbps` (CBR, so congestion
+    /// control can still steer it with [`Vp8Encoder::set_target_kbps`]).
+    ///
+    /// Chosen by measurement on 1920×1080 text at 1200 kbit/s (`tests/vp8_screen.rs`,
+    /// `benches/codec.rs`, libvpx 1.12, 2 cores):
+    /// - screen-content mode 2: the page refines to 37.5 dB 1.2 s after the keyframe (mode 1:
+    ///   37.0 dB only at 1.7 s) and scrolling text stays at ~41 dB; the drop threshold (30, as
+    ///   libwebrtc) pays for the keyframe's burst by dropping the next ~8 frames.
+    /// - `cpu_used` -4 (fixed speed): positive values let libvpx pick its speed from how long
+    ///   frames take, and on a loaded machine it then codes scrolling text as 125 kB intra
+    ///   frames at 29 dB and drops the rest; -8, -12 and -16 do that always. Costs ~15 ms per
+    ///   static and ~19 ms per moving frame, 22-28 % of a core at 15 fps.
+    /// - max quantizer 52: the keyframe is 131 kB at 29.3 dB (0.9 s of budget); 40 gave
+    ///   35.7 dB but 181 kB. The intra cap (100/300/600 %) did not change the first keyframe.
+    pub fn screen(width: u32, height: u32, target_kbps: u32) -> Self {
+        Self {
+            width,
+            height,
+            target_kbps,
+            // The motion gate encodes at 5..=15 fps; rate control works from the real
+            // timestamps, this only sizes the first frames' budget.
+            fps: 15,
+            cpu_used: -4,
+            threads: 1,
+            // Viewers that join or lose packets ask for a keyframe (PLI); a periodic one would
+            // only cost a burst on content that does not change.
+            keyframe_max_distance: 3000,
+            drop_frame_threshold: 30,
+            screen_content_mode: 2,
+            static_threshold: 300,
+            min_quantizer: 2,
+            max_quantizer: 52,
+            max_intra_pct: 300,
         }
     }
 }
@@ -136,6 +191,11 @@ fn check(
     }
 }
 
+/// A control value as the `int` libvpx's controls take.
+fn as_int(value: u32) -> Result<c_int, Vp8Error> {
+    c_int::try_from(value).map_err(|_| Vp8Error::InvalidConfig(format!("control value {value}")))
+}
+
 /// A VP8 encoder with real-time settings.
 pub struct Vp8Encoder {
     // Boxed: libvpx keeps a pointer to the configuration (`ctx.config.enc`), and the context
@@ -178,6 +238,15 @@ impl Vp8Encoder {
                 "bitrate, fps and threads must be positive".into(),
             ));
         }
+        if config.screen_content_mode > 2
+            || config.min_quantizer > config.max_quantizer
+            || config.max_quantizer > 63
+        {
+            return Err(Vp8Error::InvalidConfig(format!(
+                "screen content mode {}, quantizer {}..={}",
+                config.screen_content_mode, config.min_quantizer, config.max_quantizer
+            )));
+        }
         if !(-16..=16).contains(&config.cpu_used) {
             return Err(Vp8Error::InvalidConfig(format!(
                 "cpu_used {}",
@@ -216,9 +285,9 @@ impl Vp8Encoder {
         cfg.rc_target_bitrate = config.target_kbps;
         cfg.rc_dropframe_thresh = config.drop_frame_threshold;
         cfg.rc_resize_allowed = 0;
+        cfg.rc_min_quantizer = config.min_quantizer;
+        cfg.rc_max_quantizer = config.max_quantizer;
         // The values WebRTC uses for VP8 real-time.
-        cfg.rc_min_quantizer = 2;
-        cfg.rc_max_quantizer = 56;
         cfg.rc_undershoot_pct = 100;
         cfg.rc_overshoot_pct = 15;
         cfg.rc_buf_initial_sz = 500;
@@ -265,12 +334,21 @@ impl Vp8Encoder {
             encoder.config.cpu_used,
         )?;
         encoder.control(vpx::vp8e_enc_control_id::VP8E_SET_NOISE_SENSITIVITY, 0)?;
-        encoder.control(vpx::vp8e_enc_control_id::VP8E_SET_STATIC_THRESHOLD, 1)?;
-        // Caps keyframe size at 3× an average frame so a PLI does not burst the link.
+        encoder.control(
+            vpx::vp8e_enc_control_id::VP8E_SET_STATIC_THRESHOLD,
+            as_int(encoder.config.static_threshold)?,
+        )?;
+        // Caps keyframe size (300 = 3× an average frame) so a PLI does not burst the link.
         encoder.control(
             vpx::vp8e_enc_control_id::VP8E_SET_MAX_INTRA_BITRATE_PCT,
-            300,
+            as_int(encoder.config.max_intra_pct)?,
         )?;
+        if encoder.config.screen_content_mode != 0 {
+            encoder.control(
+                vpx::vp8e_enc_control_id::VP8E_SET_SCREEN_CONTENT_MODE,
+                as_int(encoder.config.screen_content_mode)?,
+            )?;
+        }
         Ok(encoder)
     }
 
@@ -307,7 +385,8 @@ impl Vp8Encoder {
     }
 
     /// Encodes one frame. Returns `None` if rate control dropped it (only possible with a
-    /// non-zero `drop_frame_threshold`).
+    /// non-zero `drop_frame_threshold` or with `screen_content_mode` 2); a dropped frame is not
+    /// an error, the next one is encoded as usual.
     pub fn encode(&mut self, frame: &I420Frame) -> Result<Option<EncodedFrame>, Vp8Error> {
         if frame.width() != self.config.width || frame.height() != self.config.height {
             return Err(Vp8Error::SizeMismatch {
@@ -382,7 +461,6 @@ impl Vp8Encoder {
             )
         };
         check(&mut *self.ctx, "vpx_codec_encode", code)?;
-        self.force_keyframe = false;
         self.last_pts = Some(pts);
 
         let mut data = Vec::new();
@@ -412,8 +490,10 @@ impl Vp8Encoder {
             }
         }
         if !got_frame || data.is_empty() {
+            // Dropped by rate control: a wanted keyframe stays wanted for the next frame.
             return Ok(None);
         }
+        self.force_keyframe = false;
         Ok(Some(EncodedFrame {
             data,
             keyframe,

@@ -312,12 +312,30 @@ pub enum RoomError {
     /// This client publishes no microphone track.
     #[error("no microphone track is published")]
     NoMicrophone,
+    /// No screen is being shared.
+    #[error("no screen is being shared")]
+    NoScreenShare,
+    /// A screen is shared already: one at a time.
+    #[error("a screen is being shared already; stop it first")]
+    ScreenShareActive,
     /// The audio output failed.
     #[error("audio output: {0}")]
     AudioOutput(String),
     /// The room task has ended (left, or the connection closed).
     #[error("not in the room any more")]
     Closed,
+}
+
+/// Why a screen share ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ScreenShareEnd {
+    /// We stopped it ([`RoomHandle::stop_screen_share`]).
+    Stopped,
+    /// Its source ended or kept failing (the shared window closed, the capture failed).
+    SourceEnded(String),
+    /// A moderator stopped it.
+    Moderator(PeerId),
 }
 
 /// The state of the connection to the room.
@@ -369,6 +387,11 @@ pub enum RoomEvent {
         locked: bool,
         /// The moderator.
         by: Option<PeerId>,
+    },
+    /// Our screen share ended (the track is unpublished; the others see it removed).
+    ScreenShareEnded {
+        /// Why.
+        reason: ScreenShareEnd,
     },
     /// A moderator acted on us. For a mute or a stopped camera the engine has already turned
     /// that media off (as [`RoomHandle::set_microphone_enabled`] would); we may turn it on again.

@@ -92,6 +92,13 @@ pub(super) enum Command {
     SwitchAudio(AudioInput, oneshot::Sender<Result<(), RoomError>>),
     SetOutput(AudioOutput, oneshot::Sender<Result<(), RoomError>>),
     Stats(oneshot::Sender<Option<ConnectionStats>>),
+    /// Publish a screen share from this source.
+    StartScreen(
+        Box<dyn crate::media::VideoSource>,
+        crate::publish::VideoSendSettings,
+        oneshot::Sender<Result<TrackId, RoomError>>,
+    ),
+    StopScreen(oneshot::Sender<Result<(), RoomError>>),
 }
 
 /// The application's handle on a joined room. Dropping it leaves the room.
@@ -122,6 +129,41 @@ impl RoomHandle {
             .map(|c| c.0.clone())
     }
 
+    /// The id of our screen-share track in the current session, if we share one.
+    pub fn screen_track_id(&self) -> Option<TrackId> {
+        lock(&self.shared.local_ids)
+            .screen
+            .as_ref()
+            .map(|c| c.0.clone())
+    }
+
+    /// Shares a screen (or a window, or any video source) as a `screen` track next to the
+    /// camera, at `settings`. One at a time ([`RoomError::ScreenShareActive`]). A rejoin
+    /// republishes it under a new id; its source ending ends the share
+    /// ([`RoomEvent::ScreenShareEnded`]). Returns the track's id in the current session.
+    pub async fn start_screen_share(
+        &self,
+        source: Box<dyn crate::media::VideoSource>,
+        settings: crate::publish::VideoSendSettings,
+    ) -> Result<TrackId, RoomError> {
+        self.call(|tx| Command::StartScreen(source, settings, tx))
+            .await?
+    }
+
+    /// Stops our screen share ([`RoomEvent::ScreenShareEnded`] with
+    /// [`ScreenShareEnd::Stopped`](super::ScreenShareEnd::Stopped) follows).
+    pub async fn stop_screen_share(&self) -> Result<(), RoomError> {
+        self.call(Command::StopScreen).await?
+    }
+
+    /// What our screen share sends, for a self view (latest frame only).
+    pub fn screen_preview(&self) -> Option<watch::Receiver<Option<Arc<crate::media::I420Frame>>>> {
+        lock(&self.shared.local_ids)
+            .screen
+            .as_ref()
+            .map(|c| c.1.preview())
+    }
+
     /// The id of our microphone track in the current session, if we publish one.
     pub fn microphone_track_id(&self) -> Option<TrackId> {
         lock(&self.shared.local_ids)
@@ -134,6 +176,14 @@ impl RoomHandle {
     pub fn camera_stats(&self) -> Option<SendStats> {
         lock(&self.shared.local_ids)
             .camera
+            .as_ref()
+            .map(|c| c.1.stats())
+    }
+
+    /// Counters of our screen share while it lasts (each share starts from zero).
+    pub fn screen_stats(&self) -> Option<SendStats> {
+        lock(&self.shared.local_ids)
+            .screen
             .as_ref()
             .map(|c| c.1.stats())
     }

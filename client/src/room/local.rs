@@ -3,9 +3,11 @@
 //! (and the audio output), and publishes a track that was not there yet.
 
 use super::handle::lock;
+use super::session::{LocalRtp, Session};
 use super::task::RoomTask;
 use super::{
-    AudioInput, AudioOutput, RoomError, RoomEvent, VideoInput, open_audio, open_speaker, open_video,
+    AudioInput, AudioOutput, RoomError, RoomEvent, ScreenShareEnd, VideoInput, open_audio,
+    open_speaker, open_video,
 };
 use crate::audio::Playout;
 use crate::media::{AudioSink, AudioSource, NullSink, OpusConfig, OpusEncoder, VideoSource};
@@ -28,6 +30,8 @@ pub(super) enum LocalControl {
 
 pub(super) struct LocalTrack {
     pub(super) kind: MediaKind,
+    /// Camera, microphone or screen: what the others are told and how we find it.
+    pub(super) source: TrackSource,
     pub(super) ssrc: u32,
     /// Video: the track's size, rate and bitrate (a switched-in camera opens with them).
     pub(super) settings: Option<VideoSendSettings>,
@@ -43,11 +47,14 @@ pub(super) struct LocalTrack {
 }
 
 impl LocalTrack {
+    /// A video track from `source` (a camera, or a screen when `what` is
+    /// [`TrackSource::Screen`]).
     pub(super) fn video(
         source: Box<dyn VideoSource>,
         encoder: crate::media::Vp8Encoder,
         settings: VideoSendSettings,
         ended: EndReports,
+        what: TrackSource,
     ) -> Self {
         let ssrc = rand::random::<u32>() | 1;
         let (binding, bound): (_, TrackBinding) = watch::channel(None);
@@ -60,13 +67,15 @@ impl LocalTrack {
             ssrc,
             Arc::clone(&control),
             ended.clone(),
+            what == TrackSource::Screen,
         );
         Self {
             kind: MediaKind::Video,
+            source: what,
             ssrc,
             settings: Some(settings),
             ended,
-            track_id: new_track_id(MediaKind::Video),
+            track_id: new_track_id(what),
             muted: false,
             control: LocalControl::Video(control),
             binding,
@@ -92,10 +101,11 @@ impl LocalTrack {
         );
         Self {
             kind: MediaKind::Audio,
+            source: TrackSource::Microphone,
             ssrc,
             settings: None,
             ended,
-            track_id: new_track_id(MediaKind::Audio),
+            track_id: new_track_id(TrackSource::Microphone),
             muted: false,
             control: LocalControl::Audio(control),
             binding,
@@ -106,10 +116,7 @@ impl LocalTrack {
     pub(super) fn declared(&self) -> PublishedTrack {
         PublishedTrack {
             track_id: self.track_id.clone(),
-            source: match self.kind {
-                MediaKind::Video => TrackSource::Camera,
-                MediaKind::Audio => TrackSource::Microphone,
-            },
+            source: self.source,
             muted: self.muted,
         }
     }
@@ -138,6 +145,7 @@ impl LocalTrack {
             self.ssrc,
             Arc::clone(control),
             self.ended.clone(),
+            self.source == TrackSource::Screen,
         );
         Ok(())
     }
@@ -180,12 +188,23 @@ impl Drop for LocalTrack {
     }
 }
 
-pub(super) fn new_track_id(kind: MediaKind) -> TrackId {
-    let suffix = match kind {
-        MediaKind::Video => "cam",
-        MediaKind::Audio => "mic",
+pub(super) fn new_track_id(source: TrackSource) -> TrackId {
+    let suffix = match source {
+        TrackSource::Camera => "cam",
+        TrackSource::Microphone => "mic",
+        TrackSource::Screen => "scr",
+        TrackSource::ScreenAudio => "sca",
+        _ => "trk",
     };
     TrackId::new(format!("{:08x}-{suffix}", rand::random::<u32>()))
+}
+
+/// The source our camera (video) or microphone (audio) track has.
+pub(super) fn device_source(kind: MediaKind) -> TrackSource {
+    match kind {
+        MediaKind::Video => TrackSource::Camera,
+        MediaKind::Audio => TrackSource::Microphone,
+    }
 }
 
 /// Our current ids, readable from the handle.
@@ -193,6 +212,21 @@ pub(super) fn new_track_id(kind: MediaKind) -> TrackId {
 pub(super) struct LocalIds {
     pub(super) camera: Option<(TrackId, Arc<VideoControl>)>,
     pub(super) microphone: Option<(TrackId, Arc<AudioControl>)>,
+    pub(super) screen: Option<(TrackId, Arc<VideoControl>)>,
+}
+
+impl LocalIds {
+    /// Notes `track`'s current id and control under its source.
+    pub(super) fn record(&mut self, track: &LocalTrack) {
+        let id = track.track_id.clone();
+        match (&track.control, track.source) {
+            (LocalControl::Video(c), TrackSource::Screen) => {
+                self.screen = Some((id, Arc::clone(c)))
+            }
+            (LocalControl::Video(c), _) => self.camera = Some((id, Arc::clone(c))),
+            (LocalControl::Audio(c), _) => self.microphone = Some((id, Arc::clone(c))),
+        }
+    }
 }
 
 impl RoomTask {
@@ -201,7 +235,8 @@ impl RoomTask {
         kind: MediaKind,
         enabled: bool,
     ) -> Result<(), RoomError> {
-        let Some(local) = self.local.iter_mut().find(|t| t.kind == kind) else {
+        let source = device_source(kind);
+        let Some(local) = self.local.iter_mut().find(|t| t.source == source) else {
             return Err(match kind {
                 MediaKind::Video => RoomError::NoCamera,
                 MediaKind::Audio => RoomError::NoMicrophone,
@@ -225,14 +260,17 @@ impl RoomTask {
                 .map_err(|e| RoomError::Signaling(e.to_string())),
             None => Ok(()),
         };
-        if enabled && let Some(local) = self.local.iter_mut().find(|t| t.kind == kind) {
+        if enabled && let Some(local) = self.local.iter_mut().find(|t| t.source == source) {
             local.set_enabled(true);
         }
         sent
     }
 
     pub(super) async fn switch_video(&mut self, input: VideoInput) -> Result<(), RoomError> {
-        let existing = self.local.iter().position(|t| t.kind == MediaKind::Video);
+        let existing = self
+            .local
+            .iter()
+            .position(|t| t.source == TrackSource::Camera);
         // A switched-in camera opens at the track's settings; a first camera at 640×360@30.
         let settings = existing
             .and_then(|i| self.local[i].settings)
@@ -255,12 +293,21 @@ impl RoomTask {
         }
         let encoder =
             publish::new_encoder(&settings).map_err(|e| RoomError::Media(e.to_string()))?;
-        let track = LocalTrack::video(source, encoder, settings, self.ended_tx.clone());
+        let track = LocalTrack::video(
+            source,
+            encoder,
+            settings,
+            self.ended_tx.clone(),
+            TrackSource::Camera,
+        );
         self.publish_new(track).await
     }
 
     pub(super) async fn switch_audio(&mut self, input: AudioInput) -> Result<(), RoomError> {
-        let existing = self.local.iter().position(|t| t.kind == MediaKind::Audio);
+        let existing = self
+            .local
+            .iter()
+            .position(|t| t.source == TrackSource::Microphone);
         let source = open_audio(input).await?;
         if let Some(i) = existing {
             let track = &mut self.local[i];
@@ -282,39 +329,89 @@ impl RoomTask {
     async fn publish_new(&mut self, mut track: LocalTrack) -> Result<(), RoomError> {
         let peer_id = lock(&self.shared.peer_id).clone();
         if let Some(session) = self.session.as_mut() {
-            track.track_id = new_track_id(track.kind);
-            let (rtp, init) = peer::rtp_track(
-                peer_id.as_str(),
-                track.track_id.as_str(),
-                track.kind,
-                track.ssrc,
-            );
-            let rtp = Arc::new(rtp);
-            session
-                .pc
-                .add_transceiver_from_track(Arc::clone(&rtp) as Arc<dyn TrackLocal>, Some(init))
+            track.track_id = new_track_id(track.source);
+            let sent = add_local_rtp(session, peer_id.as_str(), &track)
                 .await
                 .map_err(|e| RoomError::Media(format!("add a local transceiver: {e}")))?;
             if session.connected {
-                track.binding.send_replace(Some(Arc::clone(&rtp)));
+                track.binding.send_replace(Some(Arc::clone(&sent.rtp)));
             }
-            session.local_tracks.push(rtp);
+            session.local_tracks.push(sent);
         }
-        {
-            let mut ids = lock(&self.shared.local_ids);
-            match &track.control {
-                LocalControl::Video(c) => {
-                    ids.camera = Some((track.track_id.clone(), Arc::clone(c)))
-                }
-                LocalControl::Audio(c) => {
-                    ids.microphone = Some((track.track_id.clone(), Arc::clone(c)))
-                }
-            }
-        }
+        lock(&self.shared.local_ids).record(&track);
         self.local.push(track);
         self.offer()
             .await
             .map_err(|e| RoomError::Media(e.to_string()))
+    }
+
+    /// Publishes `source` as our screen share (one at a time); its id in this session.
+    pub(super) async fn start_screen(
+        &mut self,
+        source: Box<dyn VideoSource>,
+        settings: VideoSendSettings,
+    ) -> Result<TrackId, RoomError> {
+        if self.local.iter().any(|t| t.source == TrackSource::Screen) {
+            return Err(RoomError::ScreenShareActive);
+        }
+        let encoder =
+            publish::new_screen_encoder(&settings).map_err(|e| RoomError::Media(e.to_string()))?;
+        let track = LocalTrack::video(
+            source,
+            encoder,
+            settings,
+            self.ended_tx.clone(),
+            TrackSource::Screen,
+        );
+        let id = track.track_id.clone();
+        let ssrc = track.ssrc;
+        self.publish_new(track).await?;
+        Ok(self
+            .local
+            .iter()
+            .find(|t| t.ssrc == ssrc)
+            .map_or(id, |t| t.track_id.clone()))
+    }
+
+    /// Stops our screen share: its send loop ends, its transceiver stops sending, and the
+    /// others see the track removed after the next negotiation. Tells the application why.
+    pub(super) async fn stop_screen(&mut self, why: ScreenShareEnd) -> Result<(), RoomError> {
+        let Some(i) = self
+            .local
+            .iter()
+            .position(|t| t.source == TrackSource::Screen)
+        else {
+            return Err(RoomError::NoScreenShare);
+        };
+        let track = self.local.remove(i);
+        track.binding.send_replace(None);
+        lock(&self.shared.local_ids).screen = None;
+        if let Some(session) = self.session.as_mut()
+            && let Some(j) = session
+                .local_tracks
+                .iter()
+                .position(|r| r.ssrc == track.ssrc)
+        {
+            let sent = session.local_tracks.remove(j);
+            let removed = match sent.transceiver.sender().await {
+                Ok(Some(sender)) => session.pc.remove_track(&sender).await,
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = removed {
+                tracing::warn!("removing the screen's sender failed: {e}");
+            }
+        }
+        drop(track);
+        tracing::info!(?why, "screen share stopped");
+        self.events
+            .emit(RoomEvent::ScreenShareEnded { reason: why });
+        if self.session.is_some() {
+            self.offer()
+                .await
+                .map_err(|e| RoomError::Media(e.to_string()))?;
+        }
+        Ok(())
     }
 
     pub(super) async fn set_output(&mut self, output: AudioOutput) -> Result<(), RoomError> {
@@ -333,4 +430,24 @@ impl RoomTask {
         self.playout = Some(playout);
         Ok(())
     }
+}
+
+/// Adds `track` to `session`'s PeerConnection (a `sendonly` transceiver around a new RTP track
+/// under the track's current id).
+pub(super) async fn add_local_rtp(
+    session: &Session,
+    peer_id: &str,
+    track: &LocalTrack,
+) -> Result<LocalRtp, webrtc::error::Error> {
+    let (rtp, init) = peer::rtp_track(peer_id, track.track_id.as_str(), track.kind, track.ssrc);
+    let rtp = Arc::new(rtp);
+    let transceiver = session
+        .pc
+        .add_transceiver_from_track(Arc::clone(&rtp) as Arc<dyn TrackLocal>, Some(init))
+        .await?;
+    Ok(LocalRtp {
+        ssrc: track.ssrc,
+        rtp,
+        transceiver,
+    })
 }

@@ -38,7 +38,7 @@ mod task;
 
 pub use api::{
     AudioInput, AudioOutput, AudioPublish, ConnectionState, JoinError, JoinOptions, RoomError,
-    RoomEvent, VideoInput, VideoPublish,
+    RoomEvent, ScreenShareEnd, VideoInput, VideoPublish,
 };
 pub use handle::{ConnectionStats, RoomHandle};
 pub use social::{Invite, RoomInfo};
@@ -184,6 +184,7 @@ impl Room {
                     encoder,
                     settings,
                     ended_tx.clone(),
+                    videoroom_protocol::TrackSource::Camera,
                 ));
             }
             if let Some((source, encoder)) = audio {

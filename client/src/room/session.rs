@@ -45,14 +45,22 @@ pub(super) struct Joined {
     pub(super) resume_token: String,
 }
 
+/// One of our tracks in a session: its RTP track and the transceiver that sends it (removed when
+/// the track is unpublished).
+pub(super) struct LocalRtp {
+    pub(super) ssrc: u32,
+    pub(super) rtp: Arc<TrackLocalStaticRTP>,
+    pub(super) transceiver: Arc<dyn webrtc::rtp_transceiver::RtpTransceiver>,
+}
+
 /// One media session: a joined signaling socket and its PeerConnection. Replaced as a whole on
 /// reconnection.
 pub(super) struct Session {
     pub(super) signaling: Signaling,
     pub(super) pc: Arc<dyn PeerConnection>,
     pub(super) pc_events: mpsc::Receiver<PcEvent>,
-    /// Our tracks' RTP tracks in this session, by index in `RoomTask::local`.
-    pub(super) local_tracks: Vec<Arc<TrackLocalStaticRTP>>,
+    /// Our tracks' RTP tracks in this session, one per `RoomTask::local` entry (by SSRC).
+    pub(super) local_tracks: Vec<LocalRtp>,
     /// Remote tracks announced in this session.
     pub(super) remote: HashMap<TrackId, TrackInfo>,
     pub(super) peers: HashMap<PeerId, PeerInfo>,

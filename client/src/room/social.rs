@@ -133,14 +133,29 @@ impl RoomTask {
         let kind = match action {
             ModerationAction::MuteMicrophone => Some(MediaKind::Audio),
             ModerationAction::StopCamera => Some(MediaKind::Video),
-            // No screen share is published by this engine yet; a hand is peer state.
+            // A hand is peer state.
             _ => None,
         };
         if let Some(kind) = kind
-            && self.local.iter().any(|t| t.kind == kind)
+            && self
+                .local
+                .iter()
+                .any(|t| t.source == super::local::device_source(kind))
             && let Err(e) = self.set_enabled(kind, false).await
         {
             tracing::warn!("turning media off for a moderator failed: {e}");
+        }
+        // The server holds the screen's packets already; the share ends here too.
+        if action == ModerationAction::StopScreen
+            && self
+                .local
+                .iter()
+                .any(|t| t.source == videoroom_protocol::TrackSource::Screen)
+            && let Err(e) = self
+                .stop_screen(super::ScreenShareEnd::Moderator(by.clone()))
+                .await
+        {
+            tracing::warn!("stopping the screen share for a moderator failed: {e}");
         }
         tracing::info!(?action, moderator = %by, "moderated");
         self.events.emit(super::RoomEvent::Moderated { action, by });

@@ -3,20 +3,19 @@
 //! messages and PeerConnection events.
 
 use super::handle::{Command, ConnectionStats, EventSink, Shared, lock};
-use super::local::{LocalControl, LocalIds, LocalTrack, new_track_id};
+use super::local::{LocalIds, LocalTrack, add_local_rtp, new_track_id};
 use super::session::{Joined, Link, Session};
-use super::{ConnectionState, JoinError, RoomError, RoomEvent, social};
+use super::{ConnectionState, JoinError, RoomError, RoomEvent, ScreenShareEnd, social};
 use crate::audio::Playout;
 use crate::media::devices::DeviceError;
-use crate::peer::{self, PcEvent, PeerError};
-use crate::publish::EndReports;
+use crate::peer::{PcEvent, PeerError};
+use crate::publish::{EndReports, Ended};
 use crate::receive::ReceiveEvent;
 use crate::signaling::SignalingError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
-use videoroom_protocol::{ClientMessage, ErrorCode, MediaKind, PeerId, ServerMessage, TrackId};
-use webrtc::media_stream::track_local::TrackLocal;
+use videoroom_protocol::{ClientMessage, ErrorCode, PeerId, ServerMessage, TrackId, TrackSource};
 use webrtc::peer_connection::{RTCPeerConnectionState, StatsSelector};
 
 /// Interval of `ping` keep-alives on the signaling socket.
@@ -38,7 +37,7 @@ pub(super) struct RoomTask {
     pub(super) audio_ready: mpsc::Receiver<TrackId>,
     /// Send loops that stopped for good report here.
     pub(super) ended_tx: EndReports,
-    pub(super) ended_rx: mpsc::UnboundedReceiver<(MediaKind, String)>,
+    pub(super) ended_rx: mpsc::UnboundedReceiver<Ended>,
     pub(super) local: Vec<LocalTrack>,
     pub(super) session: Option<Session>,
     pub(super) playout: Option<Playout>,
@@ -207,11 +206,23 @@ impl RoomTask {
                     tracing::info!(track = %track_id, "first audio played");
                     self.events.emit(RoomEvent::TrackReady { track_id });
                 }
-                Some((kind, reason)) = self.ended_rx.recv() => {
-                    tracing::warn!(?kind, reason, "local track stopped");
-                    self.events.emit(RoomEvent::Error(RoomError::Device(DeviceError::Failed(format!(
-                        "{reason}; switch to another input to resume"
-                    )))));
+                Some(ended) = self.ended_rx.recv() => {
+                    tracing::warn!(?ended, "local track stopped");
+                    let screen = self
+                        .local
+                        .iter()
+                        .any(|t| t.ssrc == ended.ssrc && t.source == TrackSource::Screen);
+                    if screen {
+                        // A shared window closed or the capture failed: the share ends.
+                        let why = ScreenShareEnd::SourceEnded(ended.reason);
+                        if let Err(e) = self.stop_screen(why).await {
+                            tracing::warn!("ending the screen share failed: {e}");
+                        }
+                    } else {
+                        self.events.emit(RoomEvent::Error(RoomError::Device(DeviceError::Failed(
+                            format!("{}; switch to another input to resume", ended.reason),
+                        ))));
+                    }
                 }
                 _ = ping.tick() => {
                     next_ping += 1;
@@ -332,28 +343,12 @@ impl RoomTask {
         self.link.resume_token = Some(joined.resume_token.clone()).filter(|t| !t.is_empty());
         let mut ids = LocalIds::default();
         for local in &mut self.local {
-            local.track_id = new_track_id(local.kind);
-            let (track, init) = peer::rtp_track(
-                joined.peer_id.as_str(),
-                local.track_id.as_str(),
-                local.kind,
-                local.ssrc,
-            );
-            let track = Arc::new(track);
-            session
-                .pc
-                .add_transceiver_from_track(Arc::clone(&track) as Arc<dyn TrackLocal>, Some(init))
+            local.track_id = new_track_id(local.source);
+            let sent = add_local_rtp(&session, joined.peer_id.as_str(), local)
                 .await
                 .map_err(PeerError::webrtc("add a local transceiver"))?;
-            session.local_tracks.push(track);
-            match &local.control {
-                LocalControl::Video(c) => {
-                    ids.camera = Some((local.track_id.clone(), Arc::clone(c)))
-                }
-                LocalControl::Audio(c) => {
-                    ids.microphone = Some((local.track_id.clone(), Arc::clone(c)))
-                }
-            }
+            session.local_tracks.push(sent);
+            ids.record(local);
         }
         *lock(&self.shared.local_ids) = ids;
 
@@ -415,6 +410,12 @@ impl RoomTask {
             }
             Command::SwitchVideo(input, reply) => {
                 let _ = reply.send(self.switch_video(input).await);
+            }
+            Command::StartScreen(source, settings, reply) => {
+                let _ = reply.send(self.start_screen(source, settings).await);
+            }
+            Command::StopScreen(reply) => {
+                let _ = reply.send(self.stop_screen(ScreenShareEnd::Stopped).await);
             }
             Command::SwitchAudio(input, reply) => {
                 let _ = reply.send(self.switch_audio(input).await);
@@ -617,10 +618,14 @@ impl RoomTask {
                 let connected = mapped == ConnectionState::Connected;
                 if let Some(session) = self.session.as_mut() {
                     session.connected = connected;
-                    for (local, rtp) in self.local.iter().zip(&session.local_tracks) {
-                        local
-                            .binding
-                            .send_replace(connected.then(|| Arc::clone(rtp)));
+                    for local in &self.local {
+                        if let Some(sent) =
+                            session.local_tracks.iter().find(|r| r.ssrc == local.ssrc)
+                        {
+                            local
+                                .binding
+                                .send_replace(connected.then(|| Arc::clone(&sent.rtp)));
+                        }
                     }
                 }
                 self.events.emit(RoomEvent::ConnectionState(mapped));

@@ -1,6 +1,9 @@
-//! Join options shared by the engine tests.
+//! Join options and picture checks shared by the engine and codec tests.
 
 #![allow(dead_code)]
+
+pub mod psnr;
+pub mod screen_text;
 
 use videoroom_client::media::PatternSource;
 use videoroom_client::{AudioOutput, JoinOptions};
