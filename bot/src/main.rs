@@ -122,8 +122,8 @@ struct Args {
     /// Read chat lines and commands (as for `--say`) from standard input, one per line.
     #[arg(long)]
     commands_from_stdin: bool,
-    /// Share a screen once joined: `pattern` (moving test pattern with frame number and capture
-    /// time burned in) or `file:PATH` (a .y4m file, looped).
+    /// Share a screen once joined: `x11` (the whole X screen of $DISPLAY), `pattern` (moving test
+    /// pattern with frame number and capture time burned in) or `file:PATH` (a .y4m file, looped).
     #[arg(long, value_parser = screen::parse_screen)]
     screen: Option<screen::ScreenArg>,
     /// Size of the `--screen pattern`, WIDTHxHEIGHT.

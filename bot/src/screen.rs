@@ -1,10 +1,11 @@
-//! `--screen`: what the bot shares as a screen (a moving test pattern or a looped Y4M file), and
-//! what it knows of its share for `--events` and `--stats-json`.
+//! `--screen`: what the bot shares as a screen (the X display it runs on, a moving test pattern
+//! or a looped Y4M file), and what it knows of its share for `--events` and `--stats-json`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+use videoroom_client::media::screen::{X11Area, X11Screen};
 use videoroom_client::media::y4m::Y4mSource;
 use videoroom_client::media::{I420Frame, PatternSource, VideoSource};
 use videoroom_client::publish::VideoSendSettings;
@@ -14,17 +15,20 @@ use videoroom_protocol::TrackId;
 /// What `--screen` shares.
 #[derive(Debug, Clone)]
 pub enum ScreenArg {
+    /// The whole X screen of `$DISPLAY`.
+    X11,
     Pattern,
     File(PathBuf),
 }
 
-/// Parses `--screen`. Only the synthetic inputs exist so far; anything else is refused.
+/// Parses `--screen`. Window capture (`x11:window=TITLE`) and the portal do not exist yet.
 pub fn parse_screen(s: &str) -> Result<ScreenArg, String> {
     match s {
+        "x11" => Ok(ScreenArg::X11),
         "pattern" => Ok(ScreenArg::Pattern),
         _ => match s.strip_prefix("file:").filter(|p| !p.is_empty()) {
             Some(path) => Ok(ScreenArg::File(path.into())),
-            None => Err("expected pattern or file:PATH.y4m".into()),
+            None => Err("expected x11, pattern or file:PATH.y4m".into()),
         },
     }
 }
@@ -52,8 +56,8 @@ pub struct Prepared {
     pub frames: Arc<AtomicU64>,
 }
 
-/// Opens what `arg` names (a file that cannot be used is an error for the person) at `size` (the
-/// pattern's; a file keeps its own) and `fps`.
+/// Opens what `arg` names (a file or X display that cannot be used is an error for the person) at
+/// `size` (the pattern's; a file and a screen keep their own) and `fps`.
 pub fn prepare(
     arg: &ScreenArg,
     (width, height): (u32, u32),
@@ -61,6 +65,12 @@ pub fn prepare(
     target_kbps: u32,
 ) -> Result<Prepared, String> {
     let (source, width, height): (Box<dyn VideoSource>, u32, u32) = match arg {
+        ScreenArg::X11 => {
+            let screen =
+                X11Screen::open(None, X11Area::Root).map_err(|e| format!("--screen x11: {e}"))?;
+            let (w, h) = (screen.width(), screen.height());
+            (Box::new(screen), w, h)
+        }
         ScreenArg::Pattern => {
             let pattern =
                 PatternSource::new(width, height, fps).map_err(|e| format!("--screen: {e}"))?;
@@ -143,9 +153,10 @@ mod tests {
         assert!(
             matches!(parse_screen("file:/tmp/a.y4m"), Ok(ScreenArg::File(p)) if p == Path::new("/tmp/a.y4m"))
         );
-        for bad in ["x11", "portal", "file:", "", "Pattern"] {
+        assert!(matches!(parse_screen("x11"), Ok(ScreenArg::X11)));
+        for bad in ["x11:window=a", "portal", "file:", "", "Pattern", "X11"] {
             let e = parse_screen(bad).unwrap_err();
-            assert!(e.contains("pattern or file:PATH.y4m"), "{bad}: {e}");
+            assert!(e.contains("x11, pattern or file:PATH.y4m"), "{bad}: {e}");
         }
     }
 

@@ -7,7 +7,9 @@ use ts_rs::TS;
 use videoroom_client::media::devices::{DeviceError, DeviceInfo};
 use videoroom_client::signaling::SignalingError;
 use videoroom_client::{ConnectionState, JoinError, RoomError, RoomInfo as EngineRoomInfo};
-use videoroom_protocol::{ChatMessage, ErrorCode, MediaKind, ModerationAction, PeerInfo};
+use videoroom_protocol::{
+    ChatMessage, ErrorCode, MediaKind, ModerationAction, PeerInfo, TrackSource,
+};
 
 /// The lobby's values, remembered between launches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -291,6 +293,34 @@ impl From<MediaKind> for TrackKind {
     }
 }
 
+/// Where a track's media comes from (the protocol's `TrackSource`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(rename = "TrackSource")]
+pub enum TrackSourceView {
+    /// A camera.
+    Camera,
+    /// A microphone.
+    Microphone,
+    /// A shared screen or window.
+    Screen,
+    /// The audio of a shared screen.
+    ScreenAudio,
+}
+
+impl From<TrackSource> for TrackSourceView {
+    fn from(s: TrackSource) -> Self {
+        match s {
+            TrackSource::Camera => TrackSourceView::Camera,
+            TrackSource::Microphone => TrackSourceView::Microphone,
+            TrackSource::Screen => TrackSourceView::Screen,
+            TrackSource::ScreenAudio => TrackSourceView::ScreenAudio,
+            // A source this app does not know yet: shown like a camera.
+            _ => TrackSourceView::Camera,
+        }
+    }
+}
+
 /// The room connection, as the banner shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
@@ -376,6 +406,8 @@ pub enum UiEvent {
         peer_id: String,
         /// Audio or video.
         kind: TrackKind,
+        /// Camera, microphone, screen or screen audio: a screen gets its own tile.
+        source: TrackSourceView,
         /// Muted by its publisher.
         muted: bool,
     },
@@ -758,6 +790,7 @@ mod tests {
             Joined,
             LocalState,
             TrackKind,
+            TrackSourceView,
             ConnectionStateView,
             Level,
             TrackLevel,

@@ -623,6 +623,7 @@ async fn pump_events(
                     track_id: track.track_id.to_string(),
                     peer_id: track.peer_id.to_string(),
                     kind: track.kind.into(),
+                    source: track.source.into(),
                     muted: track.muted,
                 }
             }

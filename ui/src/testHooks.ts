@@ -3,10 +3,10 @@
 import { backend } from "./backend";
 import type { ProbeResult } from "./render/messages";
 import { appInfo, lobby, room } from "./state/store";
-import { SELF_TRACK, tilesOf } from "./state/room";
+import { allTilesOf, SELF_TRACK } from "./state/room";
 
 export interface VrTest {
-  /** Pixels of the tile of the person called `name` ("self" for our own). */
+  /** Pixels of the tile called `name`: a person, "self" for our own, or "Ada's screen". */
   probe(name: string): Promise<ProbeResult>;
   /** The UI store, as plain JSON. */
   state(): unknown;
@@ -23,7 +23,8 @@ declare global {
 /** The frame track shown for `name`, or null. */
 function trackFor(name: string): string | null {
   if (name === SELF_TRACK) return SELF_TRACK;
-  const tile = tilesOf(room.value, lobby.value.values.name).find((t) => t.name === name);
+  // People and shared screens ("Ada's screen").
+  const tile = allTilesOf(room.value, lobby.value.values.name).find((t) => t.name === name);
   return tile?.videoTrack ?? null;
 }
 

@@ -8,6 +8,7 @@ import type { PeerView } from "./PeerView";
 import type { RoomInfo } from "./RoomInfo";
 import type { TrackKind } from "./TrackKind";
 import type { TrackLevel } from "./TrackLevel";
+import type { TrackSource } from "./TrackSource";
 import type { UiError } from "./UiError";
 
 /**
@@ -50,6 +51,10 @@ peerId: string,
  * Audio or video.
  */
 kind: TrackKind, 
+/**
+ * Camera, microphone, screen or screen audio: a screen gets its own tile.
+ */
+source: TrackSource, 
 /**
  * Muted by its publisher.
  */

@@ -18,7 +18,7 @@ const s = state([
     peers: [peer("a", "Ada"), peer("b", "bob", 300), peer("c", "Cy", 100)],
     room: { moderator: true, locked: false, chat: [] },
   },
-  { type: "track_added", trackId: "a-a", peerId: "a", kind: "audio", muted: false },
+  { type: "track_added", trackId: "a-a", peerId: "a", kind: "audio", source: "microphone", muted: false },
   { type: "peer_updated", peer: { ...peer("me", "Me", 200), moderator: true } },
 ]);
 

@@ -2,7 +2,18 @@ import { describe, expect, it } from "vitest";
 import type { PeerView } from "../bindings/PeerView";
 import type { RoomInfo } from "../bindings/RoomInfo";
 import type { UiEvent } from "../bindings/UiEvent";
-import { applyEvent, initialRoomState, initials, tilesOf, type RoomAction, type RoomState } from "./room";
+import { pickStage } from "../layout/presentation";
+import {
+  allTilesOf,
+  applyEvent,
+  initialRoomState,
+  initials,
+  screenName,
+  stageCandidates,
+  tilesOf,
+  type RoomAction,
+  type RoomState,
+} from "./room";
 
 const run = (actions: RoomAction[], from: RoomState = initialRoomState()) =>
   actions.reduce(applyEvent, from);
@@ -23,8 +34,8 @@ const joined: UiEvent = {
   room: ROOM,
 };
 const tracksOfA: UiEvent[] = [
-  { type: "track_added", trackId: "a-v", peerId: "a", kind: "video", muted: false },
-  { type: "track_added", trackId: "a-a", peerId: "a", kind: "audio", muted: false },
+  { type: "track_added", trackId: "a-v", peerId: "a", kind: "video", source: "camera", muted: false },
+  { type: "track_added", trackId: "a-a", peerId: "a", kind: "audio", source: "microphone", muted: false },
 ];
 
 describe("applyEvent", () => {
@@ -84,7 +95,7 @@ describe("applyEvent", () => {
 
   it("follows a track through added, ready, muted, unmuted, removed", () => {
     let s = run([joined, ...tracksOfA]);
-    expect(s.tracks[0]).toEqual({ id: "a-v", peerId: "a", kind: "video", muted: false, ready: false });
+    expect(s.tracks[0]).toEqual({ id: "a-v", peerId: "a", kind: "video", source: "camera", muted: false, ready: false });
     s = applyEvent(s, { type: "track_ready", trackId: "a-v" });
     expect(s.tracks[0]!.ready).toBe(true);
     s = applyEvent(s, { type: "track_muted", trackId: "a-a", muted: true });
@@ -225,5 +236,111 @@ describe("initials", () => {
     ["Émile Zola", "ÉZ"],
   ])("%j → %j", (name, expected) => {
     expect(initials(name)).toBe(expected);
+  });
+});
+
+describe("screen shares and the presentation layout", () => {
+  const screenOfA: UiEvent = {
+    type: "track_added",
+    trackId: "a-s",
+    peerId: "a",
+    kind: "video",
+    source: "screen",
+    muted: false,
+  };
+  const screenOfB: UiEvent = { ...screenOfA, trackId: "b-s", peerId: "b" } as UiEvent;
+  const stage = (s: RoomState) => pickStage(stageCandidates(s), s.layout.pinned);
+
+  it("gives a screen its own tile, never the camera tile", () => {
+    // The screen comes before the camera: the camera tile still shows the camera.
+    const s = run([joined, screenOfA, ...tracksOfA]);
+    const tiles = allTilesOf(s, "Me");
+    expect(tiles.map((t) => t.key)).toEqual(["self", "peer:a", "peer:b", "screen:a"]);
+    expect(tiles[1]).toMatchObject({ kind: "person", videoTrack: "a-v", sharing: true });
+    expect(tiles[2]).toMatchObject({ sharing: false });
+    expect(tiles[3]).toMatchObject({ kind: "screen", name: "Ada's screen", videoTrack: "a-s", peerId: "a" });
+    // The people list (tilesOf) has people only.
+    expect(tilesOf(s, "Me").map((t) => t.key)).toEqual(["self", "peer:a", "peer:b"]);
+  });
+
+  it("a sharer without a camera shows initials in their tile and the screen in its own", () => {
+    const s = run([joined, screenOfA]);
+    expect(allTilesOf(s, "Me")[1]).toMatchObject({ videoTrack: null, cameraOff: true, sharing: true });
+  });
+
+  it("names screens of names ending in s without a second s", () => {
+    expect(screenName("Charles")).toBe("Charles' screen");
+    expect(screenName("  ")).toBe("Someone's screen");
+  });
+
+  it("share starts → stage; pin another → it moves; unpin → back; share ends → grid", () => {
+    let s = run([joined, ...tracksOfA]);
+    expect(stage(s)).toBeNull();
+    s = applyEvent(s, screenOfA);
+    expect(stage(s)).toBe("screen:a");
+    s = applyEvent(s, { type: "ui/pin", key: "peer:b" });
+    expect(s.layout.pinned).toBe("peer:b");
+    expect(stage(s)).toBe("peer:b");
+    // Pinning the pinned tile again unpins it.
+    s = applyEvent(s, { type: "ui/pin", key: "peer:b" });
+    expect(s.layout.pinned).toBeNull();
+    expect(stage(s)).toBe("screen:a");
+    s = applyEvent(s, { type: "track_removed", trackId: "a-s" });
+    expect(stage(s)).toBeNull();
+    expect(allTilesOf(s, "Me").map((t) => t.key)).toEqual(["self", "peer:a", "peer:b"]);
+    expect(allTilesOf(s, "Me")[1]).toMatchObject({ sharing: false });
+  });
+
+  it("the newest share takes the stage; when it ends the older one comes back", () => {
+    let s = run([joined, screenOfA, screenOfB]);
+    expect(stage(s)).toBe("screen:b");
+    s = applyEvent(s, { type: "track_removed", trackId: "b-s" });
+    expect(stage(s)).toBe("screen:a");
+  });
+
+  it("a muted screen track is no share", () => {
+    const s = run([joined, screenOfA, { type: "track_muted", trackId: "a-s", muted: true }]);
+    expect(stage(s)).toBeNull();
+    expect(allTilesOf(s, "Me")[1]).toMatchObject({ sharing: false });
+  });
+
+  it("the sharer leaving brings the grid back, and their pinned screen is unpinned for good", () => {
+    let s = run([joined, ...tracksOfA, screenOfA, { type: "ui/pin", key: "screen:a" }]);
+    expect(stage(s)).toBe("screen:a");
+    s = applyEvent(s, { type: "peer_left", peerId: "a" });
+    expect(s.layout.pinned).toBeNull();
+    expect(stage(s)).toBeNull();
+    // Ada back, sharing again: the newest share decides, no stale pin.
+    s = run([{ type: "peer_joined", peer: peer("a", "Ada") }, { ...screenOfA, trackId: "a-s2" } as UiEvent], s);
+    expect(s.layout.pinned).toBeNull();
+    expect(stage(s)).toBe("screen:a");
+  });
+
+  it("a pinned person is on the stage without any share; unpinned, the grid is back", () => {
+    let s = run([joined, ...tracksOfA, { type: "ui/pin", key: "peer:a" }]);
+    expect(stage(s)).toBe("peer:a");
+    s = applyEvent(s, { type: "ui/pin", key: null });
+    expect(stage(s)).toBeNull();
+  });
+
+  it("ignores a pin of a tile that does not exist", () => {
+    const s = run([joined]);
+    expect(applyEvent(s, { type: "ui/pin", key: "peer:zz" })).toBe(s);
+  });
+
+  it("full-window only with a stage, and it ends with the stage", () => {
+    let s = run([joined, ...tracksOfA]);
+    expect(applyEvent(s, { type: "ui/full" }).layout.full).toBe(false);
+    s = run([screenOfA, { type: "ui/full" }], s);
+    expect(s.layout.full).toBe(true);
+    s = applyEvent(s, { type: "ui/full" });
+    expect(s.layout.full).toBe(false);
+    s = run([{ type: "ui/full", on: true }, { type: "track_removed", trackId: "a-s" }], s);
+    expect(s.layout.full).toBe(false);
+  });
+
+  it("leaving the room forgets the layout", () => {
+    const s = run([joined, screenOfA, { type: "ui/pin", key: "peer:b" }, { type: "ui/full" }, { type: "ui/left" }]);
+    expect(s.layout).toEqual({ pinned: null, full: false });
   });
 });

@@ -8,8 +8,10 @@ import type { LocalState } from "../bindings/LocalState";
 import type { PeerView } from "../bindings/PeerView";
 import type { RoomInfo } from "../bindings/RoomInfo";
 import type { TrackKind } from "../bindings/TrackKind";
+import type { TrackSource } from "../bindings/TrackSource";
 import type { UiError } from "../bindings/UiError";
 import type { UiEvent } from "../bindings/UiEvent";
+import { pickStage, type StageCandidate } from "../layout/presentation";
 import { isOwn, mergeChat } from "./chat";
 import {
   handText,
@@ -32,6 +34,8 @@ export interface TrackState {
   id: string;
   peerId: string;
   kind: TrackKind;
+  /** Camera, microphone, screen or screen audio. */
+  source: TrackSource;
   muted: boolean;
   /** The first frame was decoded / the first audio played. */
   ready: boolean;
@@ -54,6 +58,14 @@ export interface PanelState {
 export interface ChatStatus {
   tone: "error" | "info";
   text: string;
+}
+
+/** How the room is laid out, beyond what the tracks decide (presentation.ts). */
+export interface LayoutView {
+  /** The key of the tile pinned to the stage, or null. */
+  pinned: string | null;
+  /** The stage fills the window (only while there is a stage). */
+  full: boolean;
 }
 
 export interface RoomState {
@@ -94,6 +106,7 @@ export interface RoomState {
   /** Notifications, newest last (the view expires them). */
   toasts: Toast[];
   nextToastId: number;
+  layout: LayoutView;
 }
 
 /** Things the UI itself does, next to the backend's events. */
@@ -111,7 +124,11 @@ export type UiAction =
   | { type: "ui/chat-status"; status: ChatStatus | null }
   | { type: "ui/dismiss-toast"; id: number }
   /** Something the person did worked (a link was copied). */
-  | { type: "ui/toast"; kind: ToastKind; text: string };
+  | { type: "ui/toast"; kind: ToastKind; text: string }
+  /** Pin a tile to the stage (null: unpin); pinning the pinned tile again unpins it. */
+  | { type: "ui/pin"; key: string | null }
+  /** Full-window on or off (`on` omitted: toggle); only while there is a stage. */
+  | { type: "ui/full"; on?: boolean };
 
 export type RoomAction = UiEvent | UiAction;
 
@@ -140,6 +157,7 @@ export function initialRoomState(local?: Partial<LocalState>): RoomState {
     chatStatus: null,
     toasts: [],
     nextToastId: 1,
+    layout: { pinned: null, full: false },
   };
 }
 
@@ -149,6 +167,24 @@ export function chatVisible(state: RoomState): boolean {
 }
 
 export function applyEvent(state: RoomState, action: RoomAction): RoomState {
+  return reconcileLayout(reduce(state, action));
+}
+
+/**
+ * A pin whose tile went (its peer left, its screen share ended) is dropped, so it never comes
+ * back by itself; full-window ends when there is no stage any more.
+ */
+function reconcileLayout(state: RoomState): RoomState {
+  const { pinned, full } = state.layout;
+  if (pinned === null && !full) return state;
+  const keys = tileKeys(state);
+  const keepPin = pinned !== null && keys.includes(pinned) ? pinned : null;
+  const keepFull = full && pickStage(stageCandidates(state), keepPin) !== null;
+  if (keepPin === pinned && keepFull === full) return state;
+  return { ...state, layout: { pinned: keepPin, full: keepFull } };
+}
+
+function reduce(state: RoomState, action: RoomAction): RoomState {
   switch (action.type) {
     case "joined":
       return enterRoom(state, action.selfId, action.peers, action.room);
@@ -182,6 +218,7 @@ export function applyEvent(state: RoomState, action: RoomAction): RoomState {
         id: action.trackId,
         peerId: action.peerId,
         kind: action.kind,
+        source: action.source,
         muted: action.muted,
         ready: false,
       };
@@ -270,6 +307,17 @@ export function applyEvent(state: RoomState, action: RoomAction): RoomState {
       return { ...state, toasts: state.toasts.filter((t) => t.id !== action.id) };
     case "ui/toast":
       return toast(state, action.kind, action.text);
+    case "ui/pin": {
+      const pinned = action.key !== null && action.key !== state.layout.pinned ? action.key : null;
+      if (pinned !== null && !tileKeys(state).includes(pinned)) return state;
+      return pinned === state.layout.pinned ? state : { ...state, layout: { ...state.layout, pinned } };
+    }
+    case "ui/full": {
+      const full = action.on ?? !state.layout.full;
+      if (full === state.layout.full) return state;
+      if (full && pickStage(stageCandidates(state), state.layout.pinned) === null) return state;
+      return { ...state, layout: { ...state.layout, full } };
+    }
   }
 }
 
@@ -395,8 +443,13 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
 // --- what the grid shows ------------------------------------------------------------------
 
 export interface TileModel {
-  /** Stable across renders and reconnections: "self" for us, "peer:<id>" for the others. */
+  /**
+   * Stable across renders and reconnections: "self" for us, "peer:<id>" for the others,
+   * "screen:<id>" for a peer's shared screen.
+   */
   key: string;
+  /** A person (camera or initials) or a shared screen. */
+  kind: "person" | "screen";
   /** Our own id ("self" before it is known) or the peer's. */
   peerId: string;
   name: string;
@@ -409,15 +462,83 @@ export interface TileModel {
   /** When the hand went up (server time), null while it is down. */
   handRaisedAt: number | null;
   moderator: boolean;
+  /** The person shares a screen (for a screen tile: always). */
+  sharing: boolean;
 }
 
-/** Tiles in display order: ourselves first, then the others in the order they came. */
+/** A peer's screen share that is on (published and not muted), or null. */
+function screenOf(state: RoomState, peerId: string): TrackState | null {
+  // The newest one if there were ever two.
+  const screens = state.tracks.filter((t) => t.peerId === peerId && t.source === "screen" && !t.muted);
+  return screens[screens.length - 1] ?? null;
+}
+
+/** The keys of every tile (`allTilesOf`), without building them. */
+function tileKeys(state: RoomState): string[] {
+  return stageCandidates(state).map((t) => t.key);
+}
+
+/** Every tile as `pickStage` sees it, screens in the order their tracks came. */
+export function stageCandidates(state: RoomState): StageCandidate[] {
+  const people = ["self", ...state.peers.map((p) => `peer:${p.id}`)].map((key) => ({ key, screen: false }));
+  const screens = sharedScreens(state).map((t) => ({ key: `screen:${t.peerId}`, screen: true }));
+  return [...people, ...screens];
+}
+
+/** One screen track per sharing peer still in the room, in the order they came. */
+function sharedScreens(state: RoomState): TrackState[] {
+  const present = new Set(state.peers.map((p) => p.id));
+  const out: TrackState[] = [];
+  for (const t of state.tracks) {
+    if (t.source !== "screen" || t.muted || !present.has(t.peerId)) continue;
+    if (screenOf(state, t.peerId) !== t) continue;
+    out.push(t);
+  }
+  return out;
+}
+
+/** The tile key of a peer's screen share. */
+export function screenKey(peerId: string): string {
+  return `screen:${peerId}`;
+}
+
+/** What a screen tile is called: "Ada's screen". */
+export function screenName(name: string): string {
+  const who = name.trim() || "Someone";
+  return who.endsWith("s") || who.endsWith("S") ? `${who}' screen` : `${who}'s screen`;
+}
+
+/** People tiles, then one tile per shared screen (in the order the shares started). */
+export function allTilesOf(state: RoomState, selfName: string): TileModel[] {
+  const people = tilesOf(state, selfName);
+  const screens = sharedScreens(state).map((t): TileModel => {
+    const peer = state.peers.find((p) => p.id === t.peerId);
+    return {
+      key: screenKey(t.peerId),
+      kind: "screen",
+      peerId: t.peerId,
+      name: screenName(peer?.name ?? ""),
+      isSelf: false,
+      videoTrack: t.id,
+      cameraOff: false,
+      micMuted: false,
+      speaking: false,
+      handRaisedAt: null,
+      moderator: false,
+      sharing: true,
+    };
+  });
+  return [...people, ...screens];
+}
+
+/** Person tiles in display order: ourselves first, then the others in the order they came. */
 export function tilesOf(state: RoomState, selfName: string): TileModel[] {
   const selfId = state.selfId ?? SELF_TRACK;
   const selfCamera = state.local.cameraOn && state.local.hasCamera;
   const tiles: TileModel[] = [
     {
       key: "self",
+      kind: "person",
       peerId: selfId,
       name: selfName,
       isSelf: true,
@@ -427,14 +548,17 @@ export function tilesOf(state: RoomState, selfName: string): TileModel[] {
       speaking: state.speaking.includes(selfId),
       handRaisedAt: state.handRaisedAt,
       moderator: state.moderator,
+      sharing: false,
     },
   ];
   for (const peer of state.peers) {
     const mine = state.tracks.filter((t) => t.peerId === peer.id);
-    const video = mine.find((t) => t.kind === "video" && !t.muted) ?? null;
-    const audio = mine.find((t) => t.kind === "audio" && !t.muted) ?? null;
+    // The camera by source: a screen share has its own tile, never the face.
+    const video = mine.find((t) => t.kind === "video" && t.source === "camera" && !t.muted) ?? null;
+    const audio = mine.find((t) => t.kind === "audio" && t.source === "microphone" && !t.muted) ?? null;
     tiles.push({
       key: `peer:${peer.id}`,
+      kind: "person",
       peerId: peer.id,
       name: peer.name,
       isSelf: false,
@@ -444,6 +568,7 @@ export function tilesOf(state: RoomState, selfName: string): TileModel[] {
       speaking: state.speaking.includes(peer.id),
       handRaisedAt: peer.handRaisedAt,
       moderator: peer.moderator,
+      sharing: screenOf(state, peer.id) !== null,
     });
   }
   return tiles;

@@ -88,3 +88,13 @@ describe("isTextEntry", () => {
     expect(isTextEntry(focus("A"))).toBe(false);
   });
 });
+
+describe("shortcutFor and the full-window stage", () => {
+  it("F toggles full-window, Escape leaves it only while it is on", () => {
+    expect(shortcutFor(key("f"), null)).toBe("toggle-full");
+    expect(shortcutFor(key("F"), null)).toBe("toggle-full");
+    expect(shortcutFor(key("Escape"), null, { full: true })).toBe("leave-full");
+    expect(shortcutFor(key("Escape"), null, { full: false })).toBeNull();
+    expect(shortcutFor(key("f"), focus("TEXTAREA"))).toBeNull();
+  });
+});

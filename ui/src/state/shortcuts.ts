@@ -1,7 +1,14 @@
 // Keyboard shortcuts in the room: M toggles the microphone, V the camera, H raises or lowers
-// the hand, C shows or hides the chat — but not while the person is typing somewhere.
+// the hand, C shows or hides the chat, F shows the stage full-window (Escape leaves it) — but
+// not while the person is typing somewhere.
 
-export type Shortcut = "toggle-mic" | "toggle-camera" | "toggle-hand" | "toggle-chat";
+export type Shortcut =
+  | "toggle-mic"
+  | "toggle-camera"
+  | "toggle-hand"
+  | "toggle-chat"
+  | "toggle-full"
+  | "leave-full";
 
 export interface KeyInput {
   key: string;
@@ -54,6 +61,8 @@ export interface ShortcutContext {
    * to the page: keys typed into that select meanwhile must not toggle anything.
    */
   switchingDevices?: boolean;
+  /** The stage is shown full-window (Escape leaves it). */
+  full?: boolean;
 }
 
 /** The shortcut a key press triggers, or null. */
@@ -78,6 +87,11 @@ export function shortcutFor(
     case "c":
     case "C":
       return "toggle-chat";
+    case "f":
+    case "F":
+      return "toggle-full";
+    case "Escape":
+      return context.full ? "leave-full" : null;
     default:
       return null;
   }

@@ -4,7 +4,15 @@ import { collabPending, toggleChat, toggleHand, togglePeople } from "../state/co
 import { raisedHandCount } from "../state/people";
 import { chatVisible } from "../state/room";
 import { shortcutFor, type FocusInfo, type Shortcut } from "../state/shortcuts";
-import { leave, pending, room, switchingDevices, toggleCamera, toggleMic } from "../state/store";
+import {
+  dispatch,
+  leave,
+  pending,
+  room,
+  switchingDevices,
+  toggleCamera,
+  toggleMic,
+} from "../state/store";
 import { DevicesMenu } from "./DevicesMenu";
 import {
   CameraIcon,
@@ -22,6 +30,8 @@ const ACTIONS: Record<Shortcut, () => void> = {
   "toggle-camera": () => void toggleCamera(),
   "toggle-hand": () => void toggleHand(),
   "toggle-chat": toggleChat,
+  "toggle-full": () => dispatch({ type: "ui/full" }),
+  "leave-full": () => dispatch({ type: "ui/full", on: false }),
 };
 
 function focusInfo(el: Element | null): FocusInfo | null {
@@ -33,12 +43,16 @@ function focusInfo(el: Element | null): FocusInfo | null {
   };
 }
 
-/** M, V, H and C: microphone, camera, hand and chat, while the room is shown. */
+/**
+ * M, V, H and C: microphone, camera, hand and chat; F / Escape: full-window stage; while the
+ * room is shown.
+ */
 function useShortcuts(): void {
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       const action = shortcutFor(e, focusInfo(document.activeElement), {
         switchingDevices: switchingDevices.value !== null,
+        full: room.value.layout.full,
       });
       if (!action) return;
       e.preventDefault();

@@ -2,7 +2,15 @@ import { useEffect, useRef } from "preact/hooks";
 import { messagePerson } from "../state/collab";
 import type { Person } from "../state/people";
 import { initials } from "../state/room";
-import { CameraOffIcon, ChatIcon, HandIcon, MicOffIcon, MoreIcon, ShieldIcon } from "./icons";
+import {
+  CameraOffIcon,
+  ChatIcon,
+  HandIcon,
+  MicOffIcon,
+  MoreIcon,
+  ScreenIcon,
+  ShieldIcon,
+} from "./icons";
 import { PersonMenu } from "./PersonMenu";
 
 interface Props {
@@ -49,6 +57,7 @@ export function PersonRow({ person: p, handPosition, canModerate, menuOpen, onMe
       data-mic-muted={String(p.micMuted)}
       data-camera-off={String(p.cameraOff)}
       data-speaking={String(p.speaking)}
+      data-sharing={String(p.sharing)}
     >
       <div class="person-main">
         <div class={`person-avatar${p.speaking ? " speaking" : ""}`} aria-hidden="true">
@@ -59,12 +68,18 @@ export function PersonRow({ person: p, handPosition, canModerate, menuOpen, onMe
             {name}
             {p.isSelf && <span class="dim"> (you)</span>}
           </span>
-          {(p.moderator || p.speaking) && (
+          {(p.moderator || p.speaking || p.sharing) && (
             <span class="person-sub">
               {p.moderator && (
                 <span class="person-role">
                   <ShieldIcon size={11} />
                   Moderator
+                </span>
+              )}
+              {p.sharing && (
+                <span class="person-sharing" data-testid="person-sharing">
+                  <ScreenIcon size={11} />
+                  Sharing screen
                 </span>
               )}
               {p.speaking && <span class="person-speaking">Speaking</span>}

@@ -1,29 +1,44 @@
 import { useState } from "preact/hooks";
 import type { Rect } from "../layout/grid";
 import { initials, type TileModel } from "../state/room";
-import { HandIcon, MicOffIcon } from "./icons";
+import { dispatch } from "../state/store";
+import { HandIcon, MicOffIcon, PinIcon, ScreenIcon } from "./icons";
 import { Video } from "./Video";
+
+/** Where a tile is: in the grid, on the stage or in the strip of the presentation layout. */
+export type TilePlace = "grid" | "stage" | "strip";
 
 interface Props {
   model: TileModel;
   rect: Rect | undefined;
+  place: TilePlace;
+  pinned: boolean;
 }
 
-/** One person: video (or initials while there is none), name, muted mic, hand, speaking ring. */
-export function Tile({ model, rect }: Props) {
+const TEST_IDS: Record<TilePlace, string> = { grid: "tile", stage: "stage-tile", strip: "strip-tile" };
+
+/**
+ * One person (video or initials, name, muted mic, hand, speaking ring, "sharing screen") or
+ * one shared screen. A double click or the pin button pins it to the stage, or unpins it.
+ */
+export function Tile({ model, rect, place, pinned }: Props) {
   // The track whose first frame is on screen; the placeholder stays until then.
   const [drawnTrack, setDrawnTrack] = useState<string | null>(null);
   const track = model.videoTrack;
   const showPlaceholder = track === null || drawnTrack !== track;
   const hand = model.handRaisedAt !== null;
+  const screen = model.kind === "screen";
   const style = rect
     ? { left: `${rect.x}px`, top: `${rect.y}px`, width: `${rect.w}px`, height: `${rect.h}px` }
     : { display: "none" };
+  const togglePin = () => dispatch({ type: "ui/pin", key: model.key });
+  const label = model.isSelf ? `${model.name || "You"} (you)` : model.name;
   return (
     <div
-      class={`tile${model.speaking ? " speaking" : ""}`}
+      class={`tile tile-${place}${screen ? " screen" : ""}${model.speaking ? " speaking" : ""}`}
       style={style}
-      data-testid="tile"
+      data-testid={TEST_IDS[place]}
+      data-kind={model.kind}
       data-name={model.name}
       data-peer={model.peerId}
       data-self={String(model.isSelf)}
@@ -31,11 +46,14 @@ export function Tile({ model, rect }: Props) {
       data-mic-muted={String(model.micMuted)}
       data-camera-off={String(model.cameraOff)}
       data-hand={String(hand)}
+      data-sharing={String(model.sharing)}
+      data-pinned={String(pinned)}
+      onDblClick={togglePin}
     >
       {track !== null && <Video track={track} onFirstFrame={() => setDrawnTrack(track)} />}
       {showPlaceholder && (
         <div class="placeholder">
-          <div class="avatar">{initials(model.name)}</div>
+          {screen ? <ScreenIcon size={40} /> : <div class="avatar">{initials(model.name)}</div>}
         </div>
       )}
       {hand && (
@@ -43,13 +61,35 @@ export function Tile({ model, rect }: Props) {
           <HandIcon size={18} title="Hand raised" />
         </div>
       )}
+      <button
+        type="button"
+        class={`tile-pin${pinned ? " on" : ""}`}
+        data-testid="tile-pin"
+        aria-pressed={pinned}
+        aria-label={pinned ? `Unpin ${label}` : `Pin ${label} to the stage`}
+        title={pinned ? "Unpin (double click)" : "Pin to the stage (double click)"}
+        onClick={togglePin}
+        onDblClick={(e) => e.stopPropagation()}
+      >
+        <PinIcon size={15} />
+      </button>
       <div class="nameplate">
         {model.micMuted && (
           <span class="muted-icon">
             <MicOffIcon size={15} title="Microphone off" />
           </span>
         )}
-        <span class="name">{model.isSelf ? `${model.name || "You"} (you)` : model.name}</span>
+        {model.sharing && !screen && (
+          <span class="sharing-icon" data-testid="tile-sharing">
+            <ScreenIcon size={15} title="Sharing screen" />
+          </span>
+        )}
+        {screen && (
+          <span class="sharing-icon">
+            <ScreenIcon size={15} />
+          </span>
+        )}
+        <span class="name">{label}</span>
       </div>
     </div>
   );

@@ -39,7 +39,7 @@ describe("RoomModel: joined", () => {
           chat: [{ id: 1, from: "p-1", fromName: "Grace", to: null, text: "Agenda in the doc", sentAt: 1764379990000 }],
         },
       },
-      { type: "track_added", trackId: "c0ffee-cam", peerId: "p-1", kind: "video", muted: false },
+      { type: "track_added", trackId: "c0ffee-cam", peerId: "p-1", kind: "video", source: "camera", muted: false },
     ]);
     expect(m.resumeToken).toBe("9f2c4e1a7b3d5f60");
   });
@@ -62,7 +62,7 @@ describe("RoomModel: joined", () => {
     expect(events[0]).toMatchObject({ type: "joined", selfId: "p-7", peers: [{ id: "p-1" }] });
     expect(events.slice(1)).toEqual([
       { type: "track_removed", trackId: "b-cam" },
-      { type: "track_added", trackId: "a-cam", peerId: "p-1", kind: "video", muted: false },
+      { type: "track_added", trackId: "a-cam", peerId: "p-1", kind: "video", source: "camera", muted: false },
     ]);
     // The ghost going is no news; its tracks were never announced.
     expect(m.apply({ type: "peer_left", peer_id: "p-3" }).events).toEqual([]);
@@ -98,10 +98,19 @@ describe("RoomModel: messages", () => {
     expect(m.moderator).toBe(true);
   });
 
+  it("passes each track's source on: a screen share is told apart from a camera", () => {
+    const m = inRoom();
+    const screen: WireTrack = { ...track("x-screen", "p-1"), source: "screen" };
+    expect(m.apply({ type: "tracks_added", tracks: [track("x-cam", "p-1"), screen] }).events).toEqual([
+      { type: "track_added", trackId: "x-cam", peerId: "p-1", kind: "video", source: "camera", muted: false },
+      { type: "track_added", trackId: "x-screen", peerId: "p-1", kind: "video", source: "screen", muted: false },
+    ]);
+  });
+
   it("tracks: added, muted only when it changes, our own updates ignored, removed once", () => {
     const m = inRoom();
     expect(m.apply({ type: "tracks_added", tracks: [track("x-mic", "p-1", "audio")] }).events).toEqual([
-      { type: "track_added", trackId: "x-mic", peerId: "p-1", kind: "audio", muted: false },
+      { type: "track_added", trackId: "x-mic", peerId: "p-1", kind: "audio", source: "microphone", muted: false },
     ]);
     expect(m.apply({ type: "track_updated", track: track("x-mic", "p-1", "audio", true) }).events).toEqual([
       { type: "track_muted", trackId: "x-mic", muted: true },

@@ -212,6 +212,13 @@ export class RoomModel {
 
   private addTrack(t: WireTrack): UiEvent {
     this.remote.set(t.track_id, t);
-    return { type: "track_added", trackId: t.track_id, peerId: t.peer_id, kind: t.kind, muted: t.muted };
+    return {
+      type: "track_added",
+      trackId: t.track_id,
+      peerId: t.peer_id,
+      kind: t.kind,
+      source: t.source,
+      muted: t.muted,
+    };
   }
 }

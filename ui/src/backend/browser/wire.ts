@@ -5,7 +5,7 @@
 export const PROTOCOL_VERSION = 1;
 
 export type WireKind = "audio" | "video";
-export type WireSource = "microphone" | "camera" | "screen";
+export type WireSource = "microphone" | "camera" | "screen" | "screen_audio";
 export type WireModeration = "mute_microphone" | "stop_camera" | "stop_screen" | "lower_hand";
 
 export interface WirePeer {

@@ -1,0 +1,128 @@
+//! X11 screen capture cost: ms per frame to capture the whole screen of an Xvfb (MIT-SHM and
+//! core `GetImage`) and convert it to I420, at 1280×720 and 1920×1080, and the BGRX → I420
+//! conversion alone. Each figure is the median of the per-run medians. The X server's own work
+//! (copying into the segment or the socket) runs in the Xvfb process: it is in the wall time,
+//! not in this thread's CPU time.
+//!
+//! Run: `cargo bench -p videoroom-client --bench screen` (needs `Xvfb` on PATH).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use videoroom_client::media::screen::x11::{bgrx_to_i420, i420_to_bgrx};
+use videoroom_client::media::screen::{X11Area, X11Screen};
+use videoroom_client::media::{PatternSource, VideoSource};
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat};
+use x11rb::rust_connection::RustConnection;
+
+const RUNS: usize = 5;
+const FRAMES: usize = 60;
+
+/// CPU time of this thread in nanoseconds, if available.
+fn thread_cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// `f` timed `FRAMES` times per run over `RUNS` runs: (wall ms, CPU ms) per call, the median of
+/// the runs' per-frame medians (wall) and of the runs' CPU time / `FRAMES` (schedstat has no
+/// sub-millisecond resolution per call).
+fn time(mut f: impl FnMut()) -> (f64, Option<f64>) {
+    let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let mut wall = Vec::new();
+        let c0 = thread_cpu_ns();
+        for _ in 0..FRAMES {
+            let t0 = Instant::now();
+            f();
+            wall.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        if let (Some(a), Some(b)) = (c0, thread_cpu_ns()) {
+            cpus.push(b.saturating_sub(a) as f64 / 1e6 / FRAMES as f64);
+        }
+        walls.push(median(wall));
+    }
+    (median(walls), (!cpus.is_empty()).then(|| median(cpus)))
+}
+
+fn start_xvfb(w: u32, h: u32) -> (Child, String) {
+    let mut child = Command::new("Xvfb")
+        .args(["-displayfd", "1", "-nolisten", "tcp", "-noreset"])
+        .args(["-screen", "0", &format!("{w}x{h}x24")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvfb on PATH (apt-get install xvfb)");
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("Xvfb reports its display within 30 s");
+    (child, format!(":{}", line.trim()))
+}
+
+fn main() {
+    println!("X11 capture + BGRX→I420, ms per frame (median of {RUNS} runs × {FRAMES} frames)");
+    for (w, h) in [(1280u32, 720u32), (1920, 1080)] {
+        let (mut xvfb, display) = start_xvfb(w, h);
+        let frame = PatternSource::new(w, h, 15).expect("pattern").render(1, 2);
+        let bgrx = i420_to_bgrx(&frame).expect("to BGRX");
+        {
+            let (conn, screen) = RustConnection::connect(Some(&display)).expect("connects");
+            let root = conn.setup().roots[screen].root;
+            let gc = conn.generate_id().expect("id");
+            conn.create_gc(gc, root, &Default::default()).expect("gc");
+            conn.put_image(
+                ImageFormat::Z_PIXMAP,
+                root,
+                gc,
+                w as u16,
+                h as u16,
+                0,
+                0,
+                0,
+                24,
+                &bgrx,
+            )
+            .expect("PutImage");
+            conn.get_input_focus().expect("sync").reply().expect("sync");
+        }
+        let cpu = |c: Option<f64>| c.map_or("n/a".to_owned(), |c| format!("{c:.2}"));
+        let (wall, c) = time(|| {
+            std::hint::black_box(bgrx_to_i420(&bgrx, w, h).expect("converts"));
+        });
+        println!(
+            "  {w}x{h} convert only      : {wall:6.2} ms wall, {} ms CPU",
+            cpu(c)
+        );
+        for shm in [true, false] {
+            let mut screen = X11Screen::open(Some(&display), X11Area::Root).expect("opens");
+            if !shm {
+                screen = screen.without_shm();
+            }
+            let (wall, c) = time(|| {
+                std::hint::black_box(screen.next_frame().expect("captures"));
+            });
+            let via = if shm { "MIT-SHM " } else { "GetImage" };
+            println!(
+                "  {w}x{h} {via} + convert: {wall:6.2} ms wall, {} ms CPU; at 15 fps {:.1} % of a core (wall)",
+                cpu(c),
+                wall * 15.0 / 10.0
+            );
+        }
+        let _ = xvfb.kill();
+        let _ = xvfb.wait();
+    }
+}

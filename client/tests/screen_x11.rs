@@ -1,0 +1,329 @@
+//! X11 screen capture under Xvfb: a known moving pattern (the burned-in [`PatternSource`]) is
+//! drawn on the root window with `PutImage`, and [`X11Screen`] must give it back, directly and
+//! through the whole engine (capture → VP8 → server → another client's decoder): the burned-in
+//! frame numbers match or rise, and Y PSNR against the pattern frame of that number is ≥ 30 dB.
+//! Also measures the capture + BGRX→I420 cost per frame at 1280×720 and 1920×1080.
+//!
+//! Needs `Xvfb` on PATH (Debian `xvfb`; `scripts/test.sh` installs it).
+
+mod common;
+
+use common::psnr::psnr_y;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use videoroom_client::media::screen::x11::{bgrx_to_i420, i420_to_bgrx};
+use videoroom_client::media::screen::{X11Area, X11Error, X11Screen};
+use videoroom_client::media::{
+    I420Frame, PatternSource, VideoSource, read_burned_in, unix_micros_now,
+};
+use videoroom_client::publish::VideoSendSettings;
+use videoroom_client::{Room, RoomEvent};
+use videoroom_protocol::TrackSource;
+use videoroom_testkit::{start_server, test_config, ws_url};
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{ConnectionExt as _, Gcontext, ImageFormat, Window};
+use x11rb::rust_connection::RustConnection;
+
+const BOUND: Duration = Duration::from_secs(20);
+const MIN_PSNR: f64 = 30.0;
+
+/// A private Xvfb (`-displayfd` picks a free display); killed on drop.
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Xvfb {
+    fn start(width: u32, height: u32) -> Self {
+        let mut child = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-nolisten", "tcp", "-noreset"])
+            .args(["-screen", "0", &format!("{width}x{height}x24")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("starting Xvfb failed: {e} (apt-get install xvfb; it must be on PATH)")
+            });
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("Xvfb did not report a display within 30 s")
+            });
+        let number: u32 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("Xvfb printed {line:?}, not a display number"));
+        Self {
+            child,
+            display: format!(":{number}"),
+        }
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Draws I420 frames on the root window of a display (its own connection, as another app would).
+struct Painter {
+    conn: RustConnection,
+    root: Window,
+    gc: Gcontext,
+    depth: u8,
+}
+
+impl Painter {
+    fn new(display: &str) -> Self {
+        let (conn, screen) = RustConnection::connect(Some(display)).expect("painter connects");
+        let (root, depth) = {
+            let s = &conn.setup().roots[screen];
+            (s.root, s.root_depth)
+        };
+        let gc = conn.generate_id().expect("id");
+        conn.create_gc(gc, root, &Default::default())
+            .expect("CreateGC");
+        Self {
+            conn,
+            root,
+            gc,
+            depth,
+        }
+    }
+
+    /// Puts `frame` at (0, 0) in one request and waits until the server has handled it.
+    fn draw(&self, frame: &I420Frame) {
+        let bgrx = i420_to_bgrx(frame).expect("I420 to BGRX");
+        self.conn
+            .put_image(
+                ImageFormat::Z_PIXMAP,
+                self.root,
+                self.gc,
+                frame.width() as u16,
+                frame.height() as u16,
+                0,
+                0,
+                0,
+                self.depth,
+                &bgrx,
+            )
+            .expect("PutImage");
+        // A round trip: every earlier request is done when its reply arrives.
+        self.conn
+            .get_input_focus()
+            .expect("GetInputFocus")
+            .reply()
+            .expect("X server alive");
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[test]
+fn captures_what_is_drawn_on_the_screen() {
+    let xvfb = Xvfb::start(1280, 720);
+    let monitors = X11Screen::monitors(Some(&xvfb.display)).expect("monitors");
+    assert_eq!(monitors.len(), 1, "{monitors:?}");
+    assert_eq!((monitors[0].width, monitors[0].height), (1280, 720));
+    assert!(matches!(
+        X11Screen::open(Some(&xvfb.display), X11Area::Monitor(3)),
+        Err(X11Error::NoSuchMonitor { count: 1, .. })
+    ));
+
+    let painter = Painter::new(&xvfb.display);
+    let pattern = PatternSource::new(1280, 720, 15).expect("pattern");
+    for (area, shm) in [
+        (X11Area::Root, true),
+        (X11Area::Monitor(0), true),
+        (X11Area::Root, false),
+    ] {
+        let mut screen = X11Screen::open(Some(&xvfb.display), area).expect("opens");
+        if !shm {
+            screen = screen.without_shm();
+        }
+        assert_eq!(screen.uses_shm(), shm, "Xvfb offers MIT-SHM 1.2");
+        assert_eq!((screen.width(), screen.height()), (1280, 720));
+        let mut worst = f64::INFINITY;
+        for n in 0..10u64 {
+            let drawn = pattern.render(n * 7, unix_micros_now());
+            painter.draw(&drawn);
+            let before = unix_micros_now();
+            let got = screen.next_frame().expect("captures");
+            assert_eq!(got.frame_number, n, "the source numbers its frames");
+            assert!(got.capture_micros >= before && got.capture_micros <= unix_micros_now());
+            assert_eq!(
+                read_burned_in(&got),
+                Some((drawn.frame_number, drawn.capture_micros)),
+                "{area:?} shm={shm}: frame {n}"
+            );
+            // The screen holds the pattern as BGRX: what it shows, back in I420, is exactly what
+            // the capture must return (the I420 → RGB → I420 round trip itself clips the
+            // pattern's saturated colours, hence ~33 dB against the pattern).
+            let shown =
+                bgrx_to_i420(&i420_to_bgrx(&drawn).expect("to BGRX"), 1280, 720).expect("to I420");
+            assert!(
+                shown.y() == got.y() && shown.u() == got.u() && shown.v() == got.v(),
+                "{area:?} shm={shm}: frame {n} differs from the screen (Y PSNR {:.1} dB)",
+                psnr_y(&shown, &got)
+            );
+            worst = worst.min(psnr_y(&drawn, &got));
+        }
+        println!("{area:?} shm={shm}: worst Y PSNR {worst:.1} dB");
+        assert!(worst >= MIN_PSNR, "{area:?} shm={shm}: {worst:.1} dB");
+    }
+}
+
+#[test]
+fn capture_cost_per_frame() {
+    for (w, h) in [(1280u32, 720u32), (1920, 1080)] {
+        let xvfb = Xvfb::start(w, h);
+        let painter = Painter::new(&xvfb.display);
+        painter.draw(&PatternSource::new(w, h, 15).expect("pattern").render(1, 2));
+        for shm in [true, false] {
+            let mut screen = X11Screen::open(Some(&xvfb.display), X11Area::Root).expect("opens");
+            if !shm {
+                screen = screen.without_shm();
+            }
+            let mut times = Vec::new();
+            for _ in 0..30 {
+                let start = Instant::now();
+                let frame = screen.next_frame().expect("captures");
+                times.push(start.elapsed().as_secs_f64() * 1000.0);
+                assert_eq!(read_burned_in(&frame), Some((1, 2)));
+            }
+            let via = if shm { "MIT-SHM" } else { "GetImage" };
+            println!(
+                "capture+convert {w}x{h} via {via}: median {:.2} ms, min {:.2} ms (30 frames)",
+                median(times.clone()),
+                times.iter().copied().fold(f64::INFINITY, f64::min)
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shared_x11_screen_decodes_at_the_other_end() {
+    let xvfb = Xvfb::start(1280, 720);
+    // The screen shows a pattern moving at 15 fps, stamped with the time it is drawn.
+    let stop = Arc::new(AtomicBool::new(false));
+    let painter = {
+        let (display, stop) = (xvfb.display.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let painter = Painter::new(&display);
+            let pattern = PatternSource::new(1280, 720, 15).expect("pattern");
+            let start = Instant::now();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                painter.draw(&pattern.render(n, unix_micros_now()));
+                n += 1;
+                let next = start + Duration::from_micros(n * 1_000_000 / 15);
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+        })
+    };
+
+    let server = start_server(test_config()).await;
+    let url = ws_url(&server);
+    let (ada, _ada_events) = Room::join(&url, "x11", "Ada", common::loopback())
+        .await
+        .expect("Ada joins");
+    let (bob, mut bob_events) = Room::join(&url, "x11", "Bob", common::loopback())
+        .await
+        .expect("Bob joins");
+    let screen = X11Screen::open(Some(&xvfb.display), X11Area::Root).expect("opens the X screen");
+    let settings = VideoSendSettings {
+        width: screen.width(),
+        height: screen.height(),
+        fps: 15,
+        target_kbps: 2500,
+    };
+    let shared = ada
+        .start_screen_share(Box::new(screen), settings)
+        .await
+        .expect("shares the X screen");
+
+    let deadline = tokio::time::Instant::now() + BOUND;
+    loop {
+        let event = tokio::time::timeout_at(deadline, bob_events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("Bob saw no screen track within {BOUND:?}"))
+            .expect("Bob's events go on");
+        if let RoomEvent::TrackAdded(info) = &event
+            && info.source == TrackSource::Screen
+        {
+            assert_eq!(info.track_id, shared);
+            break;
+        }
+    }
+    let video = loop {
+        if let Some(v) = bob.remote_video(&shared) {
+            break v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no video slot for {shared}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
+    // 30 decoded frames: numbers never go back and rise overall; each matches its pattern frame.
+    let reference = PatternSource::new(1280, 720, 15).expect("pattern");
+    let mut rx = video.frames();
+    let (mut numbers, mut psnrs, mut latencies) = (Vec::new(), Vec::new(), Vec::new());
+    while numbers.len() < 30 {
+        tokio::time::timeout_at(deadline, rx.changed())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "only {} frames within {BOUND:?}: {:?}",
+                    numbers.len(),
+                    video.stats()
+                )
+            })
+            .expect("track still present");
+        let Some(decoded) = rx.borrow_and_update().clone() else {
+            continue;
+        };
+        let (n, drawn_at) = decoded
+            .burned_in
+            .expect("the burned-in code survives capture and VP8");
+        let drawn = reference.render(n, drawn_at);
+        psnrs.push(psnr_y(&drawn, &decoded.frame));
+        latencies.push(decoded.decoded_at_micros.saturating_sub(drawn_at) as f64 / 1000.0);
+        numbers.push(n);
+    }
+    stop.store(true, Ordering::Relaxed);
+    painter.join().expect("painter thread");
+
+    assert!(
+        numbers.windows(2).all(|w| w[0] <= w[1]),
+        "numbers go back: {numbers:?}"
+    );
+    let distinct = numbers.windows(2).filter(|w| w[0] < w[1]).count();
+    assert!(distinct >= 20, "too few new frames: {numbers:?}");
+    let worst = psnrs.iter().copied().fold(f64::INFINITY, f64::min);
+    println!(
+        "end to end: frames {numbers:?}\n  Y PSNR median {:.1} dB, worst {worst:.1} dB; drawn → decoded median {:.1} ms",
+        median(psnrs.clone()),
+        median(latencies)
+    );
+    assert!(worst >= MIN_PSNR, "Y PSNR {psnrs:?}");
+    ada.stop_screen_share().await.expect("stops");
+}

@@ -1,0 +1,264 @@
+//! Viewing a shared screen in the app: a person is in a room when a bot joins with its camera,
+//! its microphone and a shared screen (`--screen pattern`). The room turns to the presentation
+//! layout with the bot's screen on the stage, drawing frames whose burned-in numbers rise; the
+//! bot's camera stays in its own tile (in the strip), marked as sharing. A double click on that
+//! camera tile pins it to the stage, another unpins it (the screen is back); `F` shows the
+//! stage full-window and Escape leaves it; the bot leaving brings the grid back.
+//!
+//! Same prerequisites as `e2e.rs` (the app built with the UI embedded, the bot, Xvfb,
+//! tauri-driver, WebKitWebDriver); logs in `<target>/e2e/screen-share/`.
+
+use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+use std::time::{Duration, Instant};
+use videoroom_desktop_tests::bot::BotSpec;
+use videoroom_desktop_tests::driver::{Launched, Probe, Session, testid};
+use videoroom_desktop_tests::{wait_for, within, work_dir};
+use videoroom_testkit::{start_server, test_config, ws_url};
+
+const ROOM: &str = "screen-share";
+const BOT: &str = "Grace";
+const SCREEN: &str = "Grace's screen";
+const ME: &str = "Ada";
+/// Conditions that normally hold within a second or two.
+const BOUND: Duration = Duration::from_secs(20);
+const SCENARIO_BOUND: Duration = Duration::from_secs(150);
+/// WebDriver's key code for Escape.
+const ESCAPE: char = '\u{E00C}';
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_screen_takes_the_stage_pins_and_the_grid_comes_back() {
+    let started = Instant::now();
+    let work = work_dir("screen-share");
+    let server = start_server(test_config()).await;
+    let url = ws_url(&server);
+    let app = Launched::start(&work, true).await;
+    let bot_log = work.join("bot.log");
+    let outcome = within(SCENARIO_BOUND, async {
+        let s = &app.session;
+        s.join(&url, ROOM, ME).await?;
+        // Before anyone shares: the grid.
+        s.wait_attr(&testid("room"), "data-layout", "grid", BOUND)
+            .await?;
+        let mut spec = BotSpec::publishing(&url, ROOM, BOT, &bot_log);
+        spec.args.extend(["--screen", "pattern"].map(String::from));
+        let bot = spec.spawn();
+        scenario(s, bot).await
+    })
+    .await;
+    app.conclude(&work, outcome, &[("bot output", &bot_log)])
+        .await;
+    server.shutdown(Duration::from_secs(2)).await;
+    eprintln!("e2e passed in {:.1?}", started.elapsed());
+}
+
+async fn scenario<B>(s: &Session, bot: B) -> Result<(), String> {
+    let step = Instant::now();
+    let room = testid("room");
+    let stage = testid("stage-tile");
+    let camera_in_strip = format!(r#"{}[data-name="{BOT}"]"#, testid("strip-tile"));
+    let screen_in_strip = format!(r#"{}[data-name="{SCREEN}"]"#, testid("strip-tile"));
+
+    // The share turns the room into the presentation layout, the screen on the stage.
+    s.wait_attr(&room, "data-layout", "presentation", BOUND)
+        .await?;
+    s.wait_attr(&stage, "data-name", SCREEN, BOUND).await?;
+    expect_attr(s, &stage, "data-kind", "screen").await?;
+    // The stage draws the bot's screen, and it moves: burned-in frame numbers rise.
+    let first = s.wait_drawn(SCREEN, BOUND).await?;
+    let later = rising(s, SCREEN, &first).await?;
+    eprintln!(
+        "{SCREEN} is on the stage, frames {:?} → {:?} ({:.1?})",
+        first.frame_number,
+        later.frame_number,
+        step.elapsed()
+    );
+
+    // The bot's camera stays in its own tile, in the strip, marked as sharing; the stage is
+    // the big one.
+    s.wait_css(&camera_in_strip, BOUND).await?;
+    expect_attr(s, &camera_in_strip, "data-kind", "person").await?;
+    s.wait_attr(&camera_in_strip, "data-sharing", "true", BOUND)
+        .await?;
+    s.wait_drawn(BOT, BOUND).await?;
+    let stage_area = area(s, &stage).await?;
+    let strip_area = area(s, &camera_in_strip).await?;
+    if stage_area < 4.0 * strip_area {
+        return Err(format!(
+            "the stage ({stage_area} px²) is not much larger than a strip tile ({strip_area} px²)"
+        ));
+    }
+    let person = format!(r#"{}[data-name="{BOT}"]"#, testid("person"));
+    s.click(&testid("people-toggle")).await?;
+    s.wait_attr(&person, "data-sharing", "true", BOUND).await?;
+    s.wait_css(&format!("{person} {}", testid("person-sharing")), BOUND)
+        .await?;
+    s.click(&testid("people-toggle")).await?;
+    eprintln!(
+        "{BOT}'s camera is in the strip, {BOT} is marked as sharing ({:.1?})",
+        step.elapsed()
+    );
+
+    // A double click on the camera pins it to the stage; the screen goes to the strip.
+    toggle_pin(s, &camera_in_strip, &stage, BOT).await?;
+    expect_attr(s, &stage, "data-pinned", "true").await?;
+    s.wait_css(&screen_in_strip, BOUND).await?;
+    let camera = s.wait_drawn(BOT, BOUND).await?;
+    rising(s, BOT, &camera).await?;
+    eprintln!(
+        "{BOT}'s camera is pinned to the stage ({:.1?})",
+        step.elapsed()
+    );
+
+    // Again: unpinned, the screen is back on the stage.
+    toggle_pin(s, &stage, &stage, SCREEN).await?;
+    expect_attr(s, &stage, "data-pinned", "false").await?;
+    s.wait_css(&camera_in_strip, BOUND).await?;
+    eprintln!(
+        "unpinned: {SCREEN} is back on the stage ({:.1?})",
+        step.elapsed()
+    );
+
+    // F: the stage fills the window, the strip and the controls go; Escape brings them back.
+    s.press('f').await?;
+    wait_class(s, &room, "full-window", true).await?;
+    if s.count(&testid("strip-tile")).await? != 0 {
+        // Strip tiles stay in the DOM (their canvases live on) but are not laid out.
+        let shown = s
+            .client
+            .find(fantoccini::Locator::Css(&camera_in_strip))
+            .await
+            .map_err(|e| e.to_string())?
+            .is_displayed()
+            .await
+            .map_err(|e| e.to_string())?;
+        if shown {
+            return Err("full-window still shows the strip".into());
+        }
+    }
+    s.press(ESCAPE).await?;
+    wait_class(s, &room, "full-window", false).await?;
+    s.wait_attr(&stage, "data-name", SCREEN, BOUND).await?;
+    eprintln!("full-window on and off ({:.1?})", step.elapsed());
+
+    // The bot leaves: the grid comes back, with only our own tile.
+    drop(bot);
+    s.wait_attr(&room, "data-layout", "grid", BOUND).await?;
+    wait_for(BOUND, "only our own tile is left", async || {
+        match (
+            s.count(&testid("tile")).await?,
+            s.count(&stage).await?,
+            s.count(&testid("strip-tile")).await?,
+        ) {
+            (1, 0, 0) => Ok(()),
+            other => Err(format!("(grid, stage, strip) tiles = {other:?}")),
+        }
+    })
+    .await?;
+    eprintln!("{BOT} left: the grid is back ({:.1?})", step.elapsed());
+    Ok(())
+}
+
+/// Waits until `name`'s tile has drawn more frames since `since` and shows newer content:
+/// rising burned-in frame numbers (or, where the stamp does not decode, a changed picture).
+async fn rising(s: &Session, name: &str, since: &Probe) -> Result<Probe, String> {
+    wait_for(
+        BOUND,
+        &format!("{name}'s tile draws new frames"),
+        async || {
+            let p = s.probe(name).await?;
+            let newer = match (since.frame_number, p.frame_number) {
+                (Some(a), Some(b)) => b > a,
+                _ => p.hash != since.hash,
+            };
+            if p.drawn > since.drawn && newer {
+                Ok(p)
+            } else {
+                Err(format!("{since:?} → {p:?}"))
+            }
+        },
+    )
+    .await
+}
+
+async fn expect_attr(s: &Session, css: &str, name: &str, want: &str) -> Result<(), String> {
+    match s.attr(css, name).await? {
+        Some(v) if v == want => Ok(()),
+        other => Err(format!("{css} has {name}={other:?}, expected {want:?}")),
+    }
+}
+
+async fn wait_class(s: &Session, css: &str, class: &str, on: bool) -> Result<(), String> {
+    wait_for(
+        BOUND,
+        &format!("{css} {} class {class}", if on { "has" } else { "lacks" }),
+        async || {
+            let classes = s.attr(css, "class").await?.unwrap_or_default();
+            if classes.split_whitespace().any(|c| c == class) == on {
+                Ok(())
+            } else {
+                Err(format!("class={classes:?}"))
+            }
+        },
+    )
+    .await
+}
+
+async fn area(s: &Session, css: &str) -> Result<f64, String> {
+    let el = s.wait_css(css, BOUND).await?;
+    let (_, _, w, h) = el
+        .rectangle()
+        .await
+        .map_err(|e| format!("{css} rectangle: {e}"))?;
+    Ok(w * h)
+}
+
+/// Double clicks `target` until the stage shows `expected` (at most `BOUND`). Tiles slide for
+/// 0.2 s after the layout changes (the side panel closing, a pin): a double click that lands
+/// on a tile's old place does nothing, and is tried again; one that took changes the stage at
+/// once, so a toggle is never applied twice.
+async fn toggle_pin(s: &Session, target: &str, stage: &str, expected: &str) -> Result<(), String> {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        double_click(s, target).await?;
+        let took = s
+            .wait_attr(stage, "data-name", expected, Duration::from_secs(2))
+            .await;
+        if took.is_ok() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return took;
+        }
+    }
+}
+
+/// A real double click (pointer down/up twice) in the middle of the element.
+async fn double_click(s: &Session, css: &str) -> Result<(), String> {
+    let el = s.wait_css(css, BOUND).await?;
+    let click = [
+        PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        },
+        PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        },
+    ];
+    let mut actions = MouseActions::new("mouse".into()).then(PointerAction::MoveToElement {
+        element: el,
+        duration: None,
+        // The centre: clear of the pin button (top right) and the name (bottom left).
+        x: 0.0,
+        y: 0.0,
+    });
+    for a in click.iter().chain(click.iter()) {
+        actions = actions.then(a.clone());
+    }
+    s.client
+        .perform_actions(actions)
+        .await
+        .map_err(|e| format!("double click on {css}: {e}"))?;
+    s.client
+        .release_actions()
+        .await
+        .map_err(|e| format!("releasing the mouse: {e}"))
+}
