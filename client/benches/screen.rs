@@ -6,9 +6,7 @@
 //!
 //! Run: `cargo bench -p videoroom-client --bench screen` (needs `Xvfb` on PATH).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use videoroom_client::media::screen::x11::{bgrx_to_i420, i420_to_bgrx};
 use videoroom_client::media::screen::{X11Area, X11Screen};
 use videoroom_client::media::{PatternSource, VideoSource};
@@ -51,32 +49,11 @@ fn time(mut f: impl FnMut()) -> (f64, Option<f64>) {
     (median(walls), (!cpus.is_empty()).then(|| median(cpus)))
 }
 
-fn start_xvfb(w: u32, h: u32) -> (Child, String) {
-    let mut child = Command::new("Xvfb")
-        .args(["-displayfd", "1", "-nolisten", "tcp", "-noreset"])
-        .args(["-screen", "0", &format!("{w}x{h}x24")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("Xvfb on PATH (apt-get install xvfb)");
-    let stdout = child.stdout.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("Xvfb reports its display within 30 s");
-    (child, format!(":{}", line.trim()))
-}
-
 fn main() {
     println!("X11 capture + BGRX→I420, ms per frame (median of {RUNS} runs × {FRAMES} frames)");
     for (w, h) in [(1280u32, 720u32), (1920, 1080)] {
-        let (mut xvfb, display) = start_xvfb(w, h);
+        let xvfb = videoroom_testkit::xvfb::Xvfb::start(w, h);
+        let display = xvfb.display.clone();
         let frame = PatternSource::new(w, h, 15).expect("pattern").render(1, 2);
         let bgrx = i420_to_bgrx(&frame).expect("to BGRX");
         {
@@ -122,7 +99,6 @@ fn main() {
                 wall * 15.0 / 10.0
             );
         }
-        let _ = xvfb.kill();
-        let _ = xvfb.wait();
+        drop(xvfb);
     }
 }

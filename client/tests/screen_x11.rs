@@ -9,8 +9,6 @@
 mod common;
 
 use common::psnr::psnr_y;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -22,6 +20,7 @@ use videoroom_client::media::{
 use videoroom_client::publish::VideoSendSettings;
 use videoroom_client::{Room, RoomEvent};
 use videoroom_protocol::TrackSource;
+use videoroom_testkit::xvfb::Xvfb;
 use videoroom_testkit::{start_server, test_config, ws_url};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{ConnectionExt as _, Gcontext, ImageFormat, Window};
@@ -29,55 +28,6 @@ use x11rb::rust_connection::RustConnection;
 
 const BOUND: Duration = Duration::from_secs(20);
 const MIN_PSNR: f64 = 30.0;
-
-/// A private Xvfb (`-displayfd` picks a free display); killed on drop.
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-impl Xvfb {
-    fn start(width: u32, height: u32) -> Self {
-        let mut child = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-nolisten", "tcp", "-noreset"])
-            .args(["-screen", "0", &format!("{width}x{height}x24")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("starting Xvfb failed: {e} (apt-get install xvfb; it must be on PATH)")
-            });
-        let stdout = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!("Xvfb did not report a display within 30 s")
-            });
-        let number: u32 = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("Xvfb printed {line:?}, not a display number"));
-        Self {
-            child,
-            display: format!(":{number}"),
-        }
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Draws I420 frames on the root window of a display (its own connection, as another app would).
 struct Painter {

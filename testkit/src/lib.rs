@@ -9,6 +9,7 @@
 mod media;
 mod peer;
 mod raw;
+pub mod xvfb;
 
 pub use media::{
     PacketSource, Source, counter_of, fixture_path, opus_packets, payload_for, vp8_frames,

@@ -624,7 +624,7 @@ pub(crate) fn yuyv_to_i420(
 }
 
 /// `frame`'s planes as the `yuv` crate's writable 4:2:0 image.
-fn planar_mut(frame: &mut I420Frame) -> YuvPlanarImageMut<'_, u8> {
+pub(crate) fn planar_mut(frame: &mut I420Frame) -> YuvPlanarImageMut<'_, u8> {
     let (width, height, cw) = (frame.width(), frame.height(), frame.chroma_width());
     let (y, u, v) = frame.planes_mut();
     YuvPlanarImageMut {

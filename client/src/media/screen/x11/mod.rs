@@ -21,10 +21,7 @@ use x11rb::protocol::randr::ConnectionExt as _;
 use x11rb::protocol::shm::ConnectionExt as _;
 use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat, ImageOrder, Window};
 use x11rb::rust_connection::RustConnection;
-use yuv::{
-    BufferStoreMut, YuvConversionMode, YuvPlanarImage, YuvPlanarImageMut, YuvRange,
-    YuvStandardMatrix,
-};
+use yuv::{YuvConversionMode, YuvPlanarImage, YuvRange, YuvStandardMatrix};
 
 /// Why an X11 screen cannot be captured. The messages say what to do.
 #[derive(Debug, thiserror::Error)]
@@ -426,18 +423,7 @@ pub fn bgrx_to_i420(bgrx: &[u8], width: u32, height: u32) -> Result<I420Frame, S
         ));
     }
     let mut frame = I420Frame::black(width, height).map_err(|e| e.to_string())?;
-    let cw = frame.chroma_width();
-    let (y, u, v) = frame.planes_mut();
-    let mut planar = YuvPlanarImageMut {
-        y_plane: BufferStoreMut::Borrowed(y),
-        y_stride: width,
-        u_plane: BufferStoreMut::Borrowed(u),
-        u_stride: cw,
-        v_plane: BufferStoreMut::Borrowed(v),
-        v_stride: cw,
-        width,
-        height,
-    };
+    let mut planar = crate::media::devices::camera::planar_mut(&mut frame);
     yuv::bgra_to_yuv420(
         &mut planar,
         &bgrx[..needed],
