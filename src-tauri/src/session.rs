@@ -783,26 +783,8 @@ pub fn save_settings(path: &std::path::Path, settings: &Settings) -> Result<(), 
             Some("Check that the directory is writable."),
         )
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = path.with_extension("json.tmp");
     let json = serde_json::to_vec_pretty(settings).map_err(|e| UiError::internal(e.to_string()))?;
-    // Readable by this user only: an invitation token in it may carry the moderator grant.
-    let _ = std::fs::remove_file(&tmp); // a leftover keeps its own mode
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io)?;
-        file.write_all(&json).map_err(io)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::trust::write_private(path, &json).map_err(io)
 }
 
 /// The machine's real cameras, microphones and speakers (probes V4L2 and ALSA, which can

@@ -64,38 +64,35 @@ impl TrustStore {
         })?;
         let mut all = self.read();
         all.insert(key, fingerprint);
-        write_private(
-            &self.path,
-            &serde_json::to_vec_pretty(&all).unwrap_or_default(),
-        )
+        let json = serde_json::to_vec_pretty(&all).unwrap_or_default();
+        write_private(&self.path, &json).map_err(|e| {
+            UiError::new(
+                ErrorKind::Internal,
+                format!("Cannot save {}: {e}.", self.path.display()),
+                Some("Check that the directory is writable."),
+            )
+        })
     }
 }
 
-/// Writes `bytes` to `path` atomically, readable by this user only.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), UiError> {
+/// Writes `bytes` to `path` atomically (a crash leaves the old file), readable by this user
+/// only: the settings may hold an invitation token, the trust file decides whom we trust.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let io = |e: std::io::Error| {
-        UiError::new(
-            ErrorKind::Internal,
-            format!("Cannot save {}: {e}.", path.display()),
-            Some("Check that the directory is writable."),
-        )
-    };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
+        std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension("json.tmp");
-    let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_file(&tmp); // a leftover keeps its own mode
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
+        .open(&tmp)?;
+    file.write_all(bytes)?;
     drop(file);
-    std::fs::rename(&tmp, path).map_err(io)
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
