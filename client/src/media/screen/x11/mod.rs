@@ -13,6 +13,9 @@
 // The one unsafe part of the capture: mapping the shared-memory segment.
 #[allow(unsafe_code)]
 mod shm;
+mod sources;
+
+pub use sources::{WHOLE_SCREEN_ID, list_sources, open_source, thumbnail};
 
 use super::super::pattern::VideoSource;
 use super::super::{I420Frame, SourceError, unix_micros_now};
