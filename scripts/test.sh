@@ -7,11 +7,17 @@ source "$(dirname "$0")/setup.sh"
 cd "$ROOT"
 
 need_rust
-# The client links libvpx, libopus and ALSA (cpal, via pkg-config); the v4l camera bindings are
-# generated with bindgen at build time, which needs libclang. The desktop app needs WebKitGTK;
-# its end-to-end test needs Xvfb and WebKitWebDriver.
-apt_install_missing chromium mold clang pkg-config libvpx-dev libopus-dev libasound2-dev libclang-dev systemd \
-  "${DESKTOP_PKGS[@]}"
+# The client links libvpx, libopus, ALSA (cpal, via pkg-config) and PipeWire (Wayland screen
+# sharing); the v4l camera and PipeWire bindings are generated with bindgen at build time, which
+# needs libclang. The desktop app needs WebKitGTK; its end-to-end test needs Xvfb and
+# WebKitWebDriver.
+apt_install_missing chromium mold clang pkg-config libvpx-dev libopus-dev libasound2-dev libclang-dev \
+  libpipewire-0.3-dev systemd "${DESKTOP_PKGS[@]}"
+# The Wayland screen-sharing tests (client/tests/screen_portal.rs, media::screen::portal): a
+# private session bus (dbus-run-session) with the portal frontend on it, and PipeWire's client
+# configuration and protocol modules (pipewire-bin, libpipewire-0.3-modules) for the stream
+# thread. No daemon runs: nothing here needs one.
+apt_install_missing_bare dbus-daemon xdg-desktop-portal pipewire-bin libpipewire-0.3-modules
 # The reverse-proxy test runs the README's nginx and Caddy configurations.
 apt_install_tools_only nginx caddy
 need_node

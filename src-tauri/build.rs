@@ -21,6 +21,10 @@ const COMMANDS: &[&str] = &[
     "lock_room",
     "end_meeting",
     "create_invite",
+    "list_screen_sources",
+    "start_screen_share",
+    "stop_screen_share",
+    "close_screen_picker",
     "trust_certificate",
     "open_link",
 ];

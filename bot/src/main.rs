@@ -122,8 +122,11 @@ struct Args {
     /// Read chat lines and commands (as for `--say`) from standard input, one per line.
     #[arg(long)]
     commands_from_stdin: bool,
-    /// Share a screen once joined: `x11` (the whole X screen of $DISPLAY), `pattern` (moving test
-    /// pattern with frame number and capture time burned in) or `file:PATH` (a .y4m file, looped).
+    /// Share a screen once joined: `x11` (the whole X screen of $DISPLAY), `x11:window=TITLE`
+    /// (the first window of $DISPLAY with exactly that title, looked up when the share starts; none
+    /// is an `error` event and the bot goes on), `portal` (Wayland: what the person picks in the
+    /// xdg-desktop-portal's dialog when the share starts), `pattern` (moving test pattern with frame number
+    /// and capture time burned in) or `file:PATH` (a .y4m file, looped).
     #[arg(long, value_parser = screen::parse_screen)]
     screen: Option<screen::ScreenArg>,
     /// Size of the `--screen pattern`, WIDTHxHEIGHT.
@@ -141,6 +144,12 @@ struct Args {
     /// Stop sharing this long after it started. Default: share until the bot ends.
     #[arg(long, value_parser = humantime::parse_duration, requires = "screen")]
     screen_for: Option<Duration>,
+    /// Open a window titled `videoroom-pattern` on $DISPLAY that shows the moving test pattern
+    /// (15 fps, frame number and draw time burned in) for as long as the bot runs, for this bot's
+    /// `--screen x11:window=videoroom-pattern` or another app to share. Size WIDTHxHEIGHT
+    /// (default 1280x720).
+    #[arg(long, value_name = "WxH", num_args = 0..=1, default_missing_value = "1280x720", value_parser = screen::parse_size)]
+    show_pattern_window: Option<(u32, u32)>,
 }
 
 #[derive(Debug, Clone)]
@@ -288,16 +297,34 @@ async fn run(args: Args) -> u8 {
             return exit::BAD_ARGUMENTS;
         }
     };
-    let mut screen_source = match &args.screen {
-        Some(arg) => {
-            match screen::prepare(arg, args.screen_size, args.screen_fps, args.screen_kbps) {
-                Ok(prepared) => Some(prepared),
-                Err(e) => {
-                    eprintln!("videoroom-bot: {e}");
-                    return exit::BAD_ARGUMENTS;
+    // Before the share is planned: `--screen x11:window=videoroom-pattern` may name it.
+    let _pattern_window = match args.show_pattern_window {
+        Some(size) => match screen::show_pattern_window(size) {
+            Ok(window) => {
+                if !args.quiet {
+                    println!(
+                        "showing the pattern in window {} titled {:?}",
+                        window.source_id(),
+                        screen::PATTERN_WINDOW_TITLE
+                    );
                 }
+                Some(window)
             }
-        }
+            Err(e) => {
+                eprintln!("videoroom-bot: {e}");
+                return exit::BAD_ARGUMENTS;
+            }
+        },
+        None => None,
+    };
+    let mut screen_source = match &args.screen {
+        Some(arg) => match screen::plan(arg, args.screen_size, args.screen_fps, args.screen_kbps) {
+            Ok(planned) => Some(planned),
+            Err(e) => {
+                eprintln!("videoroom-bot: {e}");
+                return exit::BAD_ARGUMENTS;
+            }
+        },
         None => None,
     };
     let started = Instant::now();
@@ -407,10 +434,17 @@ async fn run(args: Args) -> u8 {
             }
             _ = sleep_until(screen_at) => {
                 screen_at = None;
-                if let Some(prepared) = screen_source.take()
-                    && bot.start_screen(&room, prepared).await
-                {
-                    screen_stop = args.screen_for.map(|d| tokio::time::Instant::now() + d);
+                if let Some(planned) = screen_source.take() {
+                    let started = match screen::resolve(planned).await {
+                        Ok(prepared) => bot.start_screen(&room, prepared).await,
+                        Err(message) => {
+                            bot.screen_failed(message);
+                            false
+                        }
+                    };
+                    if started {
+                        screen_stop = args.screen_for.map(|d| tokio::time::Instant::now() + d);
+                    }
                 }
             }
             _ = sleep_until(screen_stop) => {
@@ -566,13 +600,17 @@ impl Bot {
                 true
             }
             Err(e) => {
-                let message = format!("cannot share the screen: {e}");
-                self.write_line(serde_json::json!({"event": "error", "message": message}));
-                eprintln!("videoroom-bot: {message}");
-                self.errors.push(message);
+                self.screen_failed(format!("cannot share the screen: {e}"));
                 false
             }
         }
+    }
+
+    /// A share that could not start: an `error` event, stderr, and the report's errors.
+    fn screen_failed(&mut self, message: String) {
+        self.write_line(serde_json::json!({"event": "error", "message": message}));
+        eprintln!("videoroom-bot: {message}");
+        self.errors.push(message);
     }
 
     /// Runs a chat line or command (`--say`, standard input) and prints what came of it.

@@ -1,11 +1,15 @@
-//! `--screen`: what the bot shares as a screen (the X display it runs on, a moving test pattern
-//! or a looped Y4M file), and what it knows of its share for `--events` and `--stats-json`.
+//! `--screen`: what the bot shares as a screen (the X display it runs on, one of its windows, a
+//! moving test pattern or a looped Y4M file), and what it knows of its share for `--events` and
+//! `--stats-json`; `--show-pattern-window`: a window showing the moving pattern on that display.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
-use videoroom_client::media::screen::{X11Area, X11Screen};
+use videoroom_client::media::screen::x11::{self, PatternWindow};
+use videoroom_client::media::screen::{
+    ScreenBackend, ScreenSourceKind, X11Area, X11Screen, open_source,
+};
 use videoroom_client::media::y4m::Y4mSource;
 use videoroom_client::media::{I420Frame, PatternSource, VideoSource};
 use videoroom_client::publish::VideoSendSettings;
@@ -17,18 +21,33 @@ use videoroom_protocol::TrackId;
 pub enum ScreenArg {
     /// The whole X screen of `$DISPLAY`.
     X11,
+    /// The first window of `$DISPLAY` with this title (looked up when the share starts).
+    X11Window(String),
+    /// What the person picks in the xdg-desktop-portal's dialog (Wayland), when the share starts.
+    Portal,
     Pattern,
     File(PathBuf),
 }
 
-/// Parses `--screen`. Window capture (`x11:window=TITLE`) and the portal do not exist yet.
+/// The title of the window `--show-pattern-window` opens.
+pub const PATTERN_WINDOW_TITLE: &str = "videoroom-pattern";
+
+/// Parses `--screen`.
 pub fn parse_screen(s: &str) -> Result<ScreenArg, String> {
+    if let Some(title) = s.strip_prefix("x11:window=") {
+        return if title.is_empty() {
+            Err("x11:window= needs a window title, e.g. x11:window=videoroom-pattern".into())
+        } else {
+            Ok(ScreenArg::X11Window(title.to_owned()))
+        };
+    }
     match s {
         "x11" => Ok(ScreenArg::X11),
+        "portal" => Ok(ScreenArg::Portal),
         "pattern" => Ok(ScreenArg::Pattern),
         _ => match s.strip_prefix("file:").filter(|p| !p.is_empty()) {
             Some(path) => Ok(ScreenArg::File(path.into())),
-            None => Err("expected x11, pattern or file:PATH.y4m".into()),
+            None => Err("expected x11, x11:window=TITLE, portal, pattern or file:PATH.y4m".into()),
         },
     }
 }
@@ -56,6 +75,103 @@ pub struct Prepared {
     pub frames: Arc<AtomicU64>,
 }
 
+/// What `--screen` will share: opened at start-up, or a window looked up by title when the
+/// share starts (it may open after the bot did).
+pub enum Planned {
+    Ready(Prepared),
+    Window {
+        title: String,
+        fps: u32,
+        target_kbps: u32,
+    },
+    /// The portal's dialog, opened when the share starts.
+    Portal {
+        fps: u32,
+        target_kbps: u32,
+    },
+}
+
+/// [`prepare`]s what `arg` names, except a window or the portal, which [`resolve`] opens later.
+pub fn plan(
+    arg: &ScreenArg,
+    size: (u32, u32),
+    fps: u32,
+    target_kbps: u32,
+) -> Result<Planned, String> {
+    match arg {
+        ScreenArg::X11Window(title) => Ok(Planned::Window {
+            title: title.clone(),
+            fps,
+            target_kbps,
+        }),
+        ScreenArg::Portal => Ok(Planned::Portal { fps, target_kbps }),
+        _ => prepare(arg, size, fps, target_kbps).map(Planned::Ready),
+    }
+}
+
+/// The source of `planned`, now: a window is looked up among those `$DISPLAY` lists (the first
+/// with exactly that title) and opened. The error says what was there instead.
+pub async fn resolve(planned: Planned) -> Result<Prepared, String> {
+    match planned {
+        Planned::Ready(prepared) => Ok(prepared),
+        Planned::Window {
+            title,
+            fps,
+            target_kbps,
+        } => tokio::task::spawn_blocking(move || open_window(&title, fps, target_kbps))
+            .await
+            .map_err(|e| format!("--screen x11:window: {e}"))?,
+        Planned::Portal { fps, target_kbps } => {
+            let opened = open_source(&ScreenBackend::Portal, None)
+                .await
+                .map_err(|e| format!("--screen portal: {e}"))?;
+            Ok(counted(
+                opened.source,
+                opened.width,
+                opened.height,
+                fps,
+                target_kbps,
+            ))
+        }
+    }
+}
+
+/// Opens the first window of `$DISPLAY` titled `title`.
+fn open_window(title: &str, fps: u32, target_kbps: u32) -> Result<Prepared, String> {
+    let arg = format!("--screen x11:window={title}");
+    let sources = x11::list_sources(None).map_err(|e| format!("{arg}: {e}"))?;
+    let windows: Vec<_> = sources
+        .iter()
+        .filter(|s| s.kind == ScreenSourceKind::Window)
+        .collect();
+    let Some(found) = windows.iter().find(|s| s.title == title) else {
+        let titles: Vec<_> = windows.iter().map(|s| format!("{:?}", s.title)).collect();
+        let display = std::env::var("DISPLAY").unwrap_or_default();
+        return Err(format!(
+            "{arg}: no window titled {title:?} on the X display {display} (its windows: {})",
+            if titles.is_empty() {
+                "none".to_owned()
+            } else {
+                titles.join(", ")
+            }
+        ));
+    };
+    let opened = x11::open_source(None, &found.id).map_err(|e| format!("{arg}: {e}"))?;
+    Ok(counted(
+        opened.source,
+        opened.width,
+        opened.height,
+        fps,
+        target_kbps,
+    ))
+}
+
+/// A pattern window titled [`PATTERN_WINDOW_TITLE`] on `$DISPLAY`, drawn at 15 fps.
+pub fn show_pattern_window((width, height): (u32, u32)) -> Result<PatternWindow, String> {
+    PatternWindow::open(None, PATTERN_WINDOW_TITLE, width, height, 15)
+        .map_err(|e| format!("--show-pattern-window: {e}"))
+}
+
 /// Opens what `arg` names (a file or X display that cannot be used is an error for the person) at
 /// `size` (the pattern's; a file and a screen keep their own) and `fps`.
 pub fn prepare(
@@ -71,6 +187,10 @@ pub fn prepare(
             let (w, h) = (screen.width(), screen.height());
             (Box::new(screen), w, h)
         }
+        ScreenArg::X11Window(title) => return open_window(title, fps, target_kbps),
+        ScreenArg::Portal => {
+            return Err("--screen portal opens the portal's dialog when the share starts".into());
+        }
         ScreenArg::Pattern => {
             let pattern =
                 PatternSource::new(width, height, fps).map_err(|e| format!("--screen: {e}"))?;
@@ -84,8 +204,19 @@ pub fn prepare(
             (Box::new(file), w, h)
         }
     };
+    Ok(counted(source, width, height, fps, target_kbps))
+}
+
+/// `source` counted, with its send settings.
+fn counted(
+    source: Box<dyn VideoSource>,
+    width: u32,
+    height: u32,
+    fps: u32,
+    target_kbps: u32,
+) -> Prepared {
     let frames = Arc::new(AtomicU64::new(0));
-    Ok(Prepared {
+    Prepared {
         source: Box::new(Counted {
             inner: source,
             frames: Arc::clone(&frames),
@@ -97,7 +228,7 @@ pub fn prepare(
             target_kbps,
         },
         frames,
-    })
+    }
 }
 
 /// Counts the frames the engine takes from a source: the engine has no send counters for a
@@ -154,9 +285,21 @@ mod tests {
             matches!(parse_screen("file:/tmp/a.y4m"), Ok(ScreenArg::File(p)) if p == Path::new("/tmp/a.y4m"))
         );
         assert!(matches!(parse_screen("x11"), Ok(ScreenArg::X11)));
-        for bad in ["x11:window=a", "portal", "file:", "", "Pattern", "X11"] {
+        assert!(matches!(parse_screen("portal"), Ok(ScreenArg::Portal)));
+        assert!(
+            matches!(parse_screen("x11:window=My editor = notes"), Ok(ScreenArg::X11Window(t)) if t == "My editor = notes")
+        );
+        assert!(
+            parse_screen("x11:window=")
+                .unwrap_err()
+                .contains("needs a window title")
+        );
+        for bad in ["file:", "", "Pattern", "X11", "x11:win=a"] {
             let e = parse_screen(bad).unwrap_err();
-            assert!(e.contains("x11, pattern or file:PATH.y4m"), "{bad}: {e}");
+            assert!(
+                e.contains("x11, x11:window=TITLE, portal, pattern or file:PATH.y4m"),
+                "{bad}: {e}"
+            );
         }
     }
 

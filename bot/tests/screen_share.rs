@@ -333,3 +333,137 @@ async fn a_moderator_stops_a_screen_share() {
     server.shutdown(Duration::from_secs(2)).await;
     eprintln!("moderator stop test took {:?}", started.elapsed());
 }
+
+/// Under Xvfb: A opens its own pattern window (`--show-pattern-window`) and shares it by title
+/// (`--screen x11:window=videoroom-pattern`); B decodes the window's pattern (the burned-in
+/// numbers and draw times come through). C asks for a window that is not there: an `error` event
+/// naming the windows there are, and C stays in the room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_shares_its_pattern_window_by_title() {
+    let xvfb = videoroom_testkit::xvfb::Xvfb::start(1280, 720);
+    let on_display = || {
+        let mut command = Command::new(common::BOT);
+        command.env("DISPLAY", &xvfb.display);
+        command
+    };
+    let server = start_server(test_config()).await;
+    let url = ws_url(&server);
+
+    let (b_events, b_events_arg) = events_for("B");
+    let mut b = common::spawn(
+        &url,
+        "window",
+        "B",
+        &[
+            "--video",
+            "none",
+            "--audio",
+            "none",
+            "--duration",
+            "9s",
+            "--events",
+            &b_events_arg,
+        ],
+    );
+    common::wait_event(&b_events, "B joined", WAIT, |e| is(e, "joined")).await;
+    let (a_events, a_events_arg) = events_for("A");
+    let mut a = common::spawn_via(
+        on_display(),
+        &url,
+        "window",
+        "A",
+        &[
+            "--video",
+            "none",
+            "--audio",
+            "none",
+            "--show-pattern-window",
+            "640x360",
+            "--screen",
+            "x11:window=videoroom-pattern",
+            "--duration",
+            "12s",
+            "--events",
+            &a_events_arg,
+        ],
+    );
+    let share = common::wait_event(&a_events, "A shares its window", WAIT, |e| {
+        is(e, "screen_share_started")
+    })
+    .await;
+    assert_eq!(
+        (&share["width"], &share["height"]),
+        (&Value::from(640), &Value::from(360)),
+        "{share}"
+    );
+    let added = common::wait_event(&b_events, "A's window announced at B", WAIT, |e| {
+        is(e, "track_added") && e["name"] == "A" && e["source"] == "screen"
+    })
+    .await;
+    assert_eq!(added["track_id"], share["track_id"], "{added}");
+
+    let (c_events, c_events_arg) = events_for("C");
+    let mut c = common::spawn_via(
+        on_display(),
+        &url,
+        "window",
+        "C",
+        &[
+            "--video",
+            "none",
+            "--audio",
+            "none",
+            "--screen",
+            "x11:window=nope",
+            "--duration",
+            "2s",
+            "--events",
+            &c_events_arg,
+        ],
+    );
+    let error = common::wait_event(&c_events, "C's error", WAIT, |e| is(e, "error")).await;
+    let message = error["message"].as_str().expect("message");
+    assert!(
+        message.contains("no window titled \"nope\"") && message.contains("\"videoroom-pattern\""),
+        "{message}"
+    );
+    assert_eq!(
+        c.wait_exit(WAIT).await,
+        0,
+        "C goes on without a share: {:?}",
+        c.seen
+    );
+    assert!(
+        !common::read_events(&c_events)
+            .iter()
+            .any(|e| is(e, "screen_share_started")),
+        "C shared nothing"
+    );
+
+    assert_eq!(b.wait_exit(WAIT).await, 0, "B: {:?}", b.seen);
+    assert_eq!(a.wait_exit(WAIT).await, 0, "A: {:?}", a.seen);
+    let report = b.report();
+    let screens = common::tracks_from(&report, "A", "screen");
+    assert_eq!(screens.len(), 1, "A's window in B's report: {report:#}");
+    let screen = screens[0];
+    let frames = screen["frames_decoded"].as_u64().expect("frames_decoded");
+    assert!(frames > 20, "B decoded {frames} frames of A's window");
+    // The pattern's own numbers and draw times came through capture, VP8 and the server.
+    let last = screen["last_frame_number"]
+        .as_u64()
+        .expect("burned-in numbers read");
+    assert!(last > 20, "the window's pattern reached frame {last}");
+    assert!(
+        screen["capture_to_decode"].is_object(),
+        "draw → decode latency measured: {screen}"
+    );
+    for log in [&a_events, &b_events] {
+        assert!(
+            errors(log).is_empty(),
+            "{}: {:?}",
+            log.display(),
+            errors(log)
+        );
+    }
+    server.shutdown(Duration::from_secs(2)).await;
+}

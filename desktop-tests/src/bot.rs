@@ -141,14 +141,23 @@ pub async fn wait_event(
     bound: std::time::Duration,
     pred: impl Fn(&Value) -> bool,
 ) -> Result<(), String> {
-    crate::wait_for(
-        bound,
-        &format!("the bot logs `{event}`"),
-        async || match events(path).iter().any(|e| e["event"] == event && pred(e)) {
-            true => Ok(()),
-            false => Err("not yet".to_owned()),
-        },
-    )
+    find_event(path, event, bound, pred).await.map(|_| ())
+}
+
+/// Waits (at most `bound`) until the bot logged an `event` for which `pred` holds; returns the
+/// first such event.
+pub async fn find_event(
+    path: &Path,
+    event: &str,
+    bound: std::time::Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Result<Value, String> {
+    crate::wait_for(bound, &format!("the bot logs `{event}`"), async || {
+        events(path)
+            .into_iter()
+            .find(|e| e["event"] == event && pred(e))
+            .ok_or_else(|| "not yet".to_owned())
+    })
     .await
 }
 
@@ -176,25 +185,54 @@ pub async fn stop_and_read_track(
     peer: &str,
     kind: &str,
 ) -> Result<Value, String> {
-    bot.signal(crate::procs::Signal::SIGINT);
-    tokio::time::timeout(std::time::Duration::from_secs(15), bot.child_mut().wait())
-        .await
-        .map_err(|_| "the bot did not stop within 15 s of SIGINT".to_owned())?
-        .map_err(|e| format!("waiting for the bot: {e}"))?;
+    stop(bot).await?;
     remote_track(stats, peer, kind)
 }
 
 /// From a stopped bot's `--stats-json`: the remote track of `kind` published by `peer`.
 pub fn remote_track(stats: &Path, peer: &str, kind: &str) -> Result<Value, String> {
+    remote_track_where(stats, &format!("{kind} track of {peer}"), |t| {
+        t["peer_name"] == peer && t["kind"] == kind
+    })
+}
+
+/// From a stopped bot's `--stats-json`: the remote track of `source` (`camera`, `screen`…)
+/// published by `peer` (also one removed before the bot stopped).
+pub fn remote_track_of_source(stats: &Path, peer: &str, source: &str) -> Result<Value, String> {
+    remote_track_where(stats, &format!("{source} track of {peer}"), |t| {
+        t["peer_name"] == peer && t["source"] == source
+    })
+}
+
+/// From a stopped bot's `--stats-json`: the remote track `track_id` (also one removed before
+/// the bot stopped).
+pub fn remote_track_by_id(stats: &Path, track_id: &str) -> Result<Value, String> {
+    remote_track_where(stats, &format!("track {track_id}"), |t| {
+        t["track_id"] == track_id
+    })
+}
+
+fn remote_track_where(
+    stats: &Path,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Result<Value, String> {
     let text = std::fs::read_to_string(stats)
         .map_err(|e| format!("the bot's statistics {}: {e}", stats.display()))?;
     let report: Value = serde_json::from_str(&text).map_err(|e| format!("bot statistics: {e}"))?;
     report["remote_tracks"]
         .as_array()
-        .and_then(|t| {
-            t.iter()
-                .find(|t| t["peer_name"] == peer && t["kind"] == kind)
-                .cloned()
-        })
-        .ok_or_else(|| format!("the bot has no {kind} track of {peer}: {report:#}"))
+        .and_then(|t| t.iter().find(|t| pred(t)).cloned())
+        .ok_or_else(|| format!("the bot has no {what}: {report:#}"))
+}
+
+/// Stops a bot with SIGINT and waits (at most 15 s) until it exited (it writes its
+/// `--stats-json` then).
+pub async fn stop(bot: &mut Group) -> Result<(), String> {
+    bot.signal(crate::procs::Signal::SIGINT);
+    tokio::time::timeout(std::time::Duration::from_secs(15), bot.child_mut().wait())
+        .await
+        .map_err(|_| "the bot did not stop within 15 s of SIGINT".to_owned())?
+        .map(|_| ())
+        .map_err(|e| format!("waiting for the bot: {e}"))
 }

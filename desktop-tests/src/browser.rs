@@ -423,6 +423,15 @@ impl Browser {
         Ok(a["stats"].clone())
     }
 
+    /// From [`Browser::stats`]: the page's outbound RTP stream of `source` (`camera`,
+    /// `microphone`, `screen`), if it sends one (`packetsSent`, `framesEncoded`, `frameWidth`).
+    pub async fn outbound(&self, tab: &str, source: &str) -> Result<Option<Value>, String> {
+        let stats = self.stats(tab).await?;
+        Ok(stats["outbound"]
+            .as_array()
+            .and_then(|o| o.iter().find(|r| r["source"] == source).cloned()))
+    }
+
     /// Closes `tab` as a person would; returns once the browser has closed it.
     pub async fn close(&self, tab: &str) -> Result<(), String> {
         self.call(json!({"cmd": "close", "tab": tab}), Duration::from_secs(30))

@@ -123,6 +123,23 @@ impl Rgb {
         }
         seen.len()
     }
+
+    /// An FNV-1a hash of `rect`'s pixels (every 2nd pixel of every 2nd row): changes when what
+    /// is drawn there changes.
+    pub fn hash_in(&self, rect: Rect) -> u64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let x_end = (rect.x + rect.w).min(self.width);
+        let y_end = (rect.y + rect.h).min(self.height);
+        for y in (rect.y..y_end).step_by(2) {
+            for x in (rect.x..x_end).step_by(2) {
+                let i = (y as usize * self.width as usize + x as usize) * 3;
+                for &b in &self.data[i..i + 3] {
+                    hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+                }
+            }
+        }
+        hash
+    }
 }
 
 #[cfg(test)]

@@ -155,12 +155,16 @@ pub fn app_env(display: &str, work: &Path) -> Vec<(&'static str, OsString)> {
 }
 
 /// Inherited variables that would change what the app does; cleared before launching it.
+/// (`XDG_SESSION_TYPE=wayland` or `VIDEOROOM_SCREEN_BACKEND` would send screen sharing to the
+/// Wayland portal instead of the Xvfb display.)
 pub const APP_ENV_CLEARED: &[&str] = &[
     "VIDEOROOM_AUTOJOIN",
     "VIDEOROOM_BENCH_OUT",
     "VIDEOROOM_DEFAULT_SERVER",
+    "VIDEOROOM_SCREEN_BACKEND",
     "VIDEOROOM_TEST_HOOKS",
     "WAYLAND_DISPLAY",
+    "XDG_SESSION_TYPE",
 ];
 
 /// Retries `attempt` every 100 ms until it returns `Ok`, for at most `bound`. On timeout the

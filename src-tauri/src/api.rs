@@ -5,8 +5,13 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 use videoroom_client::media::devices::{DeviceError, DeviceInfo};
+use videoroom_client::media::screen::{
+    Picker, ScreenError, ScreenSourceInfo, ScreenSourceKind, ScreenSources,
+};
 use videoroom_client::signaling::SignalingError;
-use videoroom_client::{ConnectionState, JoinError, RoomError, RoomInfo as EngineRoomInfo};
+use videoroom_client::{
+    ConnectionState, JoinError, RoomError, RoomInfo as EngineRoomInfo, ScreenShareEnd,
+};
 use videoroom_protocol::{
     ChatMessage, ErrorCode, MediaKind, ModerationAction, PeerInfo, TrackSource,
 };
@@ -272,6 +277,112 @@ pub struct LocalState {
     pub has_camera: bool,
     /// A microphone track exists.
     pub has_microphone: bool,
+    /// We share a screen or window.
+    pub screen_on: bool,
+}
+
+/// Who picks what to share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(rename = "ScreenPicker")]
+pub enum ScreenPickerView {
+    /// Our picker lists `sources`, each with a live thumbnail (frame track `source:<id>`).
+    Ours,
+    /// The system's dialog (the Wayland portal, or the browser's): share with no source id.
+    System,
+}
+
+/// Screen or window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(rename = "ScreenSourceKind")]
+pub enum ScreenSourceKindView {
+    /// A monitor or the whole screen.
+    Screen,
+    /// One window.
+    Window,
+}
+
+/// One thing our picker offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename = "ScreenSource")]
+pub struct ScreenSourceView {
+    /// Opaque id for `start_screen_share` (and its thumbnail's frame track `source:<id>`).
+    pub id: String,
+    /// Screen or window.
+    pub kind: ScreenSourceKindView,
+    /// A monitor's name or a window's title.
+    pub title: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+/// What can be shared (`list_screen_sources`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename = "ScreenSources")]
+pub struct ScreenSourcesView {
+    /// Who picks.
+    pub picker: ScreenPickerView,
+    /// What our picker offers (empty when the system picks).
+    pub sources: Vec<ScreenSourceView>,
+}
+
+/// Why our screen share ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(rename = "ScreenShareEnd")]
+pub enum ScreenShareEndView {
+    /// We stopped it.
+    Stopped,
+    /// The shared window closed, the monitor went away, or the system stopped it.
+    SourceEnded,
+    /// A moderator stopped it.
+    Moderator,
+}
+
+impl From<&ScreenSources> for ScreenSourcesView {
+    fn from(s: &ScreenSources) -> Self {
+        Self {
+            picker: match s.picker {
+                Picker::Ours => ScreenPickerView::Ours,
+                Picker::System => ScreenPickerView::System,
+            },
+            sources: s.sources.iter().map(ScreenSourceView::from).collect(),
+        }
+    }
+}
+
+impl From<&ScreenSourceInfo> for ScreenSourceView {
+    fn from(s: &ScreenSourceInfo) -> Self {
+        Self {
+            id: s.id.clone(),
+            kind: match s.kind {
+                ScreenSourceKind::Screen => ScreenSourceKindView::Screen,
+                ScreenSourceKind::Window => ScreenSourceKindView::Window,
+            },
+            title: s.title.clone(),
+            width: s.width,
+            height: s.height,
+        }
+    }
+}
+
+impl ScreenShareEndView {
+    /// Why a share ended, and the `detail` of [`UiEvent::ScreenShareEnded`]: what the capture
+    /// said (source ended) or the moderator's peer id.
+    pub fn from_end(end: &ScreenShareEnd) -> (Self, Option<String>) {
+        match end {
+            ScreenShareEnd::Stopped => (Self::Stopped, None),
+            ScreenShareEnd::SourceEnded(why) => (Self::SourceEnded, Some(why.clone())),
+            ScreenShareEnd::Moderator(by) => (Self::Moderator, Some(by.to_string())),
+            // A reason this app does not know yet: the share is over all the same.
+            other => (Self::SourceEnded, Some(format!("{other:?}"))),
+        }
+    }
 }
 
 /// Audio type of a track.
@@ -436,8 +547,16 @@ pub enum UiEvent {
         /// The new state.
         state: ConnectionStateView,
     },
-    /// Our camera/microphone changed.
+    /// Our camera/microphone/screen share changed.
     Local(LocalState),
+    /// Our screen share ended (a `local` event with `screenOn: false` follows).
+    #[serde(rename_all = "camelCase")]
+    ScreenShareEnded {
+        /// Why.
+        reason: ScreenShareEndView,
+        /// What the capture said when the source ended, or the moderator's peer id.
+        detail: Option<String>,
+    },
     /// Audio levels, every 200 ms.
     Levels {
         /// Our microphone, if we publish one.
@@ -511,6 +630,9 @@ pub enum ErrorKind {
     /// The server's TLS certificate is not signed by an authority this computer trusts: the
     /// person may compare its `fingerprint` with the operator's and trust it.
     UntrustedCertificate,
+    /// The person closed a system dialog (the screen-sharing portal's) without choosing: not a
+    /// failure, nothing to show.
+    Cancelled,
     /// Anything else.
     Internal,
 }
@@ -718,10 +840,43 @@ impl UiError {
         )
     }
 
+    /// Why a screen cannot be listed or shared. The person closing the system's dialog is
+    /// [`ErrorKind::Cancelled`] (nothing to show); the rest are `device` errors whose message
+    /// already says what to do.
+    pub fn from_screen(e: &ScreenError) -> Self {
+        if e.is_cancelled() {
+            return Self::new(ErrorKind::Cancelled, "Screen sharing was cancelled.", None);
+        }
+        let mut message = capitalize(&e.to_string());
+        if !message.ends_with('.') {
+            message.push('.');
+        }
+        let hint = match e {
+            ScreenError::NoSuchSource { .. } => {
+                "Open the list of screens and windows again and pick another one."
+            }
+            ScreenError::NoDisplay | ScreenError::X11(_) => {
+                "Screen sharing needs a desktop session; the call goes on without it."
+            }
+            _ => "The call goes on without screen sharing; the others still see your camera.",
+        };
+        Self::new(ErrorKind::Device, message, Some(hint))
+    }
+
     /// An error from the room.
     pub fn from_room(e: &RoomError) -> Self {
         match e {
             RoomError::Device(d) => Self::from_device(d),
+            RoomError::ScreenShareActive => Self::new(
+                ErrorKind::Busy,
+                "You are sharing your screen already.",
+                Some("Stop sharing first, then pick what to share."),
+            ),
+            RoomError::NoScreenShare => Self::new(
+                ErrorKind::Rejected,
+                "You are not sharing your screen.",
+                None,
+            ),
             RoomError::NoCamera => Self::new(
                 ErrorKind::Device,
                 "No camera is being published.",
@@ -801,6 +956,11 @@ mod tests {
             UiEvent,
             ErrorKind,
             UiError,
+            ScreenPickerView,
+            ScreenSourceKindView,
+            ScreenSourceView,
+            ScreenSourcesView,
+            ScreenShareEndView,
         ]
     }
 
@@ -839,11 +999,12 @@ mod tests {
             mic_on: false,
             has_camera: true,
             has_microphone: true,
+            screen_on: false,
         });
         assert_eq!(
             serde_json::to_value(&e).expect("json"),
             serde_json::json!({"type": "local", "cameraOn": true, "micOn": false,
-                "hasCamera": true, "hasMicrophone": true})
+                "hasCamera": true, "hasMicrophone": true, "screenOn": false})
         );
     }
 
@@ -875,6 +1036,66 @@ mod tests {
             serde_json::from_str(r#"{"room": "x", "future": 1}"#).expect("partial settings");
         assert_eq!(s.room, "x");
         assert_eq!(s.server_url, Settings::default().server_url);
+    }
+
+    #[test]
+    fn screen_errors_and_endings_for_the_ui() {
+        let cancelled = UiError::from_screen(&ScreenError::Cancelled);
+        assert_eq!(cancelled.kind, ErrorKind::Cancelled);
+        let gone = UiError::from_screen(&ScreenError::NoSuchSource {
+            id: "monitor:3".into(),
+        });
+        assert_eq!(gone.kind, ErrorKind::Device);
+        assert!(gone.message.starts_with("Monitor:3 is no longer available"));
+        assert!(gone.message.ends_with('.'));
+        assert!(gone.hint.is_some_and(|h| h.contains("pick another")));
+        let none = UiError::from_screen(&ScreenError::NoDisplay);
+        assert_eq!(none.kind, ErrorKind::Device);
+        assert!(none.hint.is_some());
+        assert_eq!(
+            UiError::from_room(&RoomError::ScreenShareActive).kind,
+            ErrorKind::Busy
+        );
+
+        let by = videoroom_protocol::PeerId::new("p7");
+        assert_eq!(
+            ScreenShareEndView::from_end(&ScreenShareEnd::Moderator(by)),
+            (ScreenShareEndView::Moderator, Some("p7".into()))
+        );
+        assert_eq!(
+            ScreenShareEndView::from_end(&ScreenShareEnd::SourceEnded("window closed".into())),
+            (
+                ScreenShareEndView::SourceEnded,
+                Some("window closed".into())
+            )
+        );
+        let e = UiEvent::ScreenShareEnded {
+            reason: ScreenShareEndView::Stopped,
+            detail: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&e).expect("json"),
+            serde_json::json!({"type": "screen_share_ended", "reason": "stopped", "detail": null})
+        );
+    }
+
+    #[test]
+    fn screen_sources_for_the_picker() {
+        let sources = ScreenSources {
+            picker: Picker::Ours,
+            sources: vec![ScreenSourceInfo {
+                id: "monitor:0".into(),
+                kind: ScreenSourceKind::Screen,
+                title: "Entire screen".into(),
+                width: 1280,
+                height: 800,
+            }],
+        };
+        assert_eq!(
+            serde_json::to_value(ScreenSourcesView::from(&sources)).expect("json"),
+            serde_json::json!({"picker": "ours", "sources": [{"id": "monitor:0", "kind": "screen",
+                "title": "Entire screen", "width": 1280, "height": 800}]})
+        );
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use tauri::{AppHandle, State};
 
 use crate::api::{
-    AppInfo, Devices, ErrorKind, FrameEndpoint, Joined, LocalState, ModerationView, Settings,
-    UiError,
+    AppInfo, Devices, ErrorKind, FrameEndpoint, Joined, LocalState, ModerationView,
+    ScreenSourcesView, Settings, UiError,
 };
 use crate::session::{self, AppState};
 
@@ -167,6 +167,33 @@ pub async fn end_meeting(state: State<'_, AppState>) -> Result<(), UiError> {
     state
         .room_call(|room| async move { room.end_meeting().await })
         .await
+}
+
+/// What can be shared; with our own picker, thumbnails follow on frame tracks `source:<id>`.
+#[tauri::command]
+pub async fn list_screen_sources(state: State<'_, AppState>) -> Result<ScreenSourcesView, UiError> {
+    state.list_screen_sources().await
+}
+
+/// Shares `source_id` (null: the system's dialog picks) next to the camera.
+#[tauri::command]
+pub async fn start_screen_share(
+    state: State<'_, AppState>,
+    source_id: Option<String>,
+) -> Result<LocalState, UiError> {
+    state.start_screen_share(source_id).await
+}
+
+/// Stops our screen share.
+#[tauri::command]
+pub async fn stop_screen_share(state: State<'_, AppState>) -> Result<LocalState, UiError> {
+    state.stop_screen_share().await
+}
+
+/// The picker closed without sharing: its thumbnails stop.
+#[tauri::command]
+pub fn close_screen_picker(state: State<'_, AppState>) {
+    state.close_screen_picker();
 }
 
 /// Moderators: an invite link to the room, valid for `ttl_secs` (60 s to 30 days), for a

@@ -83,16 +83,27 @@ impl AsFrame for DecodedFrame {
     }
 }
 
-/// The newest local frame (camera preview or own camera in a room).
+/// The newest local frame (camera preview or own camera in a room, our screen share's preview,
+/// a picker thumbnail).
 pub type LocalFrames = watch::Receiver<Option<Arc<I420Frame>>>;
 /// The newest decoded frame of a remote track.
 pub type RemoteFrames = watch::Receiver<Option<Arc<DecodedFrame>>>;
 
-/// What can be shown: the self view and each remote video track. The session updates it; each
-/// tile of the frame socket follows it.
+/// The frame track of the self view (lobby preview, own camera in a room).
+pub const SELF_TRACK: &str = "self";
+/// The frame track of our own screen share's preview.
+pub const SCREEN_TRACK: &str = "screen";
+/// Frame tracks `source:<id>` are the picker's thumbnails of screen source `<id>` (a remote
+/// track id cannot contain `:`: it is an SDP token).
+pub const SOURCE_TRACK_PREFIX: &str = "source:";
+
+/// What can be shown: the self view, our screen share's preview, the picker's thumbnails and
+/// each remote video track. The session updates it; each tile of the frame socket follows it.
 #[derive(Debug)]
 pub struct FrameHub {
     local: watch::Sender<Option<LocalFrames>>,
+    screen: watch::Sender<Option<LocalFrames>>,
+    sources: watch::Sender<HashMap<String, LocalFrames>>,
     remote: watch::Sender<HashMap<String, RemoteFrames>>,
 }
 
@@ -100,6 +111,8 @@ impl Default for FrameHub {
     fn default() -> Self {
         Self {
             local: watch::channel(None).0,
+            screen: watch::channel(None).0,
+            sources: watch::channel(HashMap::new()).0,
             remote: watch::channel(HashMap::new()).0,
         }
     }
@@ -109,6 +122,37 @@ impl FrameHub {
     /// Shows `frames` as the self view (`None`: nothing).
     pub fn set_local(&self, frames: Option<LocalFrames>) {
         self.local.send_replace(frames);
+    }
+
+    /// Shows `frames` as our screen share's preview (frame track `screen`; `None`: nothing).
+    pub fn set_screen(&self, frames: Option<LocalFrames>) {
+        self.screen.send_replace(frames);
+    }
+
+    /// The picker's thumbnails, by source id (frame tracks `source:<id>`); replaces the last set.
+    pub fn set_sources(&self, sources: HashMap<String, LocalFrames>) {
+        self.sources.send_replace(sources);
+    }
+
+    /// No thumbnails any more.
+    pub fn clear_sources(&self) {
+        self.sources.send_if_modified(|m| {
+            let had = !m.is_empty();
+            m.clear();
+            had
+        });
+    }
+
+    /// The thumbnails of source `id`, if the picker has it.
+    pub fn source_frames(&self, id: &str) -> Option<LocalFrames> {
+        self.sources.borrow().get(id).cloned()
+    }
+
+    /// The source ids that have thumbnails now.
+    pub fn source_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.sources.borrow().keys().cloned().collect();
+        ids.sort();
+        ids
     }
 
     /// Makes a remote video track's frames available.
@@ -406,9 +450,14 @@ fn unix_micros() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
-/// Where a slot's pictures come from: the self view, or one remote track.
+/// Where a slot's pictures come from: the self view or our screen's preview, one picker
+/// thumbnail, or one remote track.
 enum Feed {
     Local(watch::Receiver<Option<LocalFrames>>),
+    Thumbnail {
+        id: String,
+        sources: watch::Receiver<HashMap<String, LocalFrames>>,
+    },
     Remote {
         track: String,
         tracks: watch::Receiver<HashMap<String, RemoteFrames>>,
@@ -446,6 +495,11 @@ impl Feed {
     fn current(&mut self) -> Option<Current> {
         let mut current = match self {
             Feed::Local(rx) => rx.borrow_and_update().clone().map(Current::Local),
+            Feed::Thumbnail { id, sources } => sources
+                .borrow_and_update()
+                .get(id.as_str())
+                .cloned()
+                .map(Current::Local),
             Feed::Remote { track, tracks } => tracks
                 .borrow_and_update()
                 .get(track.as_str())
@@ -464,6 +518,7 @@ impl Feed {
     async fn source_changed(&mut self) -> bool {
         match self {
             Feed::Local(rx) => rx.changed().await.is_ok(),
+            Feed::Thumbnail { sources, .. } => sources.changed().await.is_ok(),
             Feed::Remote { tracks, .. } => tracks.changed().await.is_ok(),
         }
     }
@@ -502,6 +557,25 @@ impl Feed {
     }
 }
 
+/// What frame track `track` shows: `self`, `screen`, `source:<id>` or a remote track id.
+fn feed_of(track: &str, hub: &FrameHub) -> Feed {
+    if track == SELF_TRACK {
+        Feed::Local(hub.local.subscribe())
+    } else if track == SCREEN_TRACK {
+        Feed::Local(hub.screen.subscribe())
+    } else if let Some(id) = track.strip_prefix(SOURCE_TRACK_PREFIX) {
+        Feed::Thumbnail {
+            id: id.to_owned(),
+            sources: hub.sources.subscribe(),
+        }
+    } else {
+        Feed::Remote {
+            track: track.to_owned(),
+            tracks: hub.remote.subscribe(),
+        }
+    }
+}
+
 /// Sends one tile's frames: waits for credit, then for a new picture, scales the newest one
 /// to the tile and sends it.
 async fn run_slot(
@@ -511,14 +585,7 @@ async fn run_slot(
     credit_tx: Arc<watch::Sender<bool>>,
     out: mpsc::Sender<Message>,
 ) {
-    let mut feed = if request.track == "self" {
-        Feed::Local(hub.local.subscribe())
-    } else {
-        Feed::Remote {
-            track: request.track.clone(),
-            tracks: hub.remote.subscribe(),
-        }
-    };
+    let mut feed = feed_of(&request.track, &hub);
     let mut current = feed.current();
     let mut scaler = Some(TileScaler::new());
     let mut seq: u32 = 0;
@@ -727,6 +794,92 @@ mod tests {
         for (w, h) in [(0, 240), (427, 240), (4000, 240), (426, 2000)] {
             assert!(!TileRequest { w, h, ..ok.clone() }.is_valid(), "{w}x{h}");
         }
+    }
+
+    /// One tile's slot task, with its credit always given back at once by [`next_tile`].
+    struct TestSlot {
+        task: JoinHandle<()>,
+        out: mpsc::Receiver<Message>,
+        credit: Arc<watch::Sender<bool>>,
+    }
+
+    fn slot(hub: &Arc<FrameHub>, slot: u16, track: &str) -> TestSlot {
+        let (out_tx, out) = mpsc::channel(4);
+        let credit = Arc::new(watch::channel(true).0);
+        let request = TileRequest {
+            slot,
+            track: track.into(),
+            w: 160,
+            h: 90,
+        };
+        let task = tokio::spawn(run_slot(
+            request,
+            Arc::clone(hub),
+            credit.subscribe(),
+            Arc::clone(&credit),
+            out_tx,
+        ));
+        TestSlot { task, out, credit }
+    }
+
+    /// The next frame's (slot, width, height), within 5 s; the credit goes back.
+    async fn next_tile(s: &mut TestSlot) -> (u16, u16, u16) {
+        let got = match tokio::time::timeout(Duration::from_secs(5), s.out.recv()).await {
+            Ok(Some(Message::Binary(b))) => (
+                u16::from_le_bytes([b[2], b[3]]),
+                u16::from_le_bytes([b[4], b[5]]),
+                u16::from_le_bytes([b[6], b[7]]),
+            ),
+            other => panic!("expected a frame, got {other:?}"),
+        };
+        s.credit.send_replace(true);
+        got
+    }
+
+    fn picture(w: u32, h: u32) -> Option<Arc<I420Frame>> {
+        Some(Arc::new(I420Frame::black(w, h).expect("frame")))
+    }
+
+    #[tokio::test]
+    async fn tiles_show_our_screen_and_the_pickers_thumbnails() {
+        let hub = Arc::new(FrameHub::default());
+        // A thumbnail tile asked for before the picker has its source: shown once it comes.
+        let mut thumb = slot(&hub, 4, "source:monitor:0");
+        let mut screen = slot(&hub, 5, "screen");
+        let (tx, rx) = watch::channel(None);
+        hub.set_sources(HashMap::from([("monitor:0".to_owned(), rx)]));
+        tx.send_replace(picture(320, 180));
+        assert_eq!(next_tile(&mut thumb).await, (4, 160, 90));
+        tx.send_replace(picture(320, 180));
+        assert_eq!(next_tile(&mut thumb).await.0, 4, "every new thumbnail");
+
+        let (screen_tx, screen_rx) = watch::channel(picture(1280, 720));
+        hub.set_screen(Some(screen_rx));
+        assert_eq!(next_tile(&mut screen).await, (5, 160, 90));
+        screen_tx.send_replace(picture(1280, 720));
+        assert_eq!(next_tile(&mut screen).await.0, 5);
+
+        // The picker closes and the share ends: the tiles wait for a new source. (This test's
+        // runtime has one thread: the sleep lets the slot tasks see the change first.)
+        hub.clear_sources();
+        hub.set_screen(None);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tx.send_replace(picture(320, 180));
+        screen_tx.send_replace(picture(1280, 720));
+        let quiet = tokio::time::timeout(Duration::from_millis(300), async {
+            tokio::select! {
+                m = thumb.out.recv() => m,
+                m = screen.out.recv() => m,
+            }
+        })
+        .await;
+        assert!(
+            quiet.is_err(),
+            "no frames after the sources went: {quiet:?}"
+        );
+        assert!(!thumb.task.is_finished() && !screen.task.is_finished());
+        thumb.task.abort();
+        screen.task.abort();
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! - [`api`]: the types the UI sees (generated into `ui/src/bindings/`).
 //! - [`commands`]: what the UI invokes; [`session`]: the preview, the room, events to the UI.
 //! - [`frames`]: the loopback WebSocket that carries video tiles to the UI's render worker.
+//! - [`screen`]: the screen picker's live thumbnails.
 //!
 //! Contract with the UI: `docs/desktop.md`.
 
@@ -10,6 +11,7 @@ pub mod api;
 mod commands;
 pub mod frames;
 pub mod invite;
+pub mod screen;
 pub mod session;
 pub mod trust;
 
@@ -60,6 +62,10 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
             commands::lock_room,
             commands::end_meeting,
             commands::create_invite,
+            commands::list_screen_sources,
+            commands::start_screen_share,
+            commands::stop_screen_share,
+            commands::close_screen_picker,
             commands::trust_certificate,
             commands::open_link,
         ])

@@ -14,7 +14,11 @@ use tokio::task::JoinHandle;
 use videoroom_client::media::devices::{
     CameraSource, list_cameras, list_microphones, list_speakers,
 };
+use videoroom_client::media::screen::{
+    EnvSnapshot, Picker, ScreenBackend, detect, list_sources, open_source,
+};
 use videoroom_client::media::{Channels, PatternSource, ToneSource, VideoSource};
+use videoroom_client::publish::VideoSendSettings;
 use videoroom_client::{
     AudioInput, AudioOutput, ConnectionState, JoinOptions, Room, RoomError, RoomEvent, RoomHandle,
     VideoInput,
@@ -23,9 +27,10 @@ use videoroom_protocol::MediaKind;
 
 use crate::api::{
     ChatView, DeviceView, Devices, ErrorKind, Joined, Level, LocalState, ModerationView, PeerView,
-    RoomInfo, Settings, TrackLevel, UiError, UiEvent,
+    RoomInfo, ScreenShareEndView, ScreenSourcesView, Settings, TrackLevel, UiError, UiEvent,
 };
 use crate::frames::{FrameServer, PreviewGuard, SharedHub};
+use crate::screen::{Thumbnails, shooter};
 
 /// Camera capture size and rate.
 const VIDEO: (u32, u32, u32) = (640, 360, 30);
@@ -37,6 +42,10 @@ const LEVEL_INTERVAL: Duration = Duration::from_millis(200);
 const FAKE_TONE_HZ: f64 = 440.0;
 /// Device id of the synthetic camera/microphone/speaker.
 const FAKE_ID: &str = "synthetic";
+/// Screen share capture rate.
+const SCREEN_FPS: u32 = 15;
+/// Screen share bitrate, kbit/s.
+const SCREEN_KBPS: u32 = 1500;
 
 /// How the app was started (environment).
 #[derive(Debug, Clone)]
@@ -116,6 +125,7 @@ impl ActiveRoom {
             mic_on: has_microphone && self.mic_wanted,
             has_camera,
             has_microphone,
+            screen_on: self.handle.screen_track_id().is_some(),
         }
     }
 }
@@ -132,6 +142,10 @@ pub struct AppState {
     /// Serializes join and leave.
     joining: Mutex<()>,
     preview: std::sync::Mutex<Option<PreviewGuard>>,
+    /// The picker's thumbnails.
+    thumbnails: Thumbnails,
+    /// Held while a screen share starts (the system's dialog may take a while).
+    screen_starting: Mutex<()>,
 }
 
 impl AppState {
@@ -139,11 +153,13 @@ impl AppState {
     pub fn new(launch: Launch, hub: SharedHub, frames: FrameServer) -> Self {
         Self {
             launch,
+            thumbnails: Thumbnails::new(Arc::clone(&hub)),
             hub,
             frames,
             room: Mutex::new(None),
             joining: Mutex::new(()),
             preview: std::sync::Mutex::new(None),
+            screen_starting: Mutex::new(()),
         }
     }
 
@@ -306,7 +322,9 @@ impl AppState {
 
     async fn end_room(&self, active: ActiveRoom) {
         active.ticker.abort();
+        self.thumbnails.stop();
         self.hub.set_local(None);
+        self.hub.set_screen(None);
         self.hub.clear_remote();
         let mut handle = active.handle;
         // The event task only holds weak references, briefly.
@@ -405,6 +423,104 @@ impl AppState {
             .set_audio_output(output)
             .await
             .map_err(|e| UiError::from_room(&e))?;
+        Ok(active.local())
+    }
+
+    /// What this machine can share. With our own picker (X11), thumbnails of every source
+    /// follow on frame tracks `source:<id>` until [`AppState::close_screen_picker`],
+    /// [`AppState::start_screen_share`], leaving, or a minute.
+    pub async fn list_screen_sources(&self) -> Result<ScreenSourcesView, UiError> {
+        if self.room.lock().await.is_none() {
+            return Err(UiError::not_in_room());
+        }
+        let backend = detect(&EnvSnapshot::current());
+        let listing = backend.clone();
+        let sources = tokio::task::spawn_blocking(move || list_sources(&listing))
+            .await
+            .map_err(|e| UiError::internal(format!("listing screens failed: {e}")))?
+            .map_err(|e| UiError::from_screen(&e))?;
+        // Only while still in the room (a leave meanwhile stopped the thumbnails already).
+        let room = self.room.lock().await;
+        if room.is_none() {
+            return Err(UiError::not_in_room());
+        }
+        if sources.picker == Picker::Ours {
+            let ids = sources.sources.iter().map(|s| s.id.clone()).collect();
+            self.thumbnails.start(ids, shooter(backend));
+        }
+        tracing::info!(
+            sources = sources.sources.len(),
+            picker = ?sources.picker,
+            "screen sources listed"
+        );
+        Ok(ScreenSourcesView::from(&sources))
+    }
+
+    /// The picker closed without sharing.
+    pub fn close_screen_picker(&self) {
+        self.thumbnails.stop();
+    }
+
+    /// Shares `source_id` (one of [`AppState::list_screen_sources`]; `None`: the system's
+    /// dialog picks, or the whole screen on X11) next to the camera.
+    pub async fn start_screen_share(
+        &self,
+        source_id: Option<String>,
+    ) -> Result<LocalState, UiError> {
+        let _serial = self.screen_starting.try_lock().map_err(|_| {
+            UiError::new(
+                ErrorKind::Busy,
+                "A screen share is starting already.",
+                Some("Wait a moment."),
+            )
+        })?;
+        self.thumbnails.stop();
+        // Weak while the source opens: a leave meanwhile really leaves.
+        let handle = {
+            let room = self.room.lock().await;
+            let active = room.as_ref().ok_or_else(UiError::not_in_room)?;
+            if active.handle.screen_track_id().is_some() {
+                return Err(UiError::from_room(&RoomError::ScreenShareActive));
+            }
+            Arc::downgrade(&active.handle)
+        };
+        // Without holding the room: the system's dialog may wait for the person.
+        let backend: ScreenBackend = detect(&EnvSnapshot::current());
+        let opened = open_source(&backend, source_id.as_deref())
+            .await
+            .map_err(|e| UiError::from_screen(&e))?;
+        let settings = VideoSendSettings {
+            width: opened.width,
+            height: opened.height,
+            fps: SCREEN_FPS,
+            target_kbps: SCREEN_KBPS,
+        };
+        let room = self.room.lock().await;
+        // Still the room it was opened for (not left meanwhile).
+        let active = room
+            .as_ref()
+            .filter(|a| Weak::ptr_eq(&Arc::downgrade(&a.handle), &handle))
+            .ok_or_else(UiError::not_in_room)?;
+        let title = opened.title;
+        active
+            .handle
+            .start_screen_share(opened.source, settings)
+            .await
+            .map_err(|e| UiError::from_room(&e))?;
+        self.hub.set_screen(active.handle.screen_preview());
+        tracing::info!(%title, width = settings.width, height = settings.height, "sharing a screen");
+        Ok(active.local())
+    }
+
+    /// Stops our screen share (not sharing is no error: that is what was asked for).
+    pub async fn stop_screen_share(&self) -> Result<LocalState, UiError> {
+        let room = self.room.lock().await;
+        let active = room.as_ref().ok_or_else(UiError::not_in_room)?;
+        match active.handle.stop_screen_share().await {
+            Ok(()) | Err(RoomError::NoScreenShare) => {}
+            Err(e) => return Err(UiError::from_room(&e)),
+        }
+        self.hub.set_screen(active.handle.screen_preview());
         Ok(active.local())
     }
 
@@ -551,6 +667,10 @@ async fn pump_events(
                 room,
             } => {
                 state.hub.clear_remote();
+                // A rejoin republishes our screen share.
+                state
+                    .hub
+                    .set_screen(handle.upgrade().and_then(|h| h.screen_preview()));
                 UiEvent::Joined {
                     self_id: peer_id.to_string(),
                     peers: peers.iter().map(PeerView::from).collect(),
@@ -644,6 +764,18 @@ async fn pump_events(
                 track_id: track_id.to_string(),
                 muted: false,
             },
+            RoomEvent::ScreenShareEnded { reason } => {
+                // What is shared now (a new share may have started since this one ended).
+                state
+                    .hub
+                    .set_screen(handle.upgrade().and_then(|h| h.screen_preview()));
+                let (reason, detail) = ScreenShareEndView::from_end(&reason);
+                emit(&app, UiEvent::ScreenShareEnded { reason, detail });
+                if let Some(local) = state.local_state().await {
+                    emit(&app, UiEvent::Local(local));
+                }
+                continue;
+            }
             RoomEvent::ConnectionState(s) => {
                 failed |= s == ConnectionState::Failed;
                 UiEvent::Connection { state: s.into() }

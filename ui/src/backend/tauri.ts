@@ -11,6 +11,7 @@ import type { FrameEndpoint } from "../bindings/FrameEndpoint";
 import type { Joined } from "../bindings/Joined";
 import type { LocalState } from "../bindings/LocalState";
 import type { ModerationView } from "../bindings/ModerationView";
+import type { ScreenSources } from "../bindings/ScreenSources";
 import type { Settings } from "../bindings/Settings";
 import type { UiEvent } from "../bindings/UiEvent";
 import { FrameClient } from "../render/client";
@@ -25,7 +26,6 @@ async function call<T>(command: string, args?: Record<string, unknown>): Promise
     throw toUiError(e);
   }
 }
-
 
 export class TauriBackend implements Backend {
   readonly kind = "tauri";
@@ -72,6 +72,11 @@ export class TauriBackend implements Backend {
   removePeer = (peerId: string, reason: string | null) => call<void>("remove_peer", { peerId, reason });
   lockRoom = (locked: boolean) => call<void>("lock_room", { locked });
   endMeeting = () => call<void>("end_meeting");
+  /** X11: our picker, thumbnails on frame tracks `source:<id>`; Wayland: the portal picks. */
+  listScreenSources = () => call<ScreenSources>("list_screen_sources");
+  startScreenShare = (sourceId: string | null) => call<LocalState>("start_screen_share", { sourceId });
+  stopScreenShare = () => call<LocalState>("stop_screen_share");
+  closeScreenPicker = () => call<void>("close_screen_picker");
   openLink = (url: string) => call<void>("open_link", { url });
   trustCertificate = (serverUrl: string, fingerprint: string) =>
     call<void>("trust_certificate", { serverUrl, fingerprint });

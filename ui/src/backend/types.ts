@@ -8,12 +8,21 @@ import type { Devices } from "../bindings/Devices";
 import type { Joined } from "../bindings/Joined";
 import type { LocalState } from "../bindings/LocalState";
 import type { ModerationView } from "../bindings/ModerationView";
+import type { ScreenSources } from "../bindings/ScreenSources";
 import type { Settings } from "../bindings/Settings";
 import type { UiEvent } from "../bindings/UiEvent";
 import type { ProbeResult } from "../render/messages";
 import type { ErrorView } from "../state/errors";
 
-export type { ProbeResult };
+export type { ProbeResult, ScreenSources };
+
+/** The frame track of our own screen share's preview (`VideoRenderer.attach`). */
+export const SCREEN_TRACK = "screen";
+
+/** The frame track of a picker thumbnail of source `id` (tauri backend, `picker: "ours"`). */
+export function sourceTrack(id: string): string {
+  return `source:${id}`;
+}
 
 /** What `start` learns: how the app runs and the lobby's remembered values. */
 export interface Startup {
@@ -98,6 +107,23 @@ export interface Backend {
   lockRoom(locked: boolean): Promise<void>;
   /** Moderators: ends the meeting for everyone (us too: `closed` follows). */
   endMeeting(): Promise<void>;
+  /**
+   * What can be shared. `picker: "ours"`: the UI shows `sources`, each with a live thumbnail
+   * (attach `sourceTrack(id)`) until `closeScreenPicker`/`startScreenShare`. `"system"`: the
+   * browser's or the desktop portal's own dialog picks; call `startScreenShare(null)`. Rejects
+   * with a `UiError` (kind `device`) when this machine cannot share (no display, no portal).
+   */
+  listScreenSources(): Promise<ScreenSources>;
+  /**
+   * Shares `sourceId` (null: the system dialog picks; may take as long as the person does), next
+   * to the camera. Answers the new local state (`screenOn: true`); our preview is `SCREEN_TRACK`.
+   * The person cancelling the system dialog rejects with kind `cancelled`.
+   */
+  startScreenShare(sourceId: string | null): Promise<LocalState>;
+  /** Stops our share (`screen_share_ended` with reason `stopped` follows). */
+  stopScreenShare(): Promise<LocalState>;
+  /** The picker closed without sharing: stop its thumbnails. */
+  closeScreenPicker(): Promise<void>;
   /** Moderators: an invitation to this room, valid `ttlSecs`, with the moderator grant or not. */
   createInvite(ttlSecs: number, moderator: boolean): Promise<InviteLink>;
   /**

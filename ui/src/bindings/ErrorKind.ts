@@ -3,4 +3,4 @@
 /**
  * The kind of a [`UiError`].
  */
-export type ErrorKind = "unreachable" | "room_full" | "refused" | "timeout" | "device" | "not_in_room" | "busy" | "room_locked" | "invitation" | "removed" | "meeting_ended" | "rejected" | "untrusted_certificate" | "internal";
+export type ErrorKind = "unreachable" | "room_full" | "refused" | "timeout" | "device" | "not_in_room" | "busy" | "room_locked" | "invitation" | "removed" | "meeting_ended" | "rejected" | "untrusted_certificate" | "cancelled" | "internal";

@@ -19,4 +19,8 @@ hasCamera: boolean,
 /**
  * A microphone track exists.
  */
-hasMicrophone: boolean, };
+hasMicrophone: boolean, 
+/**
+ * We share a screen or window.
+ */
+screenOn: boolean, };

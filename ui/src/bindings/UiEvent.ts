@@ -6,6 +6,7 @@ import type { LocalState } from "./LocalState";
 import type { ModerationView } from "./ModerationView";
 import type { PeerView } from "./PeerView";
 import type { RoomInfo } from "./RoomInfo";
+import type { ScreenShareEnd } from "./ScreenShareEnd";
 import type { TrackKind } from "./TrackKind";
 import type { TrackLevel } from "./TrackLevel";
 import type { TrackSource } from "./TrackSource";
@@ -78,7 +79,15 @@ muted: boolean, } | { "type": "connection",
 /**
  * The new state.
  */
-state: ConnectionStateView, } | { "type": "local" } & LocalState | { "type": "levels", 
+state: ConnectionStateView, } | { "type": "local" } & LocalState | { "type": "screen_share_ended", 
+/**
+ * Why.
+ */
+reason: ScreenShareEnd, 
+/**
+ * What the capture said when the source ended, or the moderator's peer id.
+ */
+detail: string | null, } | { "type": "levels", 
 /**
  * Our microphone, if we publish one.
  */

@@ -30,6 +30,7 @@ const KNOWN_KINDS: Record<ErrorKind, true> = {
   meeting_ended: true,
   rejected: true,
   untrusted_certificate: true,
+  cancelled: true,
   internal: true,
 };
 const KINDS = Object.keys(KNOWN_KINDS) as readonly ErrorKind[];
@@ -119,6 +120,11 @@ function fallback(kind: ErrorKind, serverUrl: string): { message: string; hint: 
       return {
         message: `The certificate of ${serverUrl || "the server"} is not signed by an authority this computer trusts.`,
         hint: "Compare its fingerprint with the one the server's operator gave you, and trust it only if they match.",
+      };
+    case "cancelled":
+      return {
+        message: "Screen sharing was cancelled.",
+        hint: "Share again and pick a screen or window.",
       };
     case "internal":
       return {

@@ -8,6 +8,7 @@ import {
   applyEvent,
   initialRoomState,
   initials,
+  OWN_SCREEN_KEY,
   screenName,
   stageCandidates,
   tilesOf,
@@ -18,7 +19,7 @@ import {
 const run = (actions: RoomAction[], from: RoomState = initialRoomState()) =>
   actions.reduce(applyEvent, from);
 
-const LOCAL_ON = { cameraOn: true, micOn: true, hasCamera: true, hasMicrophone: true };
+const LOCAL_ON = { cameraOn: true, micOn: true, hasCamera: true, hasMicrophone: true, screenOn: false };
 const ROOM: RoomInfo = { moderator: false, locked: false, chat: [] };
 const peer = (id: string, name: string, patch: Partial<PeerView> = {}): PeerView => ({
   id,
@@ -164,8 +165,8 @@ describe("applyEvent", () => {
   });
 
   it("takes the local state from `local` events", () => {
-    const s = run([joined, { type: "local", cameraOn: false, micOn: true, hasCamera: false, hasMicrophone: true }]);
-    expect(s.local).toEqual({ cameraOn: false, micOn: true, hasCamera: false, hasMicrophone: true });
+    const s = run([joined, { type: "local", cameraOn: false, micOn: true, hasCamera: false, hasMicrophone: true, screenOn: false }]);
+    expect(s.local).toEqual({ cameraOn: false, micOn: true, hasCamera: false, hasMicrophone: true, screenOn: false });
     expect(tilesOf(s, "Me")[0]).toMatchObject({ isSelf: true, videoTrack: null, cameraOff: true, micMuted: false });
   });
 
@@ -342,5 +343,124 @@ describe("screen shares and the presentation layout", () => {
   it("leaving the room forgets the layout", () => {
     const s = run([joined, screenOfA, { type: "ui/pin", key: "peer:b" }, { type: "ui/full" }, { type: "ui/left" }]);
     expect(s.layout).toEqual({ pinned: null, full: false });
+  });
+});
+
+describe("our own screen share", () => {
+  const sharing = (on: boolean): UiEvent => ({ type: "local", ...LOCAL_ON, screenOn: on });
+  const screenOfA: UiEvent = {
+    type: "track_added",
+    trackId: "a-s",
+    peerId: "a",
+    kind: "video",
+    source: "screen",
+    muted: false,
+  };
+  const stage = (s: RoomState) => pickStage(stageCandidates(s), s.layout.pinned);
+
+  it("is a tile of its own, 'Your screen', showing the frame track `screen`; we are marked as sharing", () => {
+    const s = run([joined, ...tracksOfA, sharing(true)]);
+    const tiles = allTilesOf(s, "Me");
+    expect(tiles.map((t) => t.key)).toEqual(["self", "peer:a", "peer:b", OWN_SCREEN_KEY]);
+    expect(tiles[3]).toMatchObject({
+      kind: "screen",
+      name: "Your screen",
+      isSelf: true,
+      videoTrack: "screen",
+      peerId: "me",
+      sharing: true,
+    });
+    expect(tiles[0]).toMatchObject({ isSelf: true, sharing: true });
+    // The people list has people only.
+    expect(tilesOf(s, "Me").map((t) => t.key)).toEqual(["self", "peer:a", "peer:b"]);
+  });
+
+  it("stays off the stage unless pinned; another's share takes the stage, ours goes to the strip", () => {
+    let s = run([joined, sharing(true)]);
+    expect(stage(s)).toBeNull();
+    s = applyEvent(s, screenOfA);
+    expect(stage(s)).toBe("screen:a");
+    expect(allTilesOf(s, "Me").map((t) => t.key)).toEqual(["self", "peer:a", "peer:b", OWN_SCREEN_KEY, "screen:a"]);
+    s = applyEvent(s, { type: "ui/pin", key: OWN_SCREEN_KEY });
+    expect(stage(s)).toBe(OWN_SCREEN_KEY);
+    // Our share ends: its pin goes with it, Ada's screen is back on the stage.
+    s = applyEvent(s, { type: "screen_share_ended", reason: "stopped", detail: null });
+    expect(s.layout.pinned).toBeNull();
+    expect(stage(s)).toBe("screen:a");
+    expect(allTilesOf(s, "Me").some((t) => t.key === OWN_SCREEN_KEY)).toBe(false);
+  });
+
+  it("ends quietly when we stopped it, with a toast when the source or a moderator did", () => {
+    let s = run([joined, sharing(true)]);
+    const stopped = applyEvent(s, { type: "screen_share_ended", reason: "stopped", detail: null });
+    expect(stopped.local.screenOn).toBe(false);
+    expect(stopped.toasts).toEqual([]);
+
+    s = applyEvent(s, { type: "screen_share_ended", reason: "source_ended", detail: "the window was closed" });
+    expect(s.local.screenOn).toBe(false);
+    expect(s.toasts.map((t) => [t.kind, t.text])).toEqual([["screen", "Screen sharing ended: the window was closed"]]);
+
+    s = run([sharing(true), { type: "screen_share_ended", reason: "moderator", detail: "a" }], s);
+    expect(s.toasts[s.toasts.length - 1]!.text).toBe("Ada stopped your screen share");
+    // The engine's `moderated` event that follows says the same: one toast, not two.
+    const before = s.toasts.length;
+    s = applyEvent(s, { type: "moderated", action: "stop_screen", by: "a" });
+    expect(s.toasts).toHaveLength(before);
+  });
+
+  it("names no one it does not know: 'A moderator stopped your screen share'", () => {
+    const s = run([joined, sharing(true), { type: "screen_share_ended", reason: "moderator", detail: "zz" }]);
+    expect(s.toasts.map((t) => t.text)).toEqual(["A moderator stopped your screen share"]);
+  });
+
+  it("is forgotten in the lobby", () => {
+    const s = run([joined, sharing(true), { type: "ui/left" }]);
+    expect(s.local.screenOn).toBe(false);
+    expect(allTilesOf(s, "Me").map((t) => t.key)).toEqual(["self"]);
+  });
+});
+
+describe("the screen picker", () => {
+  const source = (id: string, kind: "screen" | "window") => ({ id, kind, title: id, width: 1280, height: 800 });
+  const listed = [source("window:0x1", "window"), source("monitor:0", "screen"), source("monitor:1", "screen")];
+  const error = { kind: "device" as const, message: "window:0x1 is no longer available.", hint: "Pick another." };
+
+  it("opens with screens first, moves its highlight within bounds, closes", () => {
+    let s = run([joined, { type: "ui/picker-open", sources: listed }]);
+    expect(s.picker?.sources.map((x) => x.id)).toEqual(["monitor:0", "monitor:1", "window:0x1"]);
+    expect(s.picker?.selected).toBe(0);
+    s = applyEvent(s, { type: "ui/picker-select", index: 2 });
+    expect(s.picker?.selected).toBe(2);
+    s = applyEvent(s, { type: "ui/picker-select", index: 9 });
+    expect(s.picker?.selected).toBe(2);
+    s = applyEvent(s, { type: "ui/picker-close" });
+    expect(s.picker).toBeNull();
+  });
+
+  it("shows a failure inside, keeping the highlighted source when it is listed again", () => {
+    let s = run([joined, { type: "ui/picker-open", sources: listed }, { type: "ui/picker-select", index: 1 }]);
+    s = applyEvent(s, { type: "ui/picker-starting", on: true });
+    expect(s.picker?.starting).toBe(true);
+    s = applyEvent(s, { type: "ui/picker-open", sources: listed.slice(1), error });
+    expect(s.picker).toMatchObject({ selected: 1, error, starting: false });
+    expect(s.picker?.sources[1]!.id).toBe("monitor:1");
+    s = applyEvent(s, { type: "ui/picker-error", error });
+    expect(s.picker?.error).toEqual(error);
+  });
+
+  it("closes when our share starts, and is gone in the lobby; never opens there", () => {
+    let s = run([joined, { type: "ui/picker-open", sources: listed }]);
+    s = applyEvent(s, { type: "local", ...LOCAL_ON, screenOn: true });
+    expect(s.picker).toBeNull();
+    s = run([{ type: "ui/picker-open", sources: listed }, { type: "closed", reason: "left", error: null }], s);
+    expect(s.picker).toBeNull();
+    expect(applyEvent(s, { type: "ui/picker-open", sources: listed }).picker).toBeNull();
+  });
+
+  it("remembers why sharing is unavailable until the room is left", () => {
+    let s = run([joined, { type: "ui/share-unavailable", error }]);
+    expect(s.shareUnavailable).toEqual(error);
+    s = applyEvent(s, { type: "ui/left" });
+    expect(s.shareUnavailable).toBeNull();
   });
 });

@@ -7,12 +7,16 @@ import type { Joined } from "../bindings/Joined";
 import type { LocalState } from "../bindings/LocalState";
 import type { PeerView } from "../bindings/PeerView";
 import type { RoomInfo } from "../bindings/RoomInfo";
+import type { ScreenShareEnd } from "../bindings/ScreenShareEnd";
+import type { ScreenSource } from "../bindings/ScreenSource";
 import type { TrackKind } from "../bindings/TrackKind";
 import type { TrackSource } from "../bindings/TrackSource";
 import type { UiError } from "../bindings/UiError";
 import type { UiEvent } from "../bindings/UiEvent";
+import { SCREEN_TRACK } from "../backend/types";
 import { pickStage, type StageCandidate } from "../layout/presentation";
 import { isOwn, mergeChat } from "./chat";
+import { orderSources } from "./picker";
 import {
   handText,
   lockText,
@@ -21,12 +25,17 @@ import {
   privateMessageText,
   pushToast,
   resolveName,
+  screenEndedText,
   type Toast,
   type ToastKind,
 } from "./toasts";
 
 /** The frame track of our own camera (lobby preview and self view). */
 export const SELF_TRACK = "self";
+/** The tile key of our own screen share. */
+export const OWN_SCREEN_KEY = "self-screen";
+/** What our own screen share's tile is called. */
+export const OWN_SCREEN_NAME = "Your screen";
 /** Room notices kept at once (older ones drop). */
 const MAX_NOTICES = 3;
 
@@ -58,6 +67,18 @@ export interface PanelState {
 export interface ChatStatus {
   tone: "error" | "info";
   text: string;
+}
+
+/** Our screen picker (desktop, `picker: "ours"`) while it is open. */
+export interface PickerState {
+  /** What can be shared: screens first, then windows (`orderSources`). */
+  sources: ScreenSource[];
+  /** The index in `sources` of the highlighted one (Enter shares it). */
+  selected: number;
+  /** Why the last try failed, shown inside the picker with its hint. */
+  error: UiError | null;
+  /** A share is starting. */
+  starting: boolean;
 }
 
 /** How the room is laid out, beyond what the tracks decide (presentation.ts). */
@@ -107,6 +128,13 @@ export interface RoomState {
   toasts: Toast[];
   nextToastId: number;
   layout: LayoutView;
+  /** Our screen picker, or null while it is closed. */
+  picker: PickerState | null;
+  /**
+   * Why this machine cannot share a screen (listing what to share failed: no display, no
+   * portal); the share button is disabled with it as its tooltip. Null: it may be tried.
+   */
+  shareUnavailable: UiError | null;
 }
 
 /** Things the UI itself does, next to the backend's events. */
@@ -128,7 +156,18 @@ export type UiAction =
   /** Pin a tile to the stage (null: unpin); pinning the pinned tile again unpins it. */
   | { type: "ui/pin"; key: string | null }
   /** Full-window on or off (`on` omitted: toggle); only while there is a stage. */
-  | { type: "ui/full"; on?: boolean };
+  | { type: "ui/full"; on?: boolean }
+  /** Our picker opens with these sources (or shows them again, with `error`, after a failure). */
+  | { type: "ui/picker-open"; sources: ScreenSource[]; error?: UiError | null }
+  /** The highlighted source of the picker. */
+  | { type: "ui/picker-select"; index: number }
+  /** A share from the picker starts, or that attempt ended. */
+  | { type: "ui/picker-starting"; on: boolean }
+  /** A failure to show inside the picker. */
+  | { type: "ui/picker-error"; error: UiError }
+  | { type: "ui/picker-close" }
+  /** Listing what to share failed (null: try again). */
+  | { type: "ui/share-unavailable"; error: UiError | null };
 
 export type RoomAction = UiEvent | UiAction;
 
@@ -140,7 +179,7 @@ export function initialRoomState(local?: Partial<LocalState>): RoomState {
     tracks: [],
     speaking: [],
     connection: "connecting",
-    local: { cameraOn: false, micOn: false, hasCamera: true, hasMicrophone: true, ...local },
+    local: { cameraOn: false, micOn: false, hasCamera: true, hasMicrophone: true, screenOn: false, ...local },
     localFromEvent: false,
     notices: [],
     nextNoticeId: 1,
@@ -158,6 +197,8 @@ export function initialRoomState(local?: Partial<LocalState>): RoomState {
     toasts: [],
     nextToastId: 1,
     layout: { pinned: null, full: false },
+    picker: null,
+    shareUnavailable: null,
   };
 }
 
@@ -234,9 +275,14 @@ function reduce(state: RoomState, action: RoomAction): RoomState {
     case "connection":
       return state.connection === action.state ? state : { ...state, connection: action.state };
     case "local": {
-      const { cameraOn, micOn, hasCamera, hasMicrophone } = action;
-      return { ...state, local: { cameraOn, micOn, hasCamera, hasMicrophone }, localFromEvent: true };
+      const { cameraOn, micOn, hasCamera, hasMicrophone, screenOn } = action;
+      const local = { cameraOn, micOn, hasCamera, hasMicrophone, screenOn };
+      // Sharing started (by the system's dialog, or a second window's request): no picker.
+      const picker = screenOn && !state.local.screenOn ? null : state.picker;
+      return { ...state, local, localFromEvent: true, picker };
     }
+    case "screen_share_ended":
+      return screenShareEnded(state, action.reason, action.detail);
     case "levels": {
       const speaking = new Set<string>();
       if (action.mic?.speaking && state.local.micOn && state.selfId !== null) {
@@ -258,7 +304,10 @@ function reduce(state: RoomState, action: RoomAction): RoomState {
     }
     case "moderated": {
       const next = action.action === "lower_hand" ? { ...state, handRaisedAt: null } : state;
-      return toast(next, "moderated", moderatedText(action.action, resolveName(state.names, action.by)));
+      const text = moderatedText(action.action, resolveName(state.names, action.by));
+      // `screen_share_ended` (reason moderator) may have said it already.
+      if (action.action === "stop_screen" && lastToastSays(state, text)) return next;
+      return toast(next, "moderated", text);
     }
     case "error": {
       if (action.error.kind === "rejected" && chatVisible(state)) {
@@ -318,8 +367,51 @@ function reduce(state: RoomState, action: RoomAction): RoomState {
       if (full && pickStage(stageCandidates(state), state.layout.pinned) === null) return state;
       return { ...state, layout: { ...state.layout, full } };
     }
+    case "ui/picker-open": {
+      if (state.view !== "room") return state;
+      const sources = orderSources(action.sources);
+      // Reopened after a failure: the same source stays highlighted if it is still there.
+      const was = state.picker?.sources[state.picker.selected]?.id;
+      const again = sources.findIndex((s) => s.id === was);
+      const picker = { sources, selected: Math.max(0, again), error: action.error ?? null, starting: false };
+      return { ...state, picker };
+    }
+    case "ui/picker-select": {
+      const picker = state.picker;
+      if (!picker || picker.sources.length === 0) return state;
+      const selected = Math.min(Math.max(0, action.index), picker.sources.length - 1);
+      return selected === picker.selected ? state : { ...state, picker: { ...picker, selected } };
+    }
+    case "ui/picker-starting":
+      return state.picker ? { ...state, picker: { ...state.picker, starting: action.on } } : state;
+    case "ui/picker-error":
+      return state.picker
+        ? { ...state, picker: { ...state.picker, error: action.error, starting: false } }
+        : state;
+    case "ui/picker-close":
+      return state.picker === null ? state : { ...state, picker: null };
+    case "ui/share-unavailable":
+      return state.shareUnavailable === action.error ? state : { ...state, shareUnavailable: action.error };
   }
 }
+
+/**
+ * Our share ended: the share button turns off (the `local` event that follows says so too), and
+ * unless we stopped it ourselves a toast says why.
+ */
+function screenShareEnded(state: RoomState, reason: ScreenShareEnd, detail: string | null): RoomState {
+  const next: RoomState = { ...state, local: { ...state.local, screenOn: false } };
+  if (reason === "stopped") return next;
+  const by = reason === "moderator" ? resolveName(state.names, detail) : null;
+  const text = screenEndedText(reason, detail, by);
+  // The `moderated` event (stop_screen) may have said it already.
+  return lastToastSays(state, text) ? next : toast(next, "screen", text);
+}
+
+function lastToastSays(state: RoomState, text: string): boolean {
+  return state.toasts[state.toasts.length - 1]?.text === text;
+}
+
 
 function isSelfId(state: RoomState, id: string): boolean {
   return id === state.selfId || state.ownIds.includes(id);
@@ -408,7 +500,7 @@ function enterRoom(state: RoomState, selfId: string, peers: PeerView[], room: Ro
  */
 function lobbyState(state: RoomState): RoomState {
   return {
-    ...initialRoomState(state.local),
+    ...initialRoomState({ ...state.local, screenOn: false }),
     nextNoticeId: state.nextNoticeId,
     nextToastId: state.nextToastId,
     panel: state.panel,
@@ -478,11 +570,20 @@ function tileKeys(state: RoomState): string[] {
   return stageCandidates(state).map((t) => t.key);
 }
 
-/** Every tile as `pickStage` sees it, screens in the order their tracks came. */
+/**
+ * Every tile as `pickStage` sees it, screens in the order their tracks came. Our own share is
+ * no candidate for the stage by itself (we know what we share): only when pinned.
+ */
 export function stageCandidates(state: RoomState): StageCandidate[] {
   const people = ["self", ...state.peers.map((p) => `peer:${p.id}`)].map((key) => ({ key, screen: false }));
+  const own = ownScreenOn(state) ? [{ key: OWN_SCREEN_KEY, screen: false }] : [];
   const screens = sharedScreens(state).map((t) => ({ key: `screen:${t.peerId}`, screen: true }));
-  return [...people, ...screens];
+  return [...people, ...own, ...screens];
+}
+
+/** We share a screen (while in the room). */
+function ownScreenOn(state: RoomState): boolean {
+  return state.view === "room" && state.local.screenOn;
 }
 
 /** One screen track per sharing peer still in the room, in the order they came. */
@@ -508,9 +609,30 @@ export function screenName(name: string): string {
   return who.endsWith("s") || who.endsWith("S") ? `${who}' screen` : `${who}'s screen`;
 }
 
-/** People tiles, then one tile per shared screen (in the order the shares started). */
+/**
+ * People tiles, then our own share ("Your screen", the preview of what we send), then one tile
+ * per screen the others share (in the order the shares started).
+ */
 export function allTilesOf(state: RoomState, selfName: string): TileModel[] {
   const people = tilesOf(state, selfName);
+  const own: TileModel[] = ownScreenOn(state)
+    ? [
+        {
+          key: OWN_SCREEN_KEY,
+          kind: "screen",
+          peerId: state.selfId ?? SELF_TRACK,
+          name: OWN_SCREEN_NAME,
+          isSelf: true,
+          videoTrack: SCREEN_TRACK,
+          cameraOff: false,
+          micMuted: false,
+          speaking: false,
+          handRaisedAt: null,
+          moderator: false,
+          sharing: true,
+        },
+      ]
+    : [];
   const screens = sharedScreens(state).map((t): TileModel => {
     const peer = state.peers.find((p) => p.id === t.peerId);
     return {
@@ -528,7 +650,7 @@ export function allTilesOf(state: RoomState, selfName: string): TileModel[] {
       sharing: true,
     };
   });
-  return [...people, ...screens];
+  return [...people, ...own, ...screens];
 }
 
 /** Person tiles in display order: ourselves first, then the others in the order they came. */
@@ -548,7 +670,7 @@ export function tilesOf(state: RoomState, selfName: string): TileModel[] {
       speaking: state.speaking.includes(selfId),
       handRaisedAt: state.handRaisedAt,
       moderator: state.moderator,
-      sharing: false,
+      sharing: ownScreenOn(state),
     },
   ];
   for (const peer of state.peers) {

@@ -25,6 +25,18 @@ describe("shortcutFor", () => {
     expect(shortcutFor(key("Enter"), null)).toBeNull();
   });
 
+  it("maps S to sharing the screen (or stopping), not while a dialog is open or typing", () => {
+    expect(shortcutFor(key("s"), null)).toBe("toggle-screen");
+    expect(shortcutFor(key("S"), focus("BUTTON"))).toBe("toggle-screen");
+    expect(shortcutFor(key("s"), focus("TEXTAREA"))).toBeNull();
+    expect(shortcutFor(key("s", { ctrlKey: true }), null)).toBeNull();
+    expect(shortcutFor(key("s", { repeat: true }), null)).toBeNull();
+    // The screen picker handles its own keys (Escape closes it, not full-window).
+    for (const k of ["s", "m", "v", "f", "Escape"]) {
+      expect(shortcutFor(key(k), focus("BUTTON"), { modal: true, full: true })).toBeNull();
+    }
+  });
+
   it("maps H to the hand and C to the chat", () => {
     expect(shortcutFor(key("h"), null)).toBe("toggle-hand");
     expect(shortcutFor(key("H"), null)).toBe("toggle-hand");

@@ -1,10 +1,12 @@
-// Keyboard shortcuts in the room: M toggles the microphone, V the camera, H raises or lowers
-// the hand, C shows or hides the chat, F shows the stage full-window (Escape leaves it) — but
-// not while the person is typing somewhere.
+// Keyboard shortcuts in the room: M toggles the microphone, V the camera, S shares the screen
+// or stops sharing, H raises or lowers the hand, C shows or hides the chat, F shows the stage
+// full-window (Escape leaves it) — but not while the person is typing somewhere, nor while a
+// dialog (the screen picker) has the keyboard.
 
 export type Shortcut =
   | "toggle-mic"
   | "toggle-camera"
+  | "toggle-screen"
   | "toggle-hand"
   | "toggle-chat"
   | "toggle-full"
@@ -63,6 +65,8 @@ export interface ShortcutContext {
   switchingDevices?: boolean;
   /** The stage is shown full-window (Escape leaves it). */
   full?: boolean;
+  /** A modal dialog (the screen picker) is open: it handles its own keys. */
+  modal?: boolean;
 }
 
 /** The shortcut a key press triggers, or null. */
@@ -73,6 +77,7 @@ export function shortcutFor(
 ): Shortcut | null {
   if (key.ctrlKey || key.altKey || key.metaKey || key.repeat) return null;
   if (isTextEntry(focus)) return null;
+  if (context.modal) return null;
   if (focus === null && context.switchingDevices) return null;
   switch (key.key) {
     case "m":
@@ -81,6 +86,9 @@ export function shortcutFor(
     case "v":
     case "V":
       return "toggle-camera";
+    case "s":
+    case "S":
+      return "toggle-screen";
     case "h":
     case "H":
       return "toggle-hand";

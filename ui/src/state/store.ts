@@ -223,6 +223,7 @@ function joinedLocal(joined: Joined, settings: Settings): LocalState {
     hasMicrophone,
     cameraOn: settings.cameraOn && hasCamera,
     micOn: settings.micOn && hasMicrophone,
+    screenOn: false,
   };
 }
 

@@ -10,7 +10,7 @@ const QUOTE_CHARS = 80;
 /** Who did it, when the moderator's name is not known. */
 export const SOMEONE = "A moderator";
 
-export type ToastKind = "hand" | "moderated" | "lock" | "moderator" | "message" | "link";
+export type ToastKind = "hand" | "moderated" | "lock" | "moderator" | "message" | "link" | "screen";
 
 export interface Toast {
   id: number;
@@ -64,6 +64,16 @@ export function moderatedText(action: ModerationView, by: string): string {
     case "lower_hand":
       return `${by} lowered your hand`;
   }
+}
+
+/**
+ * Why our screen share ended, when we did not stop it ourselves: a moderator (`by`, a name; the
+ * same words as `moderatedText`), or the source (`detail`: what the capture said).
+ */
+export function screenEndedText(reason: "source_ended" | "moderator", detail: string | null, by: string | null): string {
+  if (reason === "moderator") return moderatedText("stop_screen", by ?? SOMEONE);
+  const why = (detail ?? "").trim();
+  return why ? `Screen sharing ended: ${why}` : "Screen sharing ended: the shared screen or window went away";
 }
 
 /** The room was locked or unlocked; `by` is a name, "you", or null when unknown. */

@@ -2,7 +2,9 @@ import { useEffect } from "preact/hooks";
 import { badgeText } from "../state/chat";
 import { collabPending, toggleChat, toggleHand, togglePeople } from "../state/collab";
 import { raisedHandCount } from "../state/people";
+import { describeError } from "../state/errors";
 import { chatVisible } from "../state/room";
+import { sharePending, toggleScreenShare } from "../state/screen";
 import { shortcutFor, type FocusInfo, type Shortcut } from "../state/shortcuts";
 import {
   dispatch,
@@ -23,11 +25,14 @@ import {
   MicIcon,
   MicOffIcon,
   PeopleIcon,
+  ShareScreenIcon,
+  StopScreenIcon,
 } from "./icons";
 
 const ACTIONS: Record<Shortcut, () => void> = {
   "toggle-mic": () => void toggleMic(),
   "toggle-camera": () => void toggleCamera(),
+  "toggle-screen": () => void toggleScreenShare(),
   "toggle-hand": () => void toggleHand(),
   "toggle-chat": toggleChat,
   "toggle-full": () => dispatch({ type: "ui/full" }),
@@ -44,8 +49,8 @@ function focusInfo(el: Element | null): FocusInfo | null {
 }
 
 /**
- * M, V, H and C: microphone, camera, hand and chat; F / Escape: full-window stage; while the
- * room is shown.
+ * M, V, S, H and C: microphone, camera, screen share, hand and chat; F / Escape: full-window
+ * stage; while the room is shown and no dialog (the screen picker) is open.
  */
 function useShortcuts(): void {
   useEffect(() => {
@@ -53,6 +58,7 @@ function useShortcuts(): void {
       const action = shortcutFor(e, focusInfo(document.activeElement), {
         switchingDevices: switchingDevices.value !== null,
         full: room.value.layout.full,
+        modal: room.value.picker !== null,
       });
       if (!action) return;
       e.preventDefault();
@@ -73,6 +79,7 @@ export function ControlBar() {
     <div class="controls" role="toolbar" aria-label="Call controls">
       <div class="controls-main">
         <MediaButtons />
+        <ShareButton />
         <HandButton />
         <DevicesMenu />
         <LeaveButton />
@@ -131,6 +138,39 @@ function MediaButtons() {
         {cameraOn ? <CameraIcon /> : <CameraOffIcon />}
       </button>
     </>
+  );
+}
+
+/**
+ * Share screen / Stop sharing (S). Disabled, with the reason as its tooltip, once listing what
+ * to share failed on this machine (no display, no portal).
+ */
+function ShareButton() {
+  const state = room.value;
+  const sharing = state.local.screenOn;
+  const unavailable = sharing ? null : state.shareUnavailable;
+  const why = unavailable ? describeError(unavailable) : null;
+  const label = sharing
+    ? "Stop sharing your screen (S)"
+    : why
+      ? `Screen sharing is not available: ${why.message} ${why.hint}`.trim()
+      : "Share your screen or a window (S)";
+  return (
+    // The wrapper carries the tooltip: a disabled button shows none in some engines.
+    <span class="control-wrap" title={label}>
+      <button
+        type="button"
+        class={`control${sharing ? " sharing" : ""}`}
+        data-testid="share-screen"
+        aria-pressed={sharing ? "true" : "false"}
+        aria-busy={sharePending.value || state.picker?.starting === true}
+        aria-label={label}
+        disabled={why !== null}
+        onClick={() => void toggleScreenShare()}
+      >
+        {sharing ? <StopScreenIcon /> : <ShareScreenIcon />}
+      </button>
+    </span>
   );
 }
 

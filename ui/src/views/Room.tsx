@@ -3,11 +3,13 @@ import { gridLayout, type Rect } from "../layout/grid";
 import { pickStage, presentationLayout } from "../layout/presentation";
 import { describeError } from "../state/errors";
 import { allTilesOf, stageCandidates, type Notice, type RoomState, type TileModel } from "../state/room";
+import { sharePending, stopScreenShare } from "../state/screen";
 import { dismissNotice, lobby, room } from "../state/store";
 import { Banner } from "./Banner";
 import { ControlBar } from "./ControlBar";
 import { ErrorMessage } from "./ErrorMessage";
-import { LockIcon } from "./icons";
+import { LockIcon, ScreenIcon } from "./icons";
+import { SharePicker } from "./SharePicker";
 import { SidePanel } from "./SidePanel";
 import { Tile, type TilePlace } from "./Tile";
 import { Toasts } from "./Toasts";
@@ -92,6 +94,7 @@ export function Room() {
         )}
       </header>
       <Banner state={state.connection} />
+      {state.local.screenOn && <SharingIndicator />}
       <div class={`room-body${state.panel.open ? " with-panel" : ""}`}>
         <div class="stage-area">
           <div class="stage" ref={stageRef}>
@@ -131,6 +134,27 @@ export function Room() {
         <SidePanel />
       </div>
       <ControlBar />
+      {state.picker && <SharePicker picker={state.picker} />}
+    </div>
+  );
+}
+
+/** While we share: says so, with a way to stop that does not need the control bar. */
+function SharingIndicator() {
+  return (
+    <div class="sharing-indicator" data-testid="sharing-indicator" role="status">
+      <ScreenIcon size={15} />
+      <span>You are sharing your screen</span>
+      <span aria-hidden="true">·</span>
+      <button
+        type="button"
+        class="sharing-stop"
+        data-testid="sharing-stop"
+        disabled={sharePending.value}
+        onClick={() => void stopScreenShare()}
+      >
+        Stop
+      </button>
     </div>
   );
 }

@@ -19,7 +19,7 @@ const TEST_IDS: Record<TilePlace, string> = { grid: "tile", stage: "stage-tile",
 
 /**
  * One person (video or initials, name, muted mic, hand, speaking ring, "sharing screen") or
- * one shared screen. A double click or the pin button pins it to the stage, or unpins it.
+ * one shared screen (ours too: "Your screen", the preview of what we send). A double click or the pin button pins it to the stage, or unpins it.
  */
 export function Tile({ model, rect, place, pinned }: Props) {
   // The track whose first frame is on screen; the placeholder stays until then.
@@ -32,7 +32,8 @@ export function Tile({ model, rect, place, pinned }: Props) {
     ? { left: `${rect.x}px`, top: `${rect.y}px`, width: `${rect.w}px`, height: `${rect.h}px` }
     : { display: "none" };
   const togglePin = () => dispatch({ type: "ui/pin", key: model.key });
-  const label = model.isSelf ? `${model.name || "You"} (you)` : model.name;
+  // Our own share is "Your screen" already.
+  const label = model.isSelf && !screen ? `${model.name || "You"} (you)` : model.name;
   return (
     <div
       class={`tile tile-${place}${screen ? " screen" : ""}${model.speaking ? " speaking" : ""}`}
@@ -48,6 +49,7 @@ export function Tile({ model, rect, place, pinned }: Props) {
       data-hand={String(hand)}
       data-sharing={String(model.sharing)}
       data-pinned={String(pinned)}
+      data-track={track ?? undefined}
       onDblClick={togglePin}
     >
       {track !== null && <Video track={track} onFirstFrame={() => setDrawnTrack(track)} />}

@@ -2,7 +2,16 @@ import type { JSX } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { dismissToast, messagePerson } from "../state/collab";
 import type { Toast, ToastKind } from "../state/toasts";
-import { ChatIcon, CloseIcon, HandIcon, LinkIcon, LockIcon, MicOffIcon, ShieldIcon } from "./icons";
+import {
+  ChatIcon,
+  CloseIcon,
+  HandIcon,
+  LinkIcon,
+  LockIcon,
+  MicOffIcon,
+  ScreenIcon,
+  ShieldIcon,
+} from "./icons";
 
 /** How long a toast stays (private messages a little longer); hovering or focus pauses it. */
 const TOAST_MS = 6_000;
@@ -15,9 +24,10 @@ const ICONS: Record<ToastKind, () => JSX.Element> = {
   moderator: () => <ShieldIcon size={16} />,
   message: () => <ChatIcon size={16} />,
   link: () => <LinkIcon size={16} />,
+  screen: () => <ScreenIcon size={16} />,
 };
 
-/** What just happened in the room: hands, moderation, the lock, private messages. */
+/** What just happened in the room: hands, moderation, the lock, private messages, our share. */
 export function Toasts({ toasts }: { toasts: readonly Toast[] }) {
   if (toasts.length === 0) return null;
   return (

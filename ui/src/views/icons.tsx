@@ -192,6 +192,28 @@ export const ScreenIcon = (p: IconProps) => (
   </Icon>
 );
 
+/** Share the screen: a screen with an arrow going up out of it. */
+export const ShareScreenIcon = (p: IconProps) => (
+  <Icon {...p}>
+    <rect x="2" y="4" width="20" height="13" rx="2" />
+    <path d="M8 21h8" />
+    <path d="M12 17v4" />
+    <path d="M12 14V8" />
+    <path d="M9 10.5 12 7.5l3 3" />
+  </Icon>
+);
+
+/** Stop sharing: a screen crossed out. */
+export const StopScreenIcon = (p: IconProps) => (
+  <Icon {...p}>
+    <rect x="2" y="4" width="20" height="13" rx="2" />
+    <path d="M8 21h8" />
+    <path d="M12 17v4" />
+    <path d="m9.5 8 5 5" />
+    <path d="m14.5 8-5 5" />
+  </Icon>
+);
+
 export const PinIcon = (p: IconProps) => (
   <Icon {...p}>
     <path d="M12 17v5" />

@@ -722,7 +722,7 @@ pub(crate) fn scale_i420(
 }
 
 /// Scales one 8-bit plane, centre-cropping it to the destination's aspect ratio.
-fn resize_plane(
+pub(crate) fn resize_plane(
     resizer: &mut Resizer,
     src: &[u8],
     (src_width, src_height): (u32, u32),

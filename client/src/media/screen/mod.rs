@@ -1,6 +1,7 @@
 //! What a shared screen needs before the VP8 encoder: choosing the capture backend at run time
 //! ([`detect`]: the Wayland portal, X11, or none), listing and opening what can be shared
 //! ([`list_sources`], [`open_source`], [`thumbnail`]), capturing it ([`X11Screen`] on X11),
+//! on Wayland `portal::open` (feature `wayland`: the desktop portal's dialog, PipeWire frames),
 //! scaling to at most 1920×1080 ([`ScreenScaler`]) and deciding which captured frames are worth
 //! encoding ([`MotionGate`]).
 //!
@@ -10,6 +11,8 @@
 pub mod backend;
 pub mod error;
 pub mod motion;
+#[cfg(feature = "wayland")]
+pub mod portal;
 pub mod scale;
 pub mod sources;
 
@@ -25,3 +28,6 @@ pub use sources::{
 };
 
 pub use x11::{Monitor, X11Area, X11Error, X11Screen};
+
+#[cfg(feature = "wayland")]
+pub use portal::PortalSource;

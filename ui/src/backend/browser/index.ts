@@ -1,7 +1,8 @@
 // The browser backend: the UI served by videoroom-server itself, media by the browser
 // (RTCPeerConnection, getUserMedia, <video>). The room's protocol work is room.ts; here are
 // the lobby's parts (settings, devices, preview), the page's address, video and audio output,
-// levels, and the test hooks' figures.
+// levels, screen sharing's entry points (the browser's own dialog picks: screen.ts), and the
+// test hooks' figures.
 
 import type { AppInfo } from "../../bindings/AppInfo";
 import type { Devices } from "../../bindings/Devices";
@@ -16,12 +17,13 @@ import { toUiError } from "../../state/errors";
 import { INCOMPLETE_INVITE } from "../../state/invite";
 import { safeHref } from "../../state/links";
 import { SELF_TRACK } from "../../state/room";
-import type { Backend, InviteLink, Startup, VideoRenderer } from "../types";
+import { SCREEN_TRACK, type Backend, type InviteLink, type ScreenSources, type Startup, type VideoRenderer } from "../types";
 import { AudioOut } from "./audio";
 import { BUSY, INSECURE_CONTEXT, NOT_IN_ROOM } from "./errors";
 import { canChooseSpeaker, devicesFrom, openDevice, stop } from "./media";
 import { BrowserRoom } from "./room";
 import { pageServerUrl, parseRoute, roomPath, withoutToken } from "./routing";
+import { CANNOT_SHARE, displayMedia } from "./screen";
 import { saveSettings, startupSettings, type KeyValue } from "./settings";
 import { VideoSources } from "./video";
 
@@ -57,7 +59,8 @@ export class BrowserBackend implements Backend {
   private joining = false;
   private preview: { track: MediaStreamTrack; camera: string | null } | null = null;
   private previewSeq = 0;
-  private readonly screen = new VideoSources();
+  /** The media of every video tile: "self", our share ("screen"), remote tracks. */
+  private readonly videos = new VideoSources();
   private readonly audio = new AudioOut();
   private speaker: string | null = null;
   private meterTimer: ReturnType<typeof setInterval> | null = null;
@@ -69,7 +72,7 @@ export class BrowserBackend implements Backend {
     element: "video",
     attach: (el, track, onFirstFrame) => {
       if (!(el instanceof HTMLVideoElement)) return () => {};
-      return this.screen.attach(el, track, onFirstFrame);
+      return this.videos.attach(el, track, onFirstFrame);
     },
   };
 
@@ -135,7 +138,7 @@ export class BrowserBackend implements Backend {
       return;
     }
     this.preview = { track: opened.track, camera };
-    this.screen.set(SELF_TRACK, opened.track);
+    this.videos.set(SELF_TRACK, opened.track);
     this.opened();
   }
 
@@ -149,7 +152,7 @@ export class BrowserBackend implements Backend {
     this.preview = null;
     if (!preview) return;
     stop(preview.track);
-    if (this.room === null) this.screen.set(SELF_TRACK, null);
+    if (this.room === null) this.videos.set(SELF_TRACK, null);
   }
 
   async join(settings: Settings): Promise<Joined> {
@@ -167,7 +170,7 @@ export class BrowserBackend implements Backend {
     const handOver = preview && settings.cameraOn && preview.camera === settings.camera ? preview.track : null;
     if (preview && handOver === null) {
       stop(preview.track);
-      this.screen.set(SELF_TRACK, null);
+      this.videos.set(SELF_TRACK, null);
     }
     let cameraListed = true;
     try {
@@ -194,11 +197,12 @@ export class BrowserBackend implements Backend {
         {
           emit: (event) => this.onEvent(event),
           remoteMedia: (id, kind, track) => {
-            if (kind === "video") this.screen.set(id, track);
+            if (kind === "video") this.videos.set(id, track);
             else this.audio.setRemote(id, track);
           },
           localMedia: (source, track) => {
-            if (source === "camera") this.screen.set(SELF_TRACK, track);
+            if (source === "camera") this.videos.set(SELF_TRACK, track);
+            else if (source === "screen") this.videos.set(SCREEN_TRACK, track);
             else this.audio.setMic(track);
             if (track) this.opened();
           },
@@ -216,7 +220,7 @@ export class BrowserBackend implements Backend {
       if (handOver && handOver.readyState === "live") {
         this.preview = { track: handOver, camera: settings.camera };
       } else {
-        this.screen.set(SELF_TRACK, null);
+        this.videos.set(SELF_TRACK, null);
       }
       throw toUiError(e);
     } finally {
@@ -229,8 +233,8 @@ export class BrowserBackend implements Backend {
     if (this.meterTimer !== null) clearInterval(this.meterTimer);
     this.meterTimer = null;
     this.audio.clear();
-    this.screen.clearExcept(SELF_TRACK);
-    if (this.preview === null) this.screen.set(SELF_TRACK, null);
+    this.videos.clearExcept(SELF_TRACK);
+    if (this.preview === null) this.videos.set(SELF_TRACK, null);
   }
 
   /** Reads the meters every 50 ms; every 200 ms a `levels` event, as the desktop sends. */
@@ -266,7 +270,7 @@ export class BrowserBackend implements Backend {
 
   async selectDevices(camera: string | null, microphone: string | null, speaker: string | null): Promise<LocalState> {
     const room = this.room;
-    if (room === null) return { cameraOn: false, micOn: false, hasCamera: false, hasMicrophone: false };
+    if (room === null) return { cameraOn: false, micOn: false, hasCamera: false, hasMicrophone: false, screenOn: false };
     const local = await this.call(() => room.selectDevices(camera, microphone));
     if (speaker !== this.speaker) {
       await this.call(() => this.audio.setSink(speaker));
@@ -313,6 +317,24 @@ export class BrowserBackend implements Backend {
     return this.sendNow({ type: "end_meeting" });
   }
 
+  /** The browser's own dialog picks what to share (none: this browser cannot share). */
+  async listScreenSources(): Promise<ScreenSources> {
+    if (displayMedia() === null) throw CANNOT_SHARE;
+    return { picker: "system", sources: [] };
+  }
+
+  /** Opens the browser's dialog at once (it wants the click's user gesture); see room.ts. */
+  startScreenShare(sourceId: string | null): Promise<LocalState> {
+    return this.call(() => this.inRoom().startScreenShare(sourceId));
+  }
+
+  stopScreenShare(): Promise<LocalState> {
+    return this.call(() => this.inRoom().stopScreenShare());
+  }
+
+  /** No picker of ours in a browser: nothing to close. */
+  async closeScreenPicker(): Promise<void> {}
+
   createInvite(ttlSecs: number, moderator: boolean): Promise<InviteLink> {
     return this.call(() => this.inRoom().createInvite(ttlSecs, moderator));
   }
@@ -336,7 +358,7 @@ export class BrowserBackend implements Backend {
   }
 
   async probe(track: string): Promise<ProbeResult> {
-    return this.screen.probe(track);
+    return this.videos.probe(track);
   }
 
   async mediaStats(): Promise<unknown> {

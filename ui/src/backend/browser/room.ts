@@ -12,11 +12,19 @@
 // read back from our own SDP (`a=msid` of the transceiver's mid). Camera off stops the camera
 // (its light goes off) and sends nothing; on opens it again on the same transceiver. The
 // microphone mutes with `track.enabled`. Each change also goes to the room as `update_track`.
+//
+// A screen share (screen.ts opens the capture) gets one more `sendonly` transceiver, declared
+// with source "screen", and a new offer. Its end (we stop it, the browser's own "Stop sharing",
+// a moderator's `stop_screen`) turns that transceiver inactive and offers again: the server
+// unpublishes a track an offer no longer sends. Each share has its own transceiver (the
+// m-section of an ended one stays, inactive, until the next session); a share still live when
+// a session is replaced is published again in the new one.
 
 import type { ConnectionStateView } from "../../bindings/ConnectionStateView";
 import type { Joined } from "../../bindings/Joined";
 import type { LocalState } from "../../bindings/LocalState";
 import type { ModerationView } from "../../bindings/ModerationView";
+import type { ScreenShareEnd } from "../../bindings/ScreenShareEnd";
 import type { TrackKind } from "../../bindings/TrackKind";
 import type { UiError } from "../../bindings/UiError";
 import type { UiEvent } from "../../bindings/UiEvent";
@@ -35,17 +43,21 @@ import { openDevice, stop } from "./media";
 import { Negotiation, msidsByMid } from "./negotiation";
 import { PING_INTERVAL_MS, Rejoin, silent, type AttemptFailure } from "./reconnect";
 import { Signal, type JoinRequest } from "./signal";
+import { ALREADY_SHARING, BROWSER_PICKS, displayMedia, openScreen, type OpenedScreen } from "./screen";
 import { RoomModel, roomInfo, type Effect } from "./translate";
 import type { ClientMessage, DeclaredTrack, ServerMessage, WireIceServer, WireJoined } from "./wire";
 
-export type Source = "camera" | "microphone";
+/** A device of ours the room keeps: camera or microphone. */
+export type Device = "camera" | "microphone";
+/** What one of our transceivers carries. */
+export type Source = Device | "screen";
 
 /** What the room tells the backend besides the UI's events. */
 export interface RoomHooks {
   emit(event: UiEvent): void;
   /** Media of remote track `trackId` arrived (or went: null). */
   remoteMedia(trackId: string, kind: TrackKind, track: MediaStreamTrack | null): void;
-  /** Our camera or microphone track changed (null: none). */
+  /** Our camera, microphone or screen share track changed (null: none). */
   localMedia(source: Source, track: MediaStreamTrack | null): void;
   /** The room is over (after its `closed` event). */
   ended(): void;
@@ -70,7 +82,7 @@ export interface RoomParams {
 }
 
 interface Local {
-  source: Source;
+  source: Device;
   kind: "audio" | "video";
   /** The device exists (it may lack permission, or be off). */
   has: boolean;
@@ -174,7 +186,11 @@ export class BrowserRoom {
   private readonly model = new RoomModel();
   private session: Session | null = null;
   private state: "joined" | "reconnecting" | "over" = "joined";
-  private readonly local: Record<Source, Local>;
+  private readonly local: Record<Device, Local>;
+  /** Our screen share's capture, while we share. */
+  private share: MediaStreamTrack | null = null;
+  /** The browser's share dialog is open (a second share is refused meanwhile). */
+  private picking = false;
   private invites: PendingInvite[] = [];
   /**
    * Remote media of a lost session, kept while rejoining: tiles keep their last frame until
@@ -232,7 +248,7 @@ export class BrowserRoom {
     return { room, joined };
   }
 
-  /** Our camera and microphone as the UI shows them. */
+  /** Our camera, microphone and screen share as the UI shows them. */
   localState(): LocalState {
     const c = this.local.camera;
     const m = this.local.microphone;
@@ -241,6 +257,7 @@ export class BrowserRoom {
       micOn: m.has && m.wanted && m.track !== null,
       hasCamera: c.has,
       hasMicrophone: m.has,
+      screenOn: this.share !== null,
     };
   }
 
@@ -310,6 +327,12 @@ export class BrowserRoom {
       stop(local.track);
       local.track = null;
       this.hooks.localMedia(local.source, null);
+    }
+    const share = this.share;
+    this.share = null;
+    if (share !== null) {
+      stop(share);
+      this.hooks.localMedia("screen", null);
     }
   }
 
@@ -440,6 +463,83 @@ export class BrowserRoom {
     if (track) await t.sender.replaceTrack(track);
   }
 
+  // --- screen share -------------------------------------------------------------------------
+
+  /**
+   * Shares what the person picks in the browser's dialog (`sourceId` must be null: the
+   * browser picks). The dialog opens at once, in the click's wake (browsers want a user
+   * gesture), and may stay open as long as the person likes.
+   */
+  async startScreenShare(sourceId: string | null = null): Promise<LocalState> {
+    this.ensureIn();
+    if (sourceId !== null) throw BROWSER_PICKS;
+    if (this.share !== null || this.picking) throw ALREADY_SHARING;
+    this.picking = true;
+    let opened: OpenedScreen;
+    try {
+      opened = await openScreen(displayMedia());
+    } finally {
+      this.picking = false;
+    }
+    if ("error" in opened) throw opened.error;
+    const track = opened.track;
+    this.ensureIn(track);
+    this.share = track;
+    // The browser's own "Stop sharing", or the shared window closed.
+    track.addEventListener("ended", () => {
+      if (this.share === track) this.endShare("source_ended", null);
+    });
+    this.hooks.localMedia("screen", track);
+    const session = this.session;
+    if (session) {
+      this.addScreenTransceiver(session, track);
+      void session.negotiation.offer();
+    }
+    return this.localState();
+  }
+
+  /** Stops our share (`screen_share_ended` "stopped" and `local` follow); none: nothing to do. */
+  async stopScreenShare(): Promise<LocalState> {
+    this.ensureIn();
+    this.endShare("stopped", null);
+    return this.localState();
+  }
+
+  /**
+   * Our share ended (`reason`): the capture stops, its transceiver goes inactive and a new
+   * offer unpublishes it; the UI hears why, then the new local state.
+   */
+  private endShare(reason: ScreenShareEnd, detail: string | null): void {
+    const track = this.share;
+    if (track === null) return;
+    this.share = null;
+    stop(track);
+    this.hooks.localMedia("screen", null);
+    const session = this.session;
+    const t = session?.transceivers.get("screen");
+    if (session && t) {
+      session.transceivers.delete("screen");
+      session.declared.delete("screen");
+      // As the engine's `remove_track`: the m-section stays, no longer sending.
+      t.direction = "inactive";
+      t.sender
+        .replaceTrack(null)
+        .catch((e: unknown) => console.warn("videoroom: taking the screen off its sender failed:", e));
+      void session.negotiation.offer();
+    }
+    this.hooks.emit({ type: "screen_share_ended", reason, detail });
+    this.hooks.emit({ type: "local", ...this.localState() });
+  }
+
+  /** A new `sendonly` transceiver for our share (its msid id is the transceiver's, fresh). */
+  private addScreenTransceiver(session: Session, track: MediaStreamTrack): void {
+    const t = session.pc.addTransceiver("video", { direction: "sendonly", streams: [session.stream] });
+    session.transceivers.set("screen", t);
+    t.sender
+      .replaceTrack(track)
+      .catch((e: unknown) => console.warn("videoroom: putting the screen on its sender failed:", e));
+  }
+
   /** Throws if the room is over (and stops `track`, opened meanwhile). */
   private ensureIn(track?: MediaStreamTrack): void {
     if (this.state === "over") {
@@ -503,6 +603,8 @@ export class BrowserRoom {
     // offers again after our answer). Tracks are put on in the background: the msid ids are
     // the transceivers', not the tracks'.
     for (const local of Object.values(this.local)) void this.addTransceiver(session, local);
+    // A share that outlived the last session goes on in this one (under a new track id).
+    if (this.share !== null && this.share.readyState === "live") this.addScreenTransceiver(session, this.share);
     void session.negotiation.offer();
     signal.listen(
       (msg) => this.onMessage(session, msg),
@@ -517,11 +619,12 @@ export class BrowserRoom {
     const tracks: DeclaredTrack[] = [];
     for (const [source, t] of session.transceivers) {
       // A source without a device is offered (its m-section waits for one) but not declared.
-      if (!this.local[source].has) continue;
+      const local = source === "screen" ? null : this.local[source];
+      if (local !== null && !local.has) continue;
       const msid = t.mid === null ? undefined : byMid.get(t.mid);
       if (!msid) continue;
       session.declared.set(source, msid.trackId);
-      tracks.push({ track_id: msid.trackId, source, muted: !this.sending(this.local[source]) });
+      tracks.push({ track_id: msid.trackId, source, muted: local === null ? false : !this.sending(local) });
     }
     return tracks;
   }
@@ -578,11 +681,15 @@ export class BrowserRoom {
     }
   }
 
-  /** A moderator acted on us: the device goes off as our own mute would, then the UI hears. */
+  /**
+   * A moderator acted on us: the device goes off as our own mute would (a share ends, with the
+   * moderator's id), then the UI hears.
+   */
   private async moderated(action: ModerationView, by: string): Promise<void> {
     try {
       if (action === "mute_microphone" && this.local.microphone.has) await this.setMicrophone(false);
       if (action === "stop_camera" && this.local.camera.has) await this.setCamera(false);
+      if (action === "stop_screen") this.endShare("moderator", by);
     } catch (e) {
       console.warn("videoroom: turning media off for a moderator failed:", e);
     }
@@ -787,6 +894,8 @@ export class BrowserRoom {
     if (!session) return { state: this.state, inbound: [], outbound: [] };
     const report = await session.pc.getStats();
     const byMid = new Map<string, string>();
+    const sourceByMid = new Map<string, Source>();
+    for (const [source, t] of session.transceivers) if (t.mid !== null) sourceByMid.set(t.mid, source);
     for (const t of session.pc.getTransceivers()) {
       const msid = t.mid === null ? undefined : session.negotiation.remoteMsids.get(t.mid);
       if (t.mid !== null && msid) byMid.set(t.mid, msid.trackId);
@@ -810,7 +919,15 @@ export class BrowserRoom {
           audioLevel: r.audioLevel ?? 0,
         });
       } else if (r.type === "outbound-rtp") {
-        outbound.push({ kind: r.kind, mid: r.mid, packetsSent: r.packetsSent ?? 0, framesEncoded: r.framesEncoded ?? 0 });
+        outbound.push({
+          kind: r.kind,
+          mid: r.mid,
+          // Camera, microphone or screen (null: a share that ended, its m-section inactive).
+          source: typeof r.mid === "string" ? (sourceByMid.get(r.mid) ?? null) : null,
+          packetsSent: r.packetsSent ?? 0,
+          framesEncoded: r.framesEncoded ?? 0,
+          frameWidth: r.frameWidth ?? 0,
+        });
       }
     });
     const local = (l: Local) => (l.track === null ? null : l.track.readyState);
@@ -821,6 +938,7 @@ export class BrowserRoom {
         camera: local(this.local.camera),
         microphone: local(this.local.microphone),
         microphoneEnabled: this.local.microphone.track?.enabled ?? null,
+        screen: this.share === null ? null : this.share.readyState,
       },
       connection: session.connection,
       declared: Object.fromEntries(session.declared),

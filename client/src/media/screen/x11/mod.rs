@@ -1,28 +1,47 @@
-//! Screen capture on X11 with `x11rb` (pure Rust, no libxcb): [`X11Screen`] is a
-//! [`VideoSource`] of a whole X screen or one of its monitors.
+//! Screen and window capture on X11 with `x11rb` (pure Rust, no libxcb): [`X11Screen`] (a whole
+//! X screen or one of its monitors) and [`X11Window`] (one window, through Composite, so it is
+//! captured right when other windows cover it) are [`VideoSource`](crate::media::VideoSource)s;
+//! [`list_sources`], [`open_source`] and [`thumbnail`] serve the picker; [`PatternWindow`] is a
+//! window that draws the moving test pattern (tests, benchmarks, the bot).
 //!
-//! One connection to the display for the source's life. Monitors come from RandR
-//! (`RRGetMonitors`), or are the root window when RandR is missing. Each frame is one
-//! `ShmGetImage` of the area into a MIT-SHM segment the server creates and we map (SHM ≥ 1.2;
-//! see [`shm`]), or a core `GetImage` through the socket when SHM is missing (a remote display).
-//! The pixels (ZPixmap, 32 bits per pixel, LSB first: BGRX) become I420 with `yuv` (BT.601,
-//! limited range, as the rest of the client).
+//! Each source keeps one connection to the display for its life. A frame is one `ShmGetImage`
+//! into a MIT-SHM segment the server creates and we map (SHM ≥ 1.2; [`shm`], [`transfer`]), or a
+//! core `GetImage` through the socket when SHM is missing (a remote display). The pixels (ZPixmap,
+//! 32 bits per pixel, LSB first: BGRX) become I420 with `yuv` (BT.601, limited range, as the rest
+//! of the client).
 //!
-//! Not here yet: window capture (Composite), the cursor (XFixes).
+//! | file | what |
+//! | --- | --- |
+//! | `screen.rs` | [`X11Screen`], RandR monitors |
+//! | `windows.rs` | which windows there are: `_NET_CLIENT_LIST` or the root's children, titles, our own skipped |
+//! | `window.rs` | [`X11Window`]: Composite capture, resize, unmap, destroy |
+//! | `pattern_window.rs` | [`PatternWindow`] |
+//! | `sources.rs` | ids (`screen`, `monitor:N`, `window:0x…`), opening, thumbnails |
+//! | `thumbnail.rs` | thumbnails scaled down by the X server (RENDER) |
+//! | `transfer.rs`, `shm.rs` | SHM segment or socket |
+//!
+//! Not here yet: the cursor (XFixes).
 
 // The one unsafe part of the capture: mapping the shared-memory segment.
+mod pattern_window;
+mod screen;
 #[allow(unsafe_code)]
 mod shm;
 mod sources;
+mod thumbnail;
+mod transfer;
+mod window;
+mod windows;
 
-pub use sources::{WHOLE_SCREEN_ID, list_sources, open_source, thumbnail};
+pub use pattern_window::PatternWindow;
+pub use screen::{Monitor, X11Area, X11Screen};
+pub use sources::{WHOLE_SCREEN_ID, list_sources, open_source, thumbnail, window_id};
+pub use window::X11Window;
+pub use windows::{WindowInfo, list_windows};
 
-use super::super::pattern::VideoSource;
-use super::super::{I420Frame, SourceError, unix_micros_now};
-use x11rb::connection::{Connection, RequestConnection};
-use x11rb::protocol::randr::ConnectionExt as _;
-use x11rb::protocol::shm::ConnectionExt as _;
-use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat, ImageOrder, Window};
+use crate::media::{I420Frame, SourceError};
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::ImageOrder;
 use x11rb::rust_connection::RustConnection;
 use yuv::{YuvConversionMode, YuvPlanarImage, YuvRange, YuvStandardMatrix};
 
@@ -69,6 +88,23 @@ pub enum X11Error {
         /// How many it has.
         count: usize,
     },
+    /// The window asked for does not (or no longer) exist.
+    #[error("the X display {display} has no window 0x{window:x} (it was closed)")]
+    NoSuchWindow {
+        /// The display name.
+        display: String,
+        /// Its id.
+        window: u32,
+    },
+    /// Window capture needs the Composite extension (0.2 or later).
+    #[error(
+        "the X display {display} has no Composite extension (0.2 or later), which window capture needs \
+         (Xorg and Xvfb have it unless started with `-extension Composite`); share the whole screen instead"
+    )]
+    NoComposite {
+        /// The display name.
+        display: String,
+    },
     /// An X request failed after connecting.
     #[error("X11 capture failed on {display}: {detail}")]
     Protocol {
@@ -82,70 +118,6 @@ pub enum X11Error {
 impl From<X11Error> for SourceError {
     fn from(e: X11Error) -> Self {
         SourceError::Failed(e.to_string())
-    }
-}
-
-/// One monitor of an X screen (a RandR monitor, or the whole root window without RandR).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Monitor {
-    /// Its RandR name (e.g. `HDMI-1`), or `screen` for the root window.
-    pub name: String,
-    /// Left edge on the root window.
-    pub x: i16,
-    /// Top edge on the root window.
-    pub y: i16,
-    /// Width in pixels.
-    pub width: u16,
-    /// Height in pixels.
-    pub height: u16,
-    /// The primary monitor.
-    pub primary: bool,
-}
-
-/// What an [`X11Screen`] captures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum X11Area {
-    /// The whole root window (all monitors).
-    #[default]
-    Root,
-    /// One monitor, by its index in [`X11Screen::monitors`].
-    Monitor(usize),
-}
-
-/// How frames travel from the X server.
-enum Transfer {
-    /// `ShmGetImage` into a segment the server created.
-    Shm {
-        seg: x11rb::protocol::shm::Seg,
-        mapping: shm::Mapping,
-    },
-    /// Core `GetImage`: the pixels come through the socket.
-    Socket,
-}
-
-/// A [`VideoSource`] capturing an X screen (or one monitor of it) at the engine's pace.
-pub struct X11Screen {
-    conn: RustConnection,
-    display: String,
-    root: Window,
-    x: i16,
-    y: i16,
-    width: u16,
-    height: u16,
-    transfer: Transfer,
-    next_number: u64,
-    /// The pixels of a `GetImage` capture (the SHM path reads the segment in place).
-    socket_pixels: Vec<u8>,
-}
-
-impl std::fmt::Debug for X11Screen {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("X11Screen")
-            .field("display", &self.display)
-            .field("area", &(self.x, self.y, self.width, self.height))
-            .field("shm", &self.uses_shm())
-            .finish_non_exhaustive()
     }
 }
 
@@ -176,63 +148,9 @@ fn protocol(display: &str, what: &str, e: impl std::fmt::Display) -> X11Error {
     }
 }
 
-/// The monitors of screen `screen`: RandR's active monitors, else the root window.
-fn list_monitors(
-    conn: &RustConnection,
-    screen: usize,
-    display: &str,
-) -> Result<Vec<Monitor>, X11Error> {
-    let root = &conn.setup().roots[screen];
-    let whole = Monitor {
-        name: "screen".to_owned(),
-        x: 0,
-        y: 0,
-        width: root.width_in_pixels,
-        height: root.height_in_pixels,
-        primary: true,
-    };
-    let has_randr = conn
-        .extension_information(x11rb::protocol::randr::X11_EXTENSION_NAME)
-        .map_err(|e| protocol(display, "QueryExtension RANDR", e))?
-        .is_some();
-    if !has_randr {
-        return Ok(vec![whole]);
-    }
-    // RRGetMonitors needs RandR 1.5; an older server answers with an error: use the root.
-    let Ok(reply) = conn
-        .randr_get_monitors(root.root, true)
-        .map_err(|e| protocol(display, "RRGetMonitors", e))?
-        .reply()
-    else {
-        return Ok(vec![whole]);
-    };
-    let mut monitors = Vec::with_capacity(reply.monitors.len());
-    for m in reply.monitors {
-        let name = conn
-            .get_atom_name(m.name)
-            .map_err(|e| protocol(display, "GetAtomName", e))?
-            .reply()
-            .map(|r| String::from_utf8_lossy(&r.name).into_owned())
-            .unwrap_or_else(|_| format!("monitor-{}", m.name));
-        monitors.push(Monitor {
-            name,
-            x: m.x,
-            y: m.y,
-            width: m.width,
-            height: m.height,
-            primary: m.primary,
-        });
-    }
-    if monitors.is_empty() {
-        monitors.push(whole);
-    }
-    Ok(monitors)
-}
-
-/// Checks that a ZPixmap of the root is BGRX (32 bits per pixel, LSB first).
-fn check_format(conn: &RustConnection, screen: usize, display: &str) -> Result<(), X11Error> {
+/// Checks that a ZPixmap of `depth` is BGRX (24 or 32 bits deep, 32 bits per pixel, LSB first).
+fn check_depth(conn: &RustConnection, depth: u8, display: &str) -> Result<(), X11Error> {
     let setup = conn.setup();
-    let depth = setup.roots[screen].root_depth;
     let bpp = setup
         .pixmap_formats
         .iter()
@@ -251,169 +169,6 @@ fn check_format(conn: &RustConnection, screen: usize, display: &str) -> Result<(
         });
     }
     Ok(())
-}
-
-/// A SHM segment of `size` bytes, or `None` when SHM < 1.2 is all the server has or the segment
-/// cannot be made (a remote display): then frames come through the socket.
-fn shm_transfer(conn: &RustConnection, size: u32) -> Option<Transfer> {
-    conn.extension_information(x11rb::protocol::shm::X11_EXTENSION_NAME)
-        .ok()??;
-    let version = conn.shm_query_version().ok()?.reply().ok()?;
-    if (version.major_version, version.minor_version) < (1, 2) {
-        return None;
-    }
-    let seg = conn.generate_id().ok()?;
-    let reply = conn
-        .shm_create_segment(seg, size, false)
-        .ok()?
-        .reply()
-        .ok()?;
-    match shm::Mapping::map(&reply.shm_fd, size as usize) {
-        Ok(mapping) => Some(Transfer::Shm { seg, mapping }),
-        Err(e) => {
-            tracing::warn!(
-                "cannot map the X shared-memory segment ({e}); capturing through the socket"
-            );
-            let _ = conn.shm_detach(seg);
-            None
-        }
-    }
-}
-
-impl X11Screen {
-    /// The monitors of `display` (or `$DISPLAY`), in RandR's order.
-    pub fn monitors(display: Option<&str>) -> Result<Vec<Monitor>, X11Error> {
-        let (conn, screen, name) = connect(display)?;
-        list_monitors(&conn, screen, &name)
-    }
-
-    /// Opens `display` (or `$DISPLAY`) to capture `area`, through MIT-SHM when the server offers it.
-    pub fn open(display: Option<&str>, area: X11Area) -> Result<Self, X11Error> {
-        let (conn, screen, name) = connect(display)?;
-        check_format(&conn, screen, &name)?;
-        let root = conn.setup().roots[screen].root;
-        let (x, y, width, height) = match area {
-            X11Area::Root => {
-                let r = &conn.setup().roots[screen];
-                (0, 0, r.width_in_pixels, r.height_in_pixels)
-            }
-            X11Area::Monitor(index) => {
-                let monitors = list_monitors(&conn, screen, &name)?;
-                let m = monitors.get(index).ok_or(X11Error::NoSuchMonitor {
-                    display: name.clone(),
-                    index,
-                    count: monitors.len(),
-                })?;
-                (m.x, m.y, m.width, m.height)
-            }
-        };
-        let size = u32::from(width) * u32::from(height) * 4;
-        let transfer = shm_transfer(&conn, size).unwrap_or(Transfer::Socket);
-        tracing::info!(
-            display = %name,
-            width, height,
-            shm = matches!(transfer, Transfer::Shm { .. }),
-            "capturing the X screen"
-        );
-        Ok(Self {
-            conn,
-            display: name,
-            root,
-            x,
-            y,
-            width,
-            height,
-            transfer,
-            next_number: 0,
-            socket_pixels: Vec::new(),
-        })
-    }
-
-    /// The same source capturing through the socket (core `GetImage`), for comparison.
-    pub fn without_shm(mut self) -> Self {
-        if let Transfer::Shm { seg, .. } = std::mem::replace(&mut self.transfer, Transfer::Socket) {
-            let _ = self.conn.shm_detach(seg);
-        }
-        self
-    }
-
-    /// Whether frames come through MIT-SHM.
-    pub fn uses_shm(&self) -> bool {
-        matches!(self.transfer, Transfer::Shm { .. })
-    }
-
-    /// Width of the captured frames.
-    pub fn width(&self) -> u32 {
-        u32::from(self.width)
-    }
-
-    /// Height of the captured frames.
-    pub fn height(&self) -> u32 {
-        u32::from(self.height)
-    }
-
-    /// The display captured (`:0`…).
-    pub fn display(&self) -> &str {
-        &self.display
-    }
-
-    /// One capture of the area, converted to I420.
-    fn capture(&mut self) -> Result<I420Frame, X11Error> {
-        let (w, h) = (self.width, self.height);
-        let len = usize::from(w) * usize::from(h) * 4;
-        let pixels: &[u8] = match &self.transfer {
-            Transfer::Shm { seg, mapping } => {
-                self.conn
-                    .shm_get_image(
-                        self.root,
-                        self.x,
-                        self.y,
-                        w,
-                        h,
-                        !0,
-                        ImageFormat::Z_PIXMAP.into(),
-                        *seg,
-                        0,
-                    )
-                    .map_err(|e| protocol(&self.display, "ShmGetImage", e))?
-                    .reply()
-                    .map_err(|e| protocol(&self.display, "ShmGetImage", e))?;
-                &mapping.bytes()[..len]
-            }
-            Transfer::Socket => {
-                self.socket_pixels = self
-                    .conn
-                    .get_image(ImageFormat::Z_PIXMAP, self.root, self.x, self.y, w, h, !0)
-                    .map_err(|e| protocol(&self.display, "GetImage", e))?
-                    .reply()
-                    .map_err(|e| protocol(&self.display, "GetImage", e))?
-                    .data;
-                &self.socket_pixels
-            }
-        };
-        bgrx_to_i420(pixels, u32::from(w), u32::from(h))
-            .map_err(|e| protocol(&self.display, "converting BGRX to I420", e))
-    }
-}
-
-impl Drop for X11Screen {
-    fn drop(&mut self) {
-        if let Transfer::Shm { seg, .. } = self.transfer {
-            let _ = self.conn.shm_detach(seg);
-            let _ = self.conn.flush();
-        }
-    }
-}
-
-impl VideoSource for X11Screen {
-    fn next_frame(&mut self) -> Result<I420Frame, SourceError> {
-        let capture_micros = unix_micros_now();
-        let mut frame = self.capture()?;
-        frame.capture_micros = capture_micros;
-        frame.frame_number = self.next_number;
-        self.next_number += 1;
-        Ok(frame)
-    }
 }
 
 /// Packed BGRX (4 bytes a pixel, rows of `width × 4` bytes) → I420, BT.601 limited range.
@@ -477,16 +232,6 @@ mod tests {
         assert!(matches!(display_name(Some(":7")), Ok(d) if d == ":7"));
         let message = X11Error::NoDisplay.to_string();
         assert!(message.contains("DISPLAY"), "{message}");
-    }
-
-    #[test]
-    fn a_display_nobody_serves_is_refused_with_its_name() {
-        let e = X11Screen::open(Some(":4242"), X11Area::Root).unwrap_err();
-        assert!(
-            matches!(e, X11Error::Connect { ref display, .. } if display == ":4242"),
-            "{e}"
-        );
-        assert!(e.to_string().contains("is an X server running"), "{e}");
     }
 
     #[test]

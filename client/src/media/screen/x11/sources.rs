@@ -1,18 +1,36 @@
-//! The X11 side of [`super::super::sources`]: what our picker lists (monitors; windows come from
+//! The X11 side of [`super::super::sources`]: what our picker lists (monitors, then windows from
 //! `windows.rs`), opening one by id, and thumbnails.
+//!
+//! Ids: `screen` (the whole root window), `monitor:N` (RandR's order), `window:0x…` (the X id of
+//! an application's window, in hex).
 
-use super::{Monitor, X11Area, X11Error, X11Screen};
-use crate::media::I420Frame;
+use super::screen::list_monitors;
+use super::thumbnail::{Area, scaled};
+use super::windows::{top_level_of, windows_on};
+use super::{Monitor, X11Area, X11Error, X11Screen, X11Window, connect};
 use crate::media::devices::camera::scale_i420;
 use crate::media::screen::error::ScreenError;
 use crate::media::screen::scale::fit_within;
 use crate::media::screen::sources::{OpenedScreen, ScreenSourceInfo, ScreenSourceKind};
+use crate::media::{I420Frame, VideoSource};
+use x11rb::connection::Connection;
 
 /// The id of the whole root window (every monitor).
 pub const WHOLE_SCREEN_ID: &str = "screen";
 
 fn monitor_id(index: usize) -> String {
     format!("monitor:{index}")
+}
+
+/// The id of X window `window`: `window:0x…`.
+pub fn window_id(window: u32) -> String {
+    format!("window:0x{window:x}")
+}
+
+/// The X window an id names, if it names one.
+fn window_of(id: &str) -> Option<u32> {
+    let hex = id.strip_prefix("window:0x")?;
+    u32::from_str_radix(hex, 16).ok().filter(|&w| w != 0)
 }
 
 /// A monitor's title in the picker.
@@ -26,10 +44,13 @@ fn monitor_title(m: &Monitor, count: usize) -> String {
     }
 }
 
-/// Screens of `display` (or `$DISPLAY`): each monitor, and the whole screen when there are several.
+/// What `display` (or `$DISPLAY`) can share: each monitor, the whole screen when there are
+/// several, then the windows ([`super::list_windows`]) at the size a capture gives (even sides).
 pub fn list_sources(display: Option<&str>) -> Result<Vec<ScreenSourceInfo>, X11Error> {
-    let monitors = X11Screen::monitors(display)?;
-    let mut out = Vec::with_capacity(monitors.len() + 1);
+    let (conn, screen, name) = connect(display)?;
+    let monitors = list_monitors(&conn, screen, &name)?;
+    let windows = windows_on(&conn, screen, &name)?;
+    let mut out = Vec::with_capacity(monitors.len() + 1 + windows.len());
     for (i, m) in monitors.iter().enumerate() {
         out.push(ScreenSourceInfo {
             id: monitor_id(i),
@@ -54,6 +75,19 @@ pub fn list_sources(display: Option<&str>) -> Result<Vec<ScreenSourceInfo>, X11E
             height: h,
         });
     }
+    for w in windows {
+        let (width, height) = (w.width & !1, w.height & !1);
+        if width < 2 || height < 2 {
+            continue;
+        }
+        out.push(ScreenSourceInfo {
+            id: window_id(w.window),
+            kind: ScreenSourceKind::Window,
+            title: w.title,
+            width: u32::from(width),
+            height: u32::from(height),
+        });
+    }
     Ok(out)
 }
 
@@ -66,9 +100,22 @@ fn area_of(id: &str) -> Option<X11Area> {
     Some(X11Area::Monitor(index))
 }
 
-/// Opens source `id` of `display` for sharing.
+/// Opens source `id` of `display` for sharing; [`ScreenError::NoSuchSource`] for an id that
+/// names nothing there (a window closed meanwhile, a monitor unplugged).
 pub fn open_source(display: Option<&str>, id: &str) -> Result<OpenedScreen, ScreenError> {
     let no_such = || ScreenError::NoSuchSource { id: id.to_owned() };
+    if let Some(xid) = window_of(id) {
+        let window = match X11Window::open(display, xid) {
+            Err(X11Error::NoSuchWindow { .. }) => return Err(no_such()),
+            other => other?,
+        };
+        return Ok(OpenedScreen {
+            width: window.width(),
+            height: window.height(),
+            title: window.title().to_owned(),
+            source: Box::new(window),
+        });
+    }
     let area = area_of(id).ok_or_else(no_such)?;
     let screen = match X11Screen::open(display, area) {
         Err(X11Error::NoSuchMonitor { .. }) => return Err(no_such()),
@@ -89,21 +136,97 @@ pub fn open_source(display: Option<&str>, id: &str) -> Result<OpenedScreen, Scre
     })
 }
 
-/// One capture of `id`, fitted within `max_width`×`max_height`.
+/// One picture of `id`, fitted within `max_width`×`max_height`: scaled by the X server
+/// ([`super::thumbnail`]), so only the small picture crosses the socket; without RENDER, one
+/// full-size capture through the socket (a SHM segment made for a single frame costs more than
+/// it saves, see `benches/screen.rs`) scaled here. A window that is not on screen (minimised)
+/// gives a black picture.
 pub fn thumbnail(
     display: Option<&str>,
     id: &str,
     max_width: u32,
     max_height: u32,
 ) -> Result<I420Frame, ScreenError> {
-    let mut opened = open_source(display, id)?;
-    let frame = opened.source.next_frame().map_err(|e| {
+    let no_such = || ScreenError::NoSuchSource { id: id.to_owned() };
+    let (conn, screen, name) = connect(display)?;
+    let s = &conn.setup().roots[screen];
+    let (root, root_visual) = (s.root, s.root_visual);
+    let area = if let Some(xid) = window_of(id) {
+        let top = top_level_of(&conn, root, xid)
+            .map_err(|e| X11Error::Protocol {
+                display: name.clone(),
+                detail: format!("looking up window 0x{xid:x}: {e}"),
+            })?
+            .ok_or_else(no_such)?;
+        let (width, height) = (top.width & !1, top.height & !1);
+        if !top.viewable || width < 2 || height < 2 {
+            let (w, h) = fit_within(
+                u32::from(top.width.max(2)),
+                u32::from(top.height.max(2)),
+                max_width.max(2),
+                max_height.max(2),
+            );
+            return I420Frame::black(w, h).map_err(|e| {
+                ScreenError::X11(X11Error::Protocol {
+                    display: name.clone(),
+                    detail: format!("a thumbnail: {e}"),
+                })
+            });
+        }
+        Area {
+            drawable: top.window,
+            visual: top.visual,
+            x: 0,
+            y: 0,
+            width,
+            height,
+        }
+    } else {
+        let (x, y, width, height) = match area_of(id).ok_or_else(no_such)? {
+            X11Area::Monitor(i) => {
+                let monitors = list_monitors(&conn, screen, &name)?;
+                let m = monitors.get(i).ok_or_else(no_such)?;
+                (m.x, m.y, m.width, m.height)
+            }
+            _ => (0, 0, s.width_in_pixels, s.height_in_pixels),
+        };
+        Area {
+            drawable: root,
+            visual: root_visual,
+            x,
+            y,
+            width,
+            height,
+        }
+    };
+    if let Some(frame) = scaled(&conn, screen, &name, area, max_width, max_height)? {
+        return Ok(frame);
+    }
+    drop(conn);
+    let frame = capture_once(display, id, false)?;
+    shrink(&frame, max_width, max_height)
+}
+
+/// One full-size capture of `id`, through a SHM segment only if `shm`.
+fn capture_once(display: Option<&str>, id: &str, shm: bool) -> Result<I420Frame, ScreenError> {
+    let no_such = || ScreenError::NoSuchSource { id: id.to_owned() };
+    if let Some(xid) = window_of(id) {
+        return match X11Window::open_with(display, xid, shm).and_then(|mut w| w.snapshot()) {
+            Err(X11Error::NoSuchWindow { .. }) => Err(no_such()),
+            other => Ok(other?),
+        };
+    }
+    let area = area_of(id).ok_or_else(no_such)?;
+    let mut screen = match X11Screen::open_with(display, area, shm) {
+        Err(X11Error::NoSuchMonitor { .. }) => return Err(no_such()),
+        other => other?,
+    };
+    screen.next_frame().map_err(|e| {
         ScreenError::X11(X11Error::Protocol {
-            display: display.unwrap_or_default().to_owned(),
+            display: screen.display().to_owned(),
             detail: e.to_string(),
         })
-    })?;
-    shrink(&frame, max_width, max_height)
+    })
 }
 
 /// `frame` fitted within `max_width`×`max_height` (never enlarged).
@@ -140,5 +263,16 @@ mod tests {
         assert_eq!(area_of("monitor:2"), Some(X11Area::Monitor(2)));
         assert_eq!(area_of("monitor:x"), None);
         assert_eq!(area_of("window:0x12"), None);
+        assert_eq!(window_of("window:0x1a00003"), Some(0x1a00003));
+        assert_eq!(window_id(0x1a00003), "window:0x1a00003");
+        for bad in [
+            "window:0x",
+            "window:0x0",
+            "window:12",
+            "window:0xzz",
+            "screen",
+        ] {
+            assert_eq!(window_of(bad), None, "{bad}");
+        }
     }
 }
