@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use videoroom_client::media::screen::x11::{self, PatternWindow};
 use videoroom_client::media::screen::{
-    ScreenBackend, ScreenSourceKind, X11Area, X11Screen, open_source,
+    OpenedScreen, ScreenBackend, ScreenSourceKind, X11Area, X11Screen, open_source,
 };
 use videoroom_client::media::y4m::Y4mSource;
 use videoroom_client::media::{I420Frame, PatternSource, VideoSource};
@@ -125,13 +125,7 @@ pub async fn resolve(planned: Planned) -> Result<Prepared, String> {
             let opened = open_source(&ScreenBackend::Portal, None)
                 .await
                 .map_err(|e| format!("--screen portal: {e}"))?;
-            Ok(counted(
-                opened.source,
-                opened.width,
-                opened.height,
-                fps,
-                target_kbps,
-            ))
+            Ok(counted_screen(opened, fps, target_kbps))
         }
     }
 }
@@ -157,13 +151,12 @@ fn open_window(title: &str, fps: u32, target_kbps: u32) -> Result<Prepared, Stri
         ));
     };
     let opened = x11::open_source(None, &found.id).map_err(|e| format!("{arg}: {e}"))?;
-    Ok(counted(
-        opened.source,
-        opened.width,
-        opened.height,
-        fps,
-        target_kbps,
-    ))
+    Ok(counted_screen(opened, fps, target_kbps))
+}
+
+/// An opened screen source at its own size, counted.
+fn counted_screen(opened: OpenedScreen, fps: u32, target_kbps: u32) -> Prepared {
+    counted(opened.source, opened.width, opened.height, fps, target_kbps)
 }
 
 /// A pattern window titled [`PATTERN_WINDOW_TITLE`] on `$DISPLAY`, drawn at 15 fps.

@@ -16,24 +16,23 @@
 //! Run: `cargo bench -p videoroom-client --bench screen_share [-- tiles|cost|latency]` (needs
 //! `Xvfb`).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use videoroom_client::media::screen::x11::i420_to_bgrx;
+use videoroom_client::media::screen::x11::PatternWindow;
 use videoroom_client::media::screen::{MotionGate, ScreenScaler, X11Area, X11Screen};
 use videoroom_client::media::tile::TileScaler;
-use videoroom_client::media::{I420Frame, PatternSource, VideoSource, Vp8Config, Vp8Encoder};
+use videoroom_client::media::{PatternSource, VideoSource, Vp8Config, Vp8Encoder};
 use videoroom_client::publish::VideoSendSettings;
-use videoroom_client::{AudioOutput, JoinOptions, Room, RoomEvent};
-use videoroom_protocol::TrackSource;
+use videoroom_client::{AudioOutput, JoinOptions, Room};
 use videoroom_testkit::xvfb::Xvfb;
 use videoroom_testkit::{start_server, test_config, ws_url};
-use x11rb::connection::Connection;
-use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat};
-use x11rb::rust_connection::RustConnection;
 
 #[path = "../tests/common/screen_text.rs"]
 mod screen_text;
+
+#[path = "../tests/common/screen.rs"]
+mod screen;
+
+use screen::{Painter, remote_screen};
 
 const WIDTH: u32 = 1920;
 const HEIGHT: u32 = 1080;
@@ -60,93 +59,9 @@ fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Draws I420 frames on the root window of a display from its own connection, as an app would.
-struct Painter {
-    conn: RustConnection,
-    root: u32,
-    gc: u32,
-    depth: u8,
-}
-
-impl Painter {
-    fn new(display: &str) -> Self {
-        let (conn, screen) = RustConnection::connect(Some(display)).expect("painter connects");
-        let (root, depth) = {
-            let s = &conn.setup().roots[screen];
-            (s.root, s.root_depth)
-        };
-        let gc = conn.generate_id().expect("id");
-        conn.create_gc(gc, root, &Default::default()).expect("gc");
-        Self {
-            conn,
-            root,
-            gc,
-            depth,
-        }
-    }
-
-    fn draw(&self, frame: &I420Frame) {
-        let bgrx = i420_to_bgrx(frame).expect("to BGRX");
-        self.conn
-            .put_image(
-                ImageFormat::Z_PIXMAP,
-                self.root,
-                self.gc,
-                frame.width() as u16,
-                frame.height() as u16,
-                0,
-                0,
-                0,
-                self.depth,
-                &bgrx,
-            )
-            .expect("PutImage");
-        self.conn
-            .get_input_focus()
-            .expect("sync")
-            .reply()
-            .expect("X server alive");
-    }
-}
-
-/// Draws the pattern at 15 fps, stamped with the draw time, until dropped.
-struct MovingScreen {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl MovingScreen {
-    fn start(display: &str) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (display, stop) = (display.to_owned(), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                let painter = Painter::new(&display);
-                let pattern = PatternSource::new(WIDTH, HEIGHT, 15).expect("pattern");
-                let start = Instant::now();
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    painter.draw(&pattern.render(n, videoroom_client::media::unix_micros_now()));
-                    n += 1;
-                    let next = start + Duration::from_micros(n * 1_000_000 / 15);
-                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
-                }
-            })
-        };
-        Self {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for MovingScreen {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// The whole screen showing the pattern, redrawn at 15 fps and stamped with the draw time.
+fn moving_screen(display: &str) -> PatternWindow {
+    PatternWindow::open(Some(display), "moving", WIDTH, HEIGHT, 15).expect("pattern window")
 }
 
 /// One paced run of capture → scale → gate → encode at `fps`: (CPU ms per captured frame,
@@ -193,7 +108,7 @@ fn cost() {
     );
     let xvfb = Xvfb::start(WIDTH, HEIGHT);
     for content in ["moving pattern", "static text"] {
-        let _moving = (content == "moving pattern").then(|| MovingScreen::start(&xvfb.display));
+        let _moving = (content == "moving pattern").then(|| moving_screen(&xvfb.display));
         if content == "static text" {
             Painter::new(&xvfb.display).draw(&screen_text::text_frame(WIDTH, HEIGHT, 0));
         }
@@ -213,7 +128,7 @@ fn cost() {
 
 async fn glass_to_glass(fps: u32) -> Vec<f64> {
     let xvfb = Xvfb::start(WIDTH, HEIGHT);
-    let _moving = MovingScreen::start(&xvfb.display);
+    let _moving = moving_screen(&xvfb.display);
     let server = start_server(test_config()).await;
     let url = ws_url(&server);
     let options = || {
@@ -239,20 +154,7 @@ async fn glass_to_glass(fps: u32) -> Vec<f64> {
         .await
         .expect("shares");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match tokio::time::timeout_at(deadline, bob_events.recv()).await {
-            Ok(Some(RoomEvent::TrackAdded(info))) if info.source == TrackSource::Screen => break,
-            Ok(Some(_)) => {}
-            other => panic!("no screen track: {other:?}"),
-        }
-    }
-    let video = loop {
-        if let Some(v) = bob.remote_video(&shared) {
-            break v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no video slot");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let video = remote_screen(&bob, &mut bob_events, &shared, deadline).await;
     let mut rx = video.frames();
     let mut latencies = Vec::new();
     let mut last = None;

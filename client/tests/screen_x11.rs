@@ -10,77 +10,20 @@
 mod common;
 
 use common::psnr::psnr_y;
+use common::screen::{Painter, remote_screen};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use videoroom_client::Room;
 use videoroom_client::media::screen::x11::{bgrx_to_i420, i420_to_bgrx};
 use videoroom_client::media::screen::{X11Area, X11Error, X11Screen};
-use videoroom_client::media::{
-    I420Frame, PatternSource, VideoSource, read_burned_in, unix_micros_now,
-};
+use videoroom_client::media::{PatternSource, VideoSource, read_burned_in, unix_micros_now};
 use videoroom_client::publish::VideoSendSettings;
-use videoroom_client::{Room, RoomEvent};
-use videoroom_protocol::TrackSource;
 use videoroom_testkit::xvfb::Xvfb;
 use videoroom_testkit::{start_server, test_config, ws_url};
-use x11rb::connection::Connection;
-use x11rb::protocol::xproto::{ConnectionExt as _, Gcontext, ImageFormat, Window};
-use x11rb::rust_connection::RustConnection;
 
 const BOUND: Duration = Duration::from_secs(20);
 const MIN_PSNR: f64 = 30.0;
-
-/// Draws I420 frames on the root window of a display (its own connection, as another app would).
-struct Painter {
-    conn: RustConnection,
-    root: Window,
-    gc: Gcontext,
-    depth: u8,
-}
-
-impl Painter {
-    fn new(display: &str) -> Self {
-        let (conn, screen) = RustConnection::connect(Some(display)).expect("painter connects");
-        let (root, depth) = {
-            let s = &conn.setup().roots[screen];
-            (s.root, s.root_depth)
-        };
-        let gc = conn.generate_id().expect("id");
-        conn.create_gc(gc, root, &Default::default())
-            .expect("CreateGC");
-        Self {
-            conn,
-            root,
-            gc,
-            depth,
-        }
-    }
-
-    /// Puts `frame` at (0, 0) in one request and waits until the server has handled it.
-    fn draw(&self, frame: &I420Frame) {
-        let bgrx = i420_to_bgrx(frame).expect("I420 to BGRX");
-        self.conn
-            .put_image(
-                ImageFormat::Z_PIXMAP,
-                self.root,
-                self.gc,
-                frame.width() as u16,
-                frame.height() as u16,
-                0,
-                0,
-                0,
-                self.depth,
-                &bgrx,
-            )
-            .expect("PutImage");
-        // A round trip: every earlier request is done when its reply arrives.
-        self.conn
-            .get_input_focus()
-            .expect("GetInputFocus")
-            .reply()
-            .expect("X server alive");
-    }
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -183,28 +126,7 @@ async fn a_shared_x11_screen_decodes_at_the_other_end() {
         .expect("shares the X screen");
 
     let deadline = tokio::time::Instant::now() + BOUND;
-    loop {
-        let event = tokio::time::timeout_at(deadline, bob_events.recv())
-            .await
-            .unwrap_or_else(|_| panic!("Bob saw no screen track within {BOUND:?}"))
-            .expect("Bob's events go on");
-        if let RoomEvent::TrackAdded(info) = &event
-            && info.source == TrackSource::Screen
-        {
-            assert_eq!(info.track_id, shared);
-            break;
-        }
-    }
-    let video = loop {
-        if let Some(v) = bob.remote_video(&shared) {
-            break v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no video slot for {shared}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let video = remote_screen(&bob, &mut bob_events, &shared, deadline).await;
 
     // 30 decoded frames: numbers never go back and rise overall; each matches its pattern frame.
     let reference = PatternSource::new(1280, 720, 15).expect("pattern");

@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::screen::remote_screen;
+
 use common::psnr::psnr_y;
 use std::time::{Duration, Instant};
 use videoroom_client::media::screen::ScreenError;
@@ -20,7 +22,6 @@ use videoroom_client::media::screen::{ScreenSourceInfo, ScreenSourceKind};
 use videoroom_client::media::{I420Frame, PatternSource, SourceError, VideoSource, read_burned_in};
 use videoroom_client::publish::VideoSendSettings;
 use videoroom_client::{Room, RoomEvent, ScreenShareEnd};
-use videoroom_protocol::TrackSource;
 use videoroom_testkit::xvfb::Xvfb;
 use videoroom_testkit::{start_server, test_config, ws_url};
 use x11rb::connection::Connection;
@@ -594,28 +595,7 @@ async fn a_shared_window_decodes_at_the_other_end_until_it_closes() {
         .expect("shares the window");
 
     let deadline = tokio::time::Instant::now() + BOUND;
-    loop {
-        let event = tokio::time::timeout_at(deadline, bob_events.recv())
-            .await
-            .unwrap_or_else(|_| panic!("Bob saw no screen track within {BOUND:?}"))
-            .expect("Bob's events go on");
-        if let RoomEvent::TrackAdded(info) = &event
-            && info.source == TrackSource::Screen
-        {
-            assert_eq!(info.track_id, shared);
-            break;
-        }
-    }
-    let video = loop {
-        if let Some(v) = bob.remote_video(&shared) {
-            break v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no video slot for {shared}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let video = remote_screen(&bob, &mut bob_events, &shared, deadline).await;
     let mut rx = video.frames();
     let (mut numbers, mut psnrs) = (Vec::new(), Vec::new());
     while numbers.len() < 20 {

@@ -224,6 +224,27 @@ impl Session {
         .await
     }
 
+    /// Where the element matching `css` is on the screen, in whole pixels, once it exists
+    /// (within `bound`).
+    pub async fn wait_rect(
+        &self,
+        css: &str,
+        bound: Duration,
+    ) -> Result<crate::image::Rect, String> {
+        let (x, y, w, h) = self
+            .wait_css(css, bound)
+            .await?
+            .rectangle()
+            .await
+            .map_err(|e| format!("{css} rectangle: {e}"))?;
+        Ok(crate::image::Rect {
+            x: x.max(0.0) as u32,
+            y: y.max(0.0) as u32,
+            w: w as u32,
+            h: h as u32,
+        })
+    }
+
     /// Attribute `name` of the first element matching `css` (None: no such attribute).
     pub async fn attr(&self, css: &str, name: &str) -> Result<Option<String>, String> {
         let el = self

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use videoroom_desktop_tests::bot::{self, BotSpec};
 use videoroom_desktop_tests::driver::{Launched, Probe, Session, testid};
-use videoroom_desktop_tests::image::{Rect, Rgb};
+use videoroom_desktop_tests::image::Rgb;
 use videoroom_desktop_tests::{wait_for, within, work_dir};
 use videoroom_testkit::{start_server, test_config, ws_url};
 
@@ -197,17 +197,7 @@ async fn lobby_error(s: &Session) -> Option<String> {
 /// canvases drawn from a worker black; the X framebuffer is what a person sees.)
 async fn screenshots(app: &Launched, bot_tile: &str, work: &Path) -> Result<(), String> {
     let s = &app.session;
-    let tile = s.wait_css(bot_tile, BOUND).await?;
-    let (x, y, w, h) = tile
-        .rectangle()
-        .await
-        .map_err(|e| format!("tile rectangle: {e}"))?;
-    let rect = Rect {
-        x: x.max(0.0) as u32,
-        y: y.max(0.0) as u32,
-        w: w as u32,
-        h: h as u32,
-    };
+    let rect = s.wait_rect(bot_tile, BOUND).await?;
     let png = s
         .client
         .screenshot()

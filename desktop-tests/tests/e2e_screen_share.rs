@@ -21,7 +21,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use videoroom_desktop_tests::bot::{self, BotSpec};
 use videoroom_desktop_tests::driver::{Launched, Probe, Session, testid};
-use videoroom_desktop_tests::image::Rect;
 use videoroom_desktop_tests::{wait_for, within, work_dir};
 use videoroom_testkit::{start_server, test_config, ws_url};
 
@@ -435,17 +434,7 @@ async fn share_and_stop(app: &Launched, events: &Path) -> Result<(), String> {
 /// The thumbnail at `css` shows a picture on the X screen (many colours, not the placeholder)
 /// that changes (the screen it shows has the bot's moving pattern on it).
 async fn live_thumbnail(app: &Launched, css: &str) -> Result<(), String> {
-    let el = app.session.wait_css(css, BOUND).await?;
-    let (x, y, w, h) = el
-        .rectangle()
-        .await
-        .map_err(|e| format!("{css} rectangle: {e}"))?;
-    let rect = Rect {
-        x: x.max(0.0) as u32,
-        y: y.max(0.0) as u32,
-        w: w as u32,
-        h: h as u32,
-    };
+    let rect = app.session.wait_rect(css, BOUND).await?;
     let first = wait_for(BOUND, "the thumbnail has many colours", async || {
         let screen = app.xvfb.screenshot()?;
         match screen.colours_in(rect) {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod psnr;
+pub mod screen;
 pub mod screen_text;
 
 use videoroom_client::media::PatternSource;

@@ -609,6 +609,24 @@ export function screenName(name: string): string {
   return who.endsWith("s") || who.endsWith("S") ? `${who}' screen` : `${who}'s screen`;
 }
 
+/** The tile of a shared screen (ours or another's). */
+function screenTile(key: string, peerId: string, name: string, videoTrack: string, isSelf: boolean): TileModel {
+  return {
+    key,
+    kind: "screen",
+    peerId,
+    name,
+    isSelf,
+    videoTrack,
+    cameraOff: false,
+    micMuted: false,
+    speaking: false,
+    handRaisedAt: null,
+    moderator: false,
+    sharing: true,
+  };
+}
+
 /**
  * People tiles, then our own share ("Your screen", the preview of what we send), then one tile
  * per screen the others share (in the order the shares started).
@@ -616,39 +634,11 @@ export function screenName(name: string): string {
 export function allTilesOf(state: RoomState, selfName: string): TileModel[] {
   const people = tilesOf(state, selfName);
   const own: TileModel[] = ownScreenOn(state)
-    ? [
-        {
-          key: OWN_SCREEN_KEY,
-          kind: "screen",
-          peerId: state.selfId ?? SELF_TRACK,
-          name: OWN_SCREEN_NAME,
-          isSelf: true,
-          videoTrack: SCREEN_TRACK,
-          cameraOff: false,
-          micMuted: false,
-          speaking: false,
-          handRaisedAt: null,
-          moderator: false,
-          sharing: true,
-        },
-      ]
+    ? [screenTile(OWN_SCREEN_KEY, state.selfId ?? SELF_TRACK, OWN_SCREEN_NAME, SCREEN_TRACK, true)]
     : [];
-  const screens = sharedScreens(state).map((t): TileModel => {
+  const screens = sharedScreens(state).map((t) => {
     const peer = state.peers.find((p) => p.id === t.peerId);
-    return {
-      key: screenKey(t.peerId),
-      kind: "screen",
-      peerId: t.peerId,
-      name: screenName(peer?.name ?? ""),
-      isSelf: false,
-      videoTrack: t.id,
-      cameraOff: false,
-      micMuted: false,
-      speaking: false,
-      handRaisedAt: null,
-      moderator: false,
-      sharing: true,
-    };
+    return screenTile(screenKey(t.peerId), t.peerId, screenName(peer?.name ?? ""), t.id, false);
   });
   return [...people, ...own, ...screens];
 }
