@@ -299,7 +299,7 @@ async fn the_app_shares_its_screen_through_the_picker_and_a_bot_decodes_it() {
         spec.events = Some(events.clone());
         spec.stats = Some(stats.clone());
         let mut bot = spec.spawn();
-        share_and_stop(&app, &events).await?;
+        share_and_stop(&app, &events, &work).await?;
         // The bot's own count of what it decoded of our screen.
         bot::stop(&mut bot).await?;
         let track = bot::remote_track_of_source(&stats, ME, "screen")?;
@@ -323,7 +323,9 @@ async fn the_app_shares_its_screen_through_the_picker_and_a_bot_decodes_it() {
     eprintln!("e2e passed in {:.1?}", started.elapsed());
 }
 
-async fn share_and_stop(app: &Launched, events: &Path) -> Result<(), String> {
+/// Shares through the picker and stops; saves what Xvfb shows with the picker open
+/// (`picker-screen.png`) and while sharing (`sharing-screen.png`) in `work`.
+async fn share_and_stop(app: &Launched, events: &Path, work: &Path) -> Result<(), String> {
     let s = &app.session;
     let step = Instant::now();
     let button = testid("share-screen");
@@ -343,6 +345,9 @@ async fn share_and_stop(app: &Launched, events: &Path) -> Result<(), String> {
         .await?;
     let id = s.attr(&screen_source, "data-source-id").await?;
     live_thumbnail(app, &format!("{screen_source} .source-thumb")).await?;
+    app.xvfb
+        .screenshot()?
+        .write_png(&work.join("picker-screen.png"))?;
     eprintln!(
         "the picker shows {id:?} with a live thumbnail ({:.1?})",
         step.elapsed()
@@ -405,6 +410,9 @@ async fn share_and_stop(app: &Launched, events: &Path) -> Result<(), String> {
         },
     )
     .await?;
+    app.xvfb
+        .screenshot()?
+        .write_png(&work.join("sharing-screen.png"))?;
     eprintln!(
         "{OWN_SCREEN} drew {} frames, captures {:?} → {:?} ({:.1?})",
         later.drawn,
