@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod chat;
 pub mod config;
+pub mod fd_limit;
 pub mod forwarder;
 pub mod http;
 pub mod invite;

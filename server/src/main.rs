@@ -53,6 +53,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    log_fd_limit(videoroom_server::fd_limit::raise());
     let listen = config.listen;
     let server = match videoroom_server::start(config).await {
         Ok(server) => server,
@@ -73,6 +74,25 @@ async fn main() -> ExitCode {
         tracing::warn!("some sessions did not end within 4 s; exiting anyway");
     }
     ExitCode::SUCCESS
+}
+
+/// Says how many peers the open-file limit leaves room for (after raising it to the hard limit).
+fn log_fd_limit(limit: Result<videoroom_server::fd_limit::FdLimit, std::io::Error>) {
+    match limit {
+        Ok(limit) => match limit.soft {
+            Some(soft) => tracing::info!(
+                open_files = soft,
+                raised_from = limit.raised_from,
+                peers = limit.peer_capacity(),
+                "open-file limit {soft}: room for about {} peers",
+                limit.peer_capacity().unwrap_or_default()
+            ),
+            None => tracing::info!("no open-file limit"),
+        },
+        Err(e) => tracing::warn!(
+            "cannot raise the open-file limit to the hard limit ({e}); fewer peers fit: raise              LimitNOFILE (systemd) or `ulimit -n`"
+        ),
+    }
 }
 
 /// SIGINT and SIGTERM listeners.
