@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ScreenSource } from "../bindings/ScreenSource";
-import { orderSources, pickerKey, sizeText } from "./picker";
+import { orderSources, pickerKey, sizeText, trapTab } from "./picker";
 
 const source = (id: string, kind: "screen" | "window"): ScreenSource => ({
   id,
@@ -50,5 +50,20 @@ describe("pickerKey", () => {
 describe("sizeText", () => {
   it("says the size", () => {
     expect(sizeText({ width: 1280, height: 800 })).toBe("1280 × 800");
+  });
+});
+
+describe("trapTab", () => {
+  it("cycles through the dialog's controls both ways and never leaves", () => {
+    expect(trapTab(3, 0, false)).toBe(1);
+    expect(trapTab(3, 2, false)).toBe(0);
+    expect(trapTab(3, 0, true)).toBe(2);
+    expect(trapTab(3, 1, true)).toBe(0);
+  });
+
+  it("enters at an end from outside the controls, and has nowhere to go without any", () => {
+    expect(trapTab(3, -1, false)).toBe(0);
+    expect(trapTab(3, -1, true)).toBe(2);
+    expect(trapTab(0, -1, false)).toBeNull();
   });
 });

@@ -44,6 +44,17 @@ export function pickerKey(key: string, selected: number, count: number): PickerK
   }
 }
 
+/**
+ * Where Tab moves the focus inside a modal dialog with `count` focusable elements, the focus on
+ * `current` (-1: on none of them, e.g. on the dialog itself): on, or back with Shift, wrapping
+ * around so it never leaves the dialog. Null when there is nothing to focus.
+ */
+export function trapTab(count: number, current: number, backwards: boolean): number | null {
+  if (count === 0) return null;
+  if (current < 0) return backwards ? count - 1 : 0;
+  return backwards ? (current - 1 + count) % count : (current + 1) % count;
+}
+
 /** "1920 × 1080" for a source's size. */
 export function sizeText(source: Pick<ScreenSource, "width" | "height">): string {
   return `${source.width} × ${source.height}`;

@@ -6,7 +6,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { sourceTrack } from "../backend/types";
 import type { ScreenSource } from "../bindings/ScreenSource";
 import { describeError } from "../state/errors";
-import { pickerKey, sizeText } from "../state/picker";
+import { pickerKey, sizeText, trapTab } from "../state/picker";
 import type { PickerState } from "../state/room";
 import { closePicker, shareSource } from "../state/screen";
 import { dispatch } from "../state/store";
@@ -31,6 +31,16 @@ export function SharePicker({ picker }: { picker: PickerState }) {
 
   const onKeyDown = (e: KeyboardEvent) => {
     if (e.ctrlKey || e.altKey || e.metaKey) return;
+    if (e.key === "Tab") {
+      // A modal: Tab and Shift+Tab cycle through the dialog's own controls.
+      const focusable = Array.from(
+        dialog.current?.querySelectorAll<HTMLElement>('button:not([disabled]):not([tabindex="-1"]), [tabindex="0"]') ?? [],
+      );
+      const next = trapTab(focusable.length, focusable.indexOf(document.activeElement as HTMLElement), e.shiftKey);
+      e.preventDefault();
+      if (next !== null) focusable[next]?.focus();
+      return;
+    }
     const action = pickerKey(e.key, selected, sources.length);
     if (!action) return;
     e.preventDefault();
