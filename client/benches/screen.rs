@@ -1,9 +1,10 @@
 //! X11 capture cost: ms per frame to capture the whole screen of an Xvfb (MIT-SHM and core
-//! `GetImage`) and convert it to I420, at 1280×720 and 1920×1080, and the BGRX → I420 conversion
-//! alone; then a 1280×720 window (Composite, half covered by another window) the same two ways,
-//! and what the picker costs: listing, a thumbnail (scaled down by the X server), thumbnails of
-//! every source, and what one full-size capture for a thumbnail would cost instead (with a SHM
-//! segment of its own, or through the socket). Each figure is the median of the per-run
+//! `GetImage`) and convert it to I420, at 1280×720 and 1920×1080, with the mouse pointer drawn in
+//! and (MIT-SHM) without it, and the BGRX → I420 conversion alone; then a 1280×720 window
+//! (Composite, half covered by another window) the same two ways, and what the picker costs:
+//! listing, a thumbnail (scaled down by the X server), thumbnails of every source, and what one
+//! full-size capture for a thumbnail would cost instead (with a SHM segment of its own, or
+//! through the socket). Each figure is the median of the per-run
 //! medians. The X server's own work (copying into the segment or the socket, scaling) runs in the
 //! Xvfb process: it is in the wall time, not in this thread's CPU time.
 //!
@@ -94,17 +95,25 @@ fn main() {
             "  {w}x{h} convert only      : {wall:6.2} ms wall, {} ms CPU",
             cpu(c)
         );
-        for shm in [true, false] {
+        // The pointer is mid-screen (where Xvfb puts it): drawn in, except on the last row.
+        for (shm, cursor) in [(true, true), (false, true), (true, false)] {
             let mut screen = X11Screen::open(Some(&display), X11Area::Root).expect("opens");
             if !shm {
                 screen = screen.without_shm();
             }
+            if !cursor {
+                screen = screen.without_cursor();
+            }
             let (wall, c) = time(|| {
                 std::hint::black_box(screen.next_frame().expect("captures"));
             });
-            let via = if shm { "MIT-SHM " } else { "GetImage" };
+            let via = match (shm, cursor) {
+                (true, true) => "MIT-SHM + cursor",
+                (false, _) => "GetImage + cursor",
+                (true, false) => "MIT-SHM, no cursor",
+            };
             println!(
-                "  {w}x{h} {via} + convert: {wall:6.2} ms wall, {} ms CPU; at 15 fps {:.1} % of a core (wall)",
+                "  {w}x{h} {via:<18} + convert: {wall:6.2} ms wall, {} ms CPU; at 15 fps {:.1} % of a core (wall)",
                 cpu(c),
                 wall * 15.0 / 10.0
             );

@@ -8,7 +8,8 @@
 //! into a MIT-SHM segment the server creates and we map (SHM ≥ 1.2; [`shm`], [`transfer`]), or a
 //! core `GetImage` through the socket when SHM is missing (a remote display). The pixels (ZPixmap,
 //! 32 bits per pixel, LSB first: BGRX) become I420 with `yuv` (BT.601, limited range, as the rest
-//! of the client).
+//! of the client). The mouse pointer is drawn in (XFixes; [`X11Screen::without_cursor`] and
+//! [`X11Window::without_cursor`] leave it out).
 //!
 //! | file | what |
 //! | --- | --- |
@@ -19,12 +20,12 @@
 //! | `sources.rs` | ids (`screen`, `monitor:N`, `window:0x…`), opening, thumbnails |
 //! | `thumbnail.rs` | thumbnails scaled down by the X server (RENDER) |
 //! | `transfer.rs`, `shm.rs` | SHM segment or socket |
-//!
-//! Not here yet: the cursor (XFixes).
+//! | `cursor.rs` | the mouse pointer drawn into frames (XFixes) |
 
-// The one unsafe part of the capture: mapping the shared-memory segment.
+mod cursor;
 mod pattern_window;
 mod screen;
+// The one unsafe part of the capture: mapping the shared-memory segment.
 #[allow(unsafe_code)]
 mod shm;
 mod sources;

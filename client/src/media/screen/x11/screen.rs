@@ -1,7 +1,8 @@
 //! [`X11Screen`]: a [`VideoSource`] of a whole X screen or one of its monitors (RandR
 //! `RRGetMonitors`, or the root window when RandR is missing). One `ShmGetImage` (or `GetImage`)
-//! of the area per frame.
+//! of the area per frame, and the mouse pointer drawn in ([`Cursor`]).
 
+use super::cursor::Cursor;
 use super::transfer::Transfer;
 use super::{X11Error, bgrx_to_i420, check_depth, connect, protocol};
 use crate::media::pattern::VideoSource;
@@ -49,6 +50,7 @@ pub struct X11Screen {
     width: u16,
     height: u16,
     transfer: Transfer,
+    cursor: Cursor,
     next_number: u64,
 }
 
@@ -58,6 +60,7 @@ impl std::fmt::Debug for X11Screen {
             .field("display", &self.display)
             .field("area", &(self.x, self.y, self.width, self.height))
             .field("shm", &self.uses_shm())
+            .field("cursor", &self.cursor.is_on())
             .finish_non_exhaustive()
     }
 }
@@ -122,7 +125,8 @@ impl X11Screen {
         list_monitors(&conn, screen, &name)
     }
 
-    /// Opens `display` (or `$DISPLAY`) to capture `area`, through MIT-SHM when the server offers it.
+    /// Opens `display` (or `$DISPLAY`) to capture `area`, through MIT-SHM when the server offers it,
+    /// with the mouse pointer drawn in when the server has XFixes.
     pub fn open(display: Option<&str>, area: X11Area) -> Result<Self, X11Error> {
         Self::open_with(display, area, true)
     }
@@ -165,6 +169,7 @@ impl X11Screen {
             shm = transfer.is_shm(),
             "capturing the X screen"
         );
+        let cursor = Cursor::new(&conn, root);
         Ok(Self {
             conn,
             display: name,
@@ -174,6 +179,7 @@ impl X11Screen {
             width,
             height,
             transfer,
+            cursor,
             next_number: 0,
         })
     }
@@ -182,6 +188,18 @@ impl X11Screen {
     pub fn without_shm(mut self) -> Self {
         self.transfer.release(&self.conn);
         self
+    }
+
+    /// The same source without the mouse pointer in its frames.
+    pub fn without_cursor(mut self) -> Self {
+        self.cursor.turn_off(&self.conn);
+        self
+    }
+
+    /// Whether the mouse pointer is drawn into the frames (on unless turned off, and the server
+    /// has XFixes).
+    pub fn draws_cursor(&self) -> bool {
+        self.cursor.is_on()
     }
 
     /// Whether frames come through MIT-SHM.
@@ -204,15 +222,23 @@ impl X11Screen {
         &self.display
     }
 
-    /// One capture of the area, converted to I420.
+    /// One capture of the area, converted to I420, with the cursor drawn in.
     fn capture(&mut self) -> Result<I420Frame, X11Error> {
         let (w, h) = (self.width, self.height);
         let pixels = self
             .transfer
             .get_image(&self.conn, self.root, (self.x, self.y), (w, h))
             .map_err(|e| protocol(&self.display, e.request, &e.error))?;
-        bgrx_to_i420(pixels, u32::from(w), u32::from(h))
-            .map_err(|e| protocol(&self.display, "converting BGRX to I420", e))
+        let mut frame = bgrx_to_i420(pixels, u32::from(w), u32::from(h))
+            .map_err(|e| protocol(&self.display, "converting BGRX to I420", e))?;
+        if self.cursor.is_on() {
+            self.cursor.drain(&self.conn);
+            if let Some(pointer) = self.cursor.locate(&self.conn) {
+                let origin = (i32::from(self.x), i32::from(self.y));
+                self.cursor.draw(pointer, origin, pixels, &mut frame);
+            }
+        }
+        Ok(frame)
     }
 }
 

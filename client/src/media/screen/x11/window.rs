@@ -15,8 +15,11 @@
 //! - `DestroyNotify`, or a `BadWindow`/`BadDrawable`/`BadMatch`/`BadPixmap` answer: the source
 //!   has ended ([`SourceError::Ended`]): the engine ends the share.
 //!
-//! Frames have even sides (I420 halves chroma): an odd last column or row is left out.
+//! Frames have even sides (I420 halves chroma): an odd last column or row is left out. The mouse
+//! pointer is drawn in where it is over the window ([`Cursor`]; the window's place on the root
+//! comes from one `TranslateCoordinates` a frame).
 
+use super::cursor::Cursor;
 use super::transfer::Transfer;
 use super::windows::{title, top_level};
 use super::{X11Error, bgrx_to_i420, check_depth, connect, protocol};
@@ -59,6 +62,7 @@ fn is_gone(kind: ErrorKind) -> bool {
 pub struct X11Window {
     conn: RustConnection,
     display: String,
+    root: Window,
     /// The window asked for (the id in `window:0x…`).
     window: Window,
     /// What is redirected and captured: the root's child holding `window`.
@@ -72,6 +76,7 @@ pub struct X11Window {
     /// The pixmap must be named (again): first frame, new size, mapped again.
     rename: bool,
     transfer: Transfer,
+    cursor: Cursor,
     /// The last frame, repeated while the window is unmapped.
     last: Option<I420Frame>,
     next_number: u64,
@@ -87,6 +92,7 @@ impl std::fmt::Debug for X11Window {
             .field("geometry", &self.geometry)
             .field("mapped", &self.mapped)
             .field("shm", &self.uses_shm())
+            .field("cursor", &self.cursor.is_on())
             .finish_non_exhaustive()
     }
 }
@@ -186,9 +192,11 @@ impl X11Window {
             shm = transfer.is_shm(),
             "capturing an X window"
         );
+        let cursor = Cursor::new(&conn, root);
         Ok(Self {
             conn,
             display: name,
+            root,
             window,
             top,
             title,
@@ -197,6 +205,7 @@ impl X11Window {
             pixmap: None,
             rename: true,
             transfer,
+            cursor,
             last: None,
             next_number: 0,
         })
@@ -206,6 +215,18 @@ impl X11Window {
     pub fn without_shm(mut self) -> Self {
         self.transfer.release(&self.conn);
         self
+    }
+
+    /// The same source without the mouse pointer in its frames.
+    pub fn without_cursor(mut self) -> Self {
+        self.cursor.turn_off(&self.conn);
+        self
+    }
+
+    /// Whether the mouse pointer is drawn into the frames (on unless turned off, and the server
+    /// has XFixes).
+    pub fn draws_cursor(&self) -> bool {
+        self.cursor.is_on()
     }
 
     /// Whether frames come through MIT-SHM.
@@ -250,6 +271,9 @@ impl X11Window {
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(self.ended(&format!("the X connection broke: {e}"))),
             };
+            if self.cursor.handle(&event) {
+                continue;
+            }
             match event {
                 Event::DestroyNotify(e) if e.window == self.top || e.window == self.window => {
                     return Err(self.ended("the window was closed"));
@@ -377,9 +401,23 @@ impl X11Window {
                 return Err(self.x_error(request, &e.error));
             }
         };
-        let frame = bgrx_to_i420(pixels, u32::from(w), u32::from(h)).map_err(|e| {
+        let mut frame = bgrx_to_i420(pixels, u32::from(w), u32::from(h)).map_err(|e| {
             SourceError::Failed(protocol(&self.display, "converting BGRX to I420", e).to_string())
         })?;
+        if self.cursor.is_on() {
+            // The inside's top-left on the root, asked before the pointer so both travel together;
+            // a failure (the window just went) leaves the cursor out: the next frame sees why.
+            let origin = self
+                .conn
+                .translate_coordinates(self.top, self.root, 0, 0)
+                .ok();
+            let pointer = self.cursor.locate(&self.conn);
+            let origin = origin.and_then(|c| c.reply().ok());
+            if let (Some(pointer), Some(o)) = (pointer, origin) {
+                let origin = (i32::from(o.dst_x), i32::from(o.dst_y));
+                self.cursor.draw(pointer, origin, pixels, &mut frame);
+            }
+        }
         self.last = Some(frame.clone());
         Ok(frame)
     }
