@@ -32,6 +32,29 @@ fn events_for(name: &str) -> (PathBuf, String) {
     (path, arg)
 }
 
+/// Bot B, watching `room` for `duration` (publishing nothing: less work on a 2-core machine),
+/// joined; and its `--events` log.
+async fn watcher(url: &str, room: &str, duration: &str) -> (common::Bot, PathBuf) {
+    let (events, events_arg) = events_for("B");
+    let bot = common::spawn(
+        url,
+        room,
+        "B",
+        &[
+            "--video",
+            "none",
+            "--audio",
+            "none",
+            "--duration",
+            duration,
+            "--events",
+            &events_arg,
+        ],
+    );
+    common::wait_event(&events, "B joined", WAIT, |e| is(e, "joined")).await;
+    (bot, events)
+}
+
 /// The `error` events of a log.
 fn errors(path: &Path) -> Vec<Value> {
     common::read_events(path)
@@ -48,23 +71,7 @@ async fn a_shared_screen_comes_is_decoded_and_goes_while_the_camera_keeps_flowin
 
     // B watches: it publishes nothing (less work on a 2-core machine) and leaves first, while A
     // is still in the room, so its report sees A's camera live to the end.
-    let (b_events, b_events_arg) = events_for("B");
-    let mut b = common::spawn(
-        &url,
-        "screen",
-        "B",
-        &[
-            "--video",
-            "none",
-            "--audio",
-            "none",
-            "--duration",
-            "13s",
-            "--events",
-            &b_events_arg,
-        ],
-    );
-    common::wait_event(&b_events, "B joined", WAIT, |e| is(e, "joined")).await;
+    let (mut b, b_events) = watcher(&url, "screen", "13s").await;
 
     let (a_events, a_events_arg) = events_for("A");
     let mut a = common::spawn(
@@ -349,23 +356,7 @@ async fn a_bot_shares_its_pattern_window_by_title() {
     let server = start_server(test_config()).await;
     let url = ws_url(&server);
 
-    let (b_events, b_events_arg) = events_for("B");
-    let mut b = common::spawn(
-        &url,
-        "window",
-        "B",
-        &[
-            "--video",
-            "none",
-            "--audio",
-            "none",
-            "--duration",
-            "9s",
-            "--events",
-            &b_events_arg,
-        ],
-    );
-    common::wait_event(&b_events, "B joined", WAIT, |e| is(e, "joined")).await;
+    let (mut b, b_events) = watcher(&url, "window", "9s").await;
     let (a_events, a_events_arg) = events_for("A");
     let mut a = common::spawn_via(
         on_display(),
