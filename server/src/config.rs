@@ -26,10 +26,15 @@ pub struct Cli {
     /// HTTP/WebSocket listen address [default: 0.0.0.0:8080].
     #[arg(long, env = "VIDEOROOM_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// IP address the WebRTC UDP sockets bind to [default: 0.0.0.0, i.e. every interface].
+    /// IP address the media UDP socket binds to [default: 0.0.0.0, i.e. every interface; on a
+    /// host with several addresses, give the one clients reach].
     #[arg(long, env = "VIDEOROOM_RTC_BIND_IP")]
     pub rtc_bind_ip: Option<IpAddr>,
-    /// ICE UDP port range, `MIN-MAX` (e.g. `50000-50100`); one port per peer. Default: ephemeral ports.
+    /// The one UDP port every peer's media uses [default: 7882; 0 picks a free one].
+    #[arg(long, env = "VIDEOROOM_UDP_PORT")]
+    pub udp_port: Option<u16>,
+    /// Deprecated: the media now uses one UDP port (`--udp-port`). An ICE port range `MIN-MAX`
+    /// is still accepted and means `--udp-port MIN`.
     #[arg(long, env = "VIDEOROOM_ICE_PORT_RANGE")]
     pub ice_port_range: Option<String>,
     /// Public IP to advertise in ICE candidates when the server is behind a 1:1 NAT.
@@ -173,6 +178,7 @@ pub enum Command {
 struct FileConfig {
     listen: Option<SocketAddr>,
     rtc_bind_ip: Option<IpAddr>,
+    udp_port: Option<u16>,
     ice_port_range: Option<String>,
     public_ip: Option<IpAddr>,
     ice_servers: Option<Vec<String>>,
@@ -226,6 +232,9 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// The media UDP port when none is configured (LiveKit's choice too; open it in the firewall).
+pub const DEFAULT_UDP_PORT: u16 = 7882;
+
 /// The server's effective configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -233,7 +242,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// IP the WebRTC sockets bind to.
     pub rtc_bind_ip: IpAddr,
-    /// Inclusive ICE UDP port range, or `None` for ephemeral ports.
+    /// The media UDP port (0: any free port).
+    pub udp_port: u16,
+    /// The deprecated ICE port range, if one was given (its first port is `udp_port`).
     pub ice_port_range: Option<(u16, u16)>,
     /// Public IP advertised in host candidates (1:1 NAT).
     pub public_ip: Option<IpAddr>,
@@ -301,11 +312,23 @@ impl TlsSetting {
     }
 }
 
+impl Config {
+    /// The UDP port the media engine binds: `udp_port`, or the first port of the deprecated
+    /// ICE port range when only that was given.
+    pub fn media_udp_port(&self) -> u16 {
+        match (self.udp_port, self.ice_port_range) {
+            (0, Some((lo, _))) => lo,
+            (port, _) => port,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             rtc_bind_ip: IpAddr::from([0, 0, 0, 0]),
+            udp_port: 0,
             ice_port_range: None,
             public_ip: None,
             ice_servers: Vec::new(),
@@ -377,6 +400,17 @@ impl Config {
             .or(file.ice_port_range)
             .map(|r| parse_port_range(&r))
             .transpose()?;
+        let udp_port = cli.udp_port.or(file.udp_port);
+        let udp_port = match (udp_port, ice_port_range) {
+            (Some(port), Some((lo, hi))) if port != 0 && port != lo => {
+                return Err(ConfigError::Invalid(format!(
+                    "--udp-port {port} and --ice-port-range {lo}-{hi} disagree: give only --udp-port (the media uses one UDP port)"
+                )));
+            }
+            (Some(port), _) => port,
+            (None, Some((lo, _))) => lo,
+            (None, None) => DEFAULT_UDP_PORT,
+        };
         let listen = cli.listen.or(file.listen).unwrap_or(d.listen);
         let config = Config {
             listen,
@@ -384,6 +418,7 @@ impl Config {
                 .rtc_bind_ip
                 .or(file.rtc_bind_ip)
                 .unwrap_or(d.rtc_bind_ip),
+            udp_port,
             ice_port_range,
             public_ip: cli.public_ip.or(file.public_ip),
             ice_servers,

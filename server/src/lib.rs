@@ -11,8 +11,8 @@
 pub mod auth;
 pub mod chat;
 pub mod config;
+pub mod engine;
 pub mod fd_limit;
-pub mod forwarder;
 pub mod http;
 pub mod invite;
 /// The WebRTC setup shared with the clients (codecs, interceptors, keyframe-request tap).
@@ -55,8 +55,10 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Abuse limits per client IP.
     pub limits: limits::Limits,
-    /// How PeerConnections are built.
+    /// How candidates and SDP are advertised (the public IP behind a 1:1 NAT).
     pub rtc: Arc<rtc_config::RtcConfig>,
+    /// The media engine: the one UDP port, every peer's connection, forwarding.
+    pub media: engine::Engine,
     /// Open rooms.
     pub rooms: registry::Rooms,
     /// Cancelled on shutdown.
@@ -86,13 +88,23 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local_addr = listener.local_addr()?;
     let authority = config.authority().map_err(std::io::Error::other)?;
+    let counters = Arc::new(Metrics::default());
+    let media = engine::Engine::start(
+        engine::EngineConfig {
+            bind: SocketAddr::new(config.rtc_bind_ip, config.media_udp_port()),
+            public_ip: config.public_ip,
+        },
+        Arc::clone(&counters),
+    )
+    .map_err(std::io::Error::other)?;
     let shared = Arc::new(Shared {
         authority,
+        media,
         rtc: Arc::new(rtc_config::RtcConfig::new(&config)),
         connections: Arc::new(Semaphore::new(config.max_connections)),
         limits: limits::Limits::new(&config.rate_limits),
         config,
-        metrics: Arc::new(Metrics::default()),
+        metrics: counters,
         rooms: registry::Rooms::default(),
         shutdown: CancellationToken::new(),
         sessions: TaskTracker::new(),
@@ -127,6 +139,11 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
 }
 
 impl RunningServer {
+    /// The media engine's bound UDP address (useful with `--udp-port 0`).
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.shared.media.udp_addr()
+    }
+
     /// The bound HTTP address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

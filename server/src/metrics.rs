@@ -59,6 +59,9 @@ pub struct Metrics {
     /// Upgrades, joins and messages refused by the abuse limits, by `kind` (see
     /// [`Metrics::count_limited`]).
     pub limited_requests: Family<[(&'static str, &'static str); 1], Counter>,
+    /// Datagrams the media engine dropped before any peer's connection saw them, by `reason`
+    /// (`malformed`, `oversized`, `unknown_ufrag`, `unknown_source`, `stun_rate_limited`).
+    pub media_dropped_datagrams: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 impl Metrics {
@@ -73,6 +76,29 @@ impl Metrics {
     pub fn limited(&self, kind: LimitKind) -> u64 {
         self.limited_requests
             .get_or_create(&[("kind", kind.as_str())])
+            .get()
+    }
+
+    /// Adds the media engine's drops since `before` (`now` minus `before`, per reason).
+    pub fn count_media_drops(
+        &self,
+        now: &crate::engine::demux::DropCounts,
+        before: &crate::engine::demux::DropCounts,
+    ) {
+        for reason in crate::engine::demux::DropReason::ALL {
+            let delta = now.get(reason).saturating_sub(before.get(reason));
+            if delta > 0 {
+                self.media_dropped_datagrams
+                    .get_or_create(&[("reason", reason.as_str())])
+                    .inc_by(delta);
+            }
+        }
+    }
+
+    /// Datagrams the media engine dropped for `reason` so far.
+    pub fn media_drops(&self, reason: crate::engine::demux::DropReason) -> u64 {
+        self.media_dropped_datagrams
+            .get_or_create(&[("reason", reason.as_str())])
             .get()
     }
 
@@ -187,6 +213,17 @@ impl Metrics {
             "rate_limited_requests",
             "WebSocket upgrades (HTTP 429), joins and signaling messages refused by the abuse limits",
             self.limited_requests.clone(),
+        );
+        for reason in crate::engine::demux::DropReason::ALL {
+            drop(
+                self.media_dropped_datagrams
+                    .get_or_create(&[("reason", reason.as_str())]),
+            );
+        }
+        registry.register(
+            "media_dropped_datagrams",
+            "Datagrams dropped by the media engine before DTLS/SRTP: malformed, oversized, unknown ICE ufrag, unauthenticated source, STUN over the per-peer rate",
+            self.media_dropped_datagrams.clone(),
         );
         let mut out = String::new();
         // Writing into a String cannot fail.

@@ -5,12 +5,20 @@
 //! (from the room) and the PeerConnection's own events, and it:
 //! - answers client offers, rolling back its own offer first when they cross (the server is the
 //!   polite side of the glare rule in docs/protocol.md);
-//! - turns each track the client publishes into a [`Forwarder`] and announces it to the room;
+//! - turns each track the client publishes into a [`Forwarder`] and announces it to the room,
+//!   the tracks of one client offer together (see [`PUBLISH_BATCH_WINDOW`]);
 //! - adds a `sendonly` transceiver per subscribed track, offers, and once the client answered,
 //!   starts the [`Subscription`] that feeds it;
 //! - reports a peer whose ICE failed, or never connected, to the room.
+//!
+//! **One offer per change.** Handlers never offer themselves: the run loop handles a command,
+//! then every other command already queued (a late join's subscriptions, a leave's
+//! unsubscriptions, a client answer followed by new orders), and only then calls
+//! `maybe_offer`, once. So whatever arrived together goes out in one `sdp_offer`, and while an
+//! offer is outstanding later changes accumulate into the next one.
 
-use crate::forwarder::{Forwarder, ForwarderHandle, SUBSCRIBER_QUEUE, Subscription};
+use crate::engine::core::CoreEvent;
+use crate::engine::{EngineHandle, ForwarderHandle, Leg, PeerHandle};
 use crate::media;
 use crate::metrics::Metrics;
 use crate::room::{RoomCommand, RoomHandle};
@@ -27,22 +35,26 @@ use videoroom_protocol::{
     ErrorCode, IceCandidate, MediaKind, PeerId, PublishedTrack, ServerMessage, TrackId, TrackInfo,
     TrackSource, validate_track_id,
 };
-use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_remote::TrackRemote;
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, RTCSessionDescription,
-};
-use webrtc::rtp_transceiver::RtpSender;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::rtp_transceiver::RTCRtpSenderId;
 
 /// How long a negotiated connection may take to reach "connected" before the peer is removed
 /// (with the 1 s watchdog tick, a peer whose ICE never connects is gone within 30 s).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(28);
 /// How long a connection may stay "disconnected" before the peer is removed.
 pub const DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(15);
+/// Candidates taken before the client's first offer (as many as a browser gathers).
+const MAX_CANDIDATES_BEFORE_OFFER: usize = 64;
 /// Consecutive failed server offers after which the endpoint stops re-offering until the next change.
 const MAX_OFFER_FAILURES: u32 = 3;
+/// A track is published on its first media packet. The tracks a client offer sends are
+/// announced to the room together (one `tracks_added`, one offer to each subscriber) as soon as
+/// each has sent its first packet, or this long after the first of them did, with those that
+/// have by then (the others follow as they start).
+pub const PUBLISH_BATCH_WINDOW: Duration = Duration::from_millis(500);
+/// Commands handled in one turn of the run loop before negotiating (the queue's capacity).
+const COMMAND_BATCH: usize = 256;
 
 /// Orders for an endpoint.
 #[derive(Debug)]
@@ -61,17 +73,15 @@ pub enum EndpointCommand {
     },
     /// A client ICE candidate.
     ClientCandidate(IceCandidate),
-    /// Start forwarding another peer's track to this peer.
+    /// Start forwarding other peers' tracks to this peer (negotiated in one offer).
     Subscribe {
-        /// The track's forwarder.
-        forwarder: ForwarderHandle,
-        /// The track.
-        info: TrackInfo,
+        /// The tracks and their forwarders.
+        tracks: Vec<(TrackInfo, ForwarderHandle)>,
     },
-    /// Stop forwarding a track to this peer.
+    /// Stop forwarding tracks to this peer (negotiated in one offer).
     Unsubscribe {
-        /// The track.
-        track_id: TrackId,
+        /// The tracks.
+        track_ids: Vec<TrackId>,
     },
     /// The client muted or unmuted a track the room has not published yet: update its
     /// declaration (see `Room::update_track`).
@@ -83,20 +93,6 @@ pub enum EndpointCommand {
     },
     /// Close the PeerConnection and end.
     Close,
-}
-
-impl std::fmt::Debug for ForwarderHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Forwarder({})", self.track_id)
-    }
-}
-
-/// Events from the PeerConnection's driver, and from forwarders this endpoint started.
-enum PcEvent {
-    LocalCandidate(RTCIceCandidateInit),
-    State(RTCPeerConnectionState),
-    RemoteTrack(Arc<dyn TrackRemote>),
-    ForwarderEnded(TrackId),
 }
 
 /// Handle to an endpoint actor.
@@ -117,44 +113,11 @@ impl EndpointHandle {
     }
 }
 
-struct Handler {
-    events: mpsc::Sender<PcEvent>,
-}
-
-impl Handler {
-    fn emit(&self, event: PcEvent) {
-        // 1024 slots, drained by the endpoint between its own awaits; a full queue means the
-        // endpoint is gone or wedged, and the watchdog or the room will remove the peer.
-        if self.events.try_send(event).is_err() {
-            warn!("endpoint event queue full or closed; event dropped");
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        match event.candidate.to_json() {
-            Ok(init) => self.emit(PcEvent::LocalCandidate(init)),
-            Err(e) => warn!("local candidate not serializable: {e}"),
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        self.emit(PcEvent::State(state));
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        self.emit(PcEvent::RemoteTrack(track));
-    }
-}
-
 /// A track forwarded to this peer.
 struct Sub {
     info: TrackInfo,
     forwarder: ForwarderHandle,
-    track: Arc<TrackLocalStaticRTP>,
-    sender: Arc<dyn RtpSender>,
+    sender: RTCRtpSenderId,
     ssrc: u32,
     key: u64,
     /// Included in the offer now awaiting an answer.
@@ -168,22 +131,30 @@ struct Sub {
 /// The endpoint actor.
 pub struct Endpoint {
     peer_id: PeerId,
-    pc: Arc<dyn PeerConnection>,
+    pc: PeerHandle,
+    engine: EngineHandle,
     rtc: Arc<RtcConfig>,
     out: mpsc::Sender<ServerMessage>,
     room: RoomHandle,
     metrics: Arc<Metrics>,
     commands: mpsc::Receiver<EndpointCommand>,
-    events: mpsc::Receiver<PcEvent>,
-    events_tx: mpsc::Sender<PcEvent>,
+    events: mpsc::Receiver<CoreEvent>,
     declared: HashMap<TrackId, PublishedTrack>,
+    /// Tracks the client publishes (announced to the room or about to be).
     published: HashMap<TrackId, ForwarderHandle>,
+    /// Published tracks not announced to the room yet, in arrival order.
+    unannounced: Vec<TrackInfo>,
+    /// When the unannounced tracks are announced at the latest.
+    announce_at: Option<Instant>,
+    /// The tracks the client's last offer sends and declares unmuted: the batch to wait for.
+    expected: HashSet<TrackId>,
     subs: HashMap<TrackId, Sub>,
     have_local_offer: bool,
     negotiation_needed: bool,
     offer_failures: u32,
     remote_set: bool,
-    pending_candidates: Vec<RTCIceCandidateInit>,
+    /// Candidates the client sent before its first offer (counted, not kept).
+    candidates_before_offer: usize,
     /// Candidates the client sent (bounded: `sdp_check::MAX_CANDIDATES`).
     candidates_seen: usize,
     negotiating_since: Option<Instant>,
@@ -204,34 +175,34 @@ impl Endpoint {
         room: RoomHandle,
         out: mpsc::Sender<ServerMessage>,
         rtc: &Arc<RtcConfig>,
+        engine: &EngineHandle,
         metrics: Arc<Metrics>,
         may_publish: bool,
-    ) -> Result<EndpointHandle, webrtc::error::Error> {
-        let (events_tx, events) = mpsc::channel(1024);
-        let handler = Arc::new(Handler {
-            events: events_tx.clone(),
-        });
-        let pc = rtc.build_peer_connection(handler).await?;
+    ) -> Result<EndpointHandle, crate::engine::core::CoreError> {
+        let (pc, events) = engine.add_peer().await?;
         let (tx, commands) = mpsc::channel(256);
         let span = info_span!(parent: None, "peer", room = %room.name, peer = %peer_id);
         let endpoint = Endpoint {
             peer_id,
             pc,
+            engine: engine.clone(),
             rtc: Arc::clone(rtc),
             out,
             room,
             metrics,
             commands,
             events,
-            events_tx,
             declared: HashMap::new(),
             published: HashMap::new(),
+            unannounced: Vec::new(),
+            announce_at: None,
+            expected: HashSet::new(),
             subs: HashMap::new(),
             have_local_offer: false,
             negotiation_needed: false,
             offer_failures: 0,
             remote_set: false,
-            pending_candidates: Vec::new(),
+            candidates_before_offer: 0,
             candidates_seen: 0,
             negotiating_since: None,
             connected: false,
@@ -251,11 +222,36 @@ impl Endpoint {
             tokio::select! {
                 command = self.commands.recv() => match command {
                     Some(EndpointCommand::Close) | None => break,
-                    Some(command) => self.handle_command(command).await,
+                    Some(command) => {
+                        self.handle_command(command).await;
+                        // Whatever else is queued joins the same negotiation (see the module
+                        // doc); bounded, so the PeerConnection's events are not starved.
+                        let mut closed = false;
+                        for _ in 1..COMMAND_BATCH {
+                            match self.commands.try_recv() {
+                                Ok(EndpointCommand::Close) => {
+                                    closed = true;
+                                    break;
+                                }
+                                Ok(command) => self.handle_command(command).await,
+                                Err(mpsc::error::TryRecvError::Empty) => break,
+                                Err(mpsc::error::TryRecvError::Disconnected) => {
+                                    closed = true;
+                                    break;
+                                }
+                            }
+                        }
+                        if closed {
+                            break;
+                        }
+                    }
                 },
                 Some(event) = self.events.recv() => self.handle_event(event).await,
+                _ = sleep_until_opt(self.announce_at) => self.announce().await,
                 _ = watchdog.tick() => self.check_liveness(Instant::now()).await,
             }
+            // The one place that negotiates: everything handled above goes into one offer.
+            self.maybe_offer().await;
             if self.stalled {
                 self.stalled = false;
                 self.fail("client stopped reading signaling messages").await;
@@ -264,9 +260,7 @@ impl Endpoint {
         for sub in self.subs.values() {
             sub.forwarder.unsubscribe(sub.key);
         }
-        if let Err(e) = self.pc.close().await {
-            debug!("closing peer connection: {e}");
-        }
+        self.pc.close();
         info!("endpoint closed");
     }
 
@@ -287,7 +281,11 @@ impl Endpoint {
     }
 
     async fn update_declared(&mut self, track_id: TrackId, muted: bool) {
-        if self.published.contains_key(&track_id) {
+        if let Some(info) = self.unannounced.iter_mut().find(|i| i.track_id == track_id) {
+            // Published, but the room has not been told yet: it will be, in this state.
+            debug!(track = %track_id, muted, "state updated before announcement");
+            info.muted = muted;
+        } else if self.published.contains_key(&track_id) {
             // Published while the update was on its way: the room knows it now.
             self.room
                 .send(RoomCommand::UpdateTrack {
@@ -316,8 +314,16 @@ impl Endpoint {
             EndpointCommand::ClientOffer { sdp, tracks } => self.on_client_offer(sdp, tracks).await,
             EndpointCommand::ClientAnswer { sdp } => self.on_client_answer(sdp).await,
             EndpointCommand::ClientCandidate(c) => self.on_client_candidate(c).await,
-            EndpointCommand::Subscribe { forwarder, info } => self.subscribe(forwarder, info).await,
-            EndpointCommand::Unsubscribe { track_id } => self.unsubscribe(&track_id).await,
+            EndpointCommand::Subscribe { tracks } => {
+                for (info, forwarder) in tracks {
+                    self.subscribe(forwarder, info).await;
+                }
+            }
+            EndpointCommand::Unsubscribe { track_ids } => {
+                for track_id in &track_ids {
+                    self.unsubscribe(track_id).await;
+                }
+            }
             EndpointCommand::UpdateDeclared { track_id, muted } => {
                 self.update_declared(track_id, muted).await
             }
@@ -379,26 +385,24 @@ impl Endpoint {
             }
         }
         if let Err(e) = self.pc.set_remote_description(offer).await {
-            self.error(
+            // Negotiation resumes with the run loop's next offer.
+            return self.error(
                 ErrorCode::InvalidSdp,
                 format!("offer could not be applied: {}", clip(&e)),
             );
-            return self.maybe_offer().await;
         }
         self.remote_applied().await;
-        let answer = match self.pc.create_answer(None).await {
+        let answer = match self.pc.create_answer().await {
             Ok(answer) => answer,
             Err(e) => {
-                self.error(
+                return self.error(
                     ErrorCode::InvalidSdp,
                     format!("cannot answer this offer: {}", clip(&e)),
                 );
-                return self.maybe_offer().await;
             }
         };
         if let Err(e) = self.pc.set_local_description(answer).await {
-            self.error(ErrorCode::Internal, format!("cannot apply own answer: {e}"));
-            return self.maybe_offer().await;
+            return self.error(ErrorCode::Internal, format!("cannot apply own answer: {e}"));
         }
         match self.pc.local_description().await {
             Some(desc) => {
@@ -407,21 +411,81 @@ impl Endpoint {
             }
             None => self.error(ErrorCode::Internal, "answer missing after negotiation"),
         }
+        // The batch of tracks this offer publishes: those it sends, but not those declared
+        // muted (a muted track sends nothing, and is published when it starts).
+        self.expected = sending
+            .iter()
+            .map(|id| TrackId::new(id.as_str()))
+            .filter(|id| !declared.get(id).is_some_and(|d| d.muted))
+            .collect();
         self.declared = declared;
-        // Tracks the client no longer sends are unpublished.
+        // Tracks the client no longer sends are unpublished, together.
         let gone: Vec<TrackId> = self
             .published
             .keys()
             .filter(|id| !sending.contains(id.as_str()))
             .cloned()
             .collect();
-        for track_id in gone {
-            self.published.remove(&track_id);
+        self.unpublish(gone).await;
+        self.maybe_announce(Instant::now()).await;
+    }
+
+    /// Forgets published tracks; the room is told of those it knew, in one command.
+    async fn unpublish(&mut self, track_ids: Vec<TrackId>) {
+        let mut known = Vec::new();
+        for track_id in track_ids {
+            if self.published.remove(&track_id).is_none() {
+                continue;
+            }
+            let before = self.unannounced.len();
+            self.unannounced.retain(|i| i.track_id != track_id);
+            if self.unannounced.len() == before {
+                known.push(track_id);
+            }
+        }
+        if self.unannounced.is_empty() {
+            self.announce_at = None;
+        }
+        if !known.is_empty() {
             self.room
-                .track_unpublished(self.peer_id.clone(), track_id)
+                .tracks_unpublished(self.peer_id.clone(), known)
                 .await;
         }
-        self.maybe_offer().await;
+    }
+
+    /// Announces the unannounced tracks now if every track of the batch has started.
+    async fn maybe_announce(&mut self, now: Instant) {
+        if self.unannounced.is_empty() {
+            return;
+        }
+        if self
+            .expected
+            .iter()
+            .all(|id| self.published.contains_key(id))
+        {
+            self.announce().await;
+        } else {
+            self.announce_at.get_or_insert(now + PUBLISH_BATCH_WINDOW);
+        }
+    }
+
+    /// Tells the room of every track published since the last announcement, in one command.
+    async fn announce(&mut self) {
+        self.announce_at = None;
+        let tracks: Vec<(TrackInfo, ForwarderHandle)> = std::mem::take(&mut self.unannounced)
+            .into_iter()
+            .filter_map(|info| {
+                let forwarder = self.published.get(&info.track_id)?.clone();
+                Some((info, forwarder))
+            })
+            .collect();
+        if tracks.is_empty() {
+            return;
+        }
+        info!(tracks = tracks.len(), "announcing published tracks");
+        self.room
+            .tracks_published(self.peer_id.clone(), tracks)
+            .await;
     }
 
     async fn on_client_answer(&mut self, sdp: String) {
@@ -436,7 +500,7 @@ impl Endpoint {
         }
         let applied = match RTCSessionDescription::answer(sdp) {
             Ok(answer) => self.pc.set_remote_description(answer).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         if let Err(e) = applied {
             self.error(
@@ -455,23 +519,17 @@ impl Endpoint {
             for sub in self.subs.values_mut() {
                 sub.offered = false;
             }
-            return self.maybe_offer().await;
+            return;
         }
         self.have_local_offer = false;
         self.offer_failures = 0;
         self.remote_applied().await;
         self.activate_offered().await;
-        self.maybe_offer().await;
     }
 
     async fn remote_applied(&mut self) {
         self.remote_set = true;
         self.negotiating_since.get_or_insert_with(Instant::now);
-        for candidate in std::mem::take(&mut self.pending_candidates) {
-            if let Err(e) = self.pc.add_ice_candidate(candidate).await {
-                debug!("buffered candidate refused: {e}");
-            }
-        }
     }
 
     async fn on_client_candidate(&mut self, c: IceCandidate) {
@@ -491,18 +549,22 @@ impl Endpoint {
                 ),
             );
         }
-        let init = media::to_rtc_candidate(c);
+        // The engine is ICE-lite: it answers the client's checks and never sends checks to the
+        // addresses a client names, so a candidate is only counted and, once there is a remote
+        // description to check it against (as before the engine), parsed; nothing is stored.
         if !self.remote_set {
-            if self.pending_candidates.len() >= 64 {
-                return self.error(
+            self.candidates_before_offer += 1;
+            if self.candidates_before_offer > MAX_CANDIDATES_BEFORE_OFFER {
+                self.error(
                     ErrorCode::InvalidCandidate,
                     "too many candidates before an offer",
                 );
             }
-            self.pending_candidates.push(init);
             return;
         }
-        if let Err(e) = self.pc.add_ice_candidate(init).await {
+        let body = c.candidate.trim();
+        let body = body.strip_prefix("candidate:").unwrap_or(body);
+        if let Err(e) = rtc::ice::candidate::unmarshal_candidate(body) {
             self.error(
                 ErrorCode::InvalidCandidate,
                 format!("candidate refused: {}", clip(&e)),
@@ -515,25 +577,17 @@ impl Endpoint {
             return;
         }
         let ssrc: u32 = rand::random::<u32>().max(1);
-        let (track, init) = media::rtp_track(
-            info.peer_id.as_str(),
-            info.track_id.as_str(),
-            info.kind,
-            ssrc,
-        );
-        let track = Arc::new(track);
         let sender = match self
             .pc
-            .add_transceiver_from_track(Arc::clone(&track) as Arc<dyn TrackLocal>, Some(init))
+            .add_sender(
+                info.peer_id.as_str().to_owned(),
+                info.track_id.as_str().to_owned(),
+                info.kind,
+                ssrc,
+            )
             .await
         {
-            Ok(transceiver) => match transceiver.sender().await {
-                Ok(Some(sender)) => sender,
-                other => {
-                    warn!(track = %info.track_id, "transceiver without sender: {:?}", other.err());
-                    return;
-                }
-            },
+            Ok(sender) => sender,
             Err(e) => {
                 warn!(track = %info.track_id, "cannot add forwarded track: {e}");
                 return;
@@ -545,7 +599,6 @@ impl Endpoint {
             Sub {
                 info,
                 forwarder,
-                track,
                 sender,
                 ssrc,
                 key: NEXT_SUBSCRIBER_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -555,7 +608,6 @@ impl Endpoint {
             },
         );
         self.negotiation_needed = true;
-        self.maybe_offer().await;
     }
 
     async fn unsubscribe(&mut self, track_id: &TrackId) {
@@ -563,14 +615,14 @@ impl Endpoint {
             return;
         };
         sub.forwarder.unsubscribe(sub.key);
-        if let Err(e) = self.pc.remove_track(&sub.sender).await {
+        if let Err(e) = self.pc.remove_sender(sub.sender).await {
             debug!(track = %track_id, "remove_track: {e}");
         }
         self.negotiation_needed = true;
-        self.maybe_offer().await;
     }
 
-    /// Sends a server offer if something changed and no offer is outstanding.
+    /// Sends a server offer if something changed and no offer is outstanding. Called by the
+    /// run loop only, once per turn, so the offer carries every change handled in that turn.
     async fn maybe_offer(&mut self) {
         if self.have_local_offer || !self.negotiation_needed || self.failed {
             return;
@@ -584,7 +636,7 @@ impl Endpoint {
             return;
         }
         self.negotiation_needed = false;
-        let offer = match self.pc.create_offer(None).await {
+        let offer = match self.pc.create_offer().await {
             Ok(offer) => offer,
             Err(e) => return warn!("cannot create offer: {e}"),
         };
@@ -617,43 +669,44 @@ impl Endpoint {
             return;
         }
         for sub in self.subs.values_mut().filter(|s| s.negotiated && !s.active) {
-            let payload_type = match sub.sender.get_parameters().await {
-                Ok(p) => p.rtp_parameters.codecs.first().map(|c| c.payload_type),
-                Err(_) => None,
-            }
-            .unwrap_or(match sub.info.kind {
-                MediaKind::Audio => media::OPUS_PT,
-                MediaKind::Video => media::VP8_PT,
-            });
-            let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
-            Subscription::spawn(
-                Arc::clone(&sub.track),
-                sub.ssrc,
+            let payload_type =
+                self.pc
+                    .payload_type(sub.sender)
+                    .await
+                    .unwrap_or(match sub.info.kind {
+                        MediaKind::Audio => media::OPUS_PT,
+                        MediaKind::Video => media::VP8_PT,
+                    });
+            sub.forwarder.subscribe(Leg {
+                key: sub.key,
+                peer: self.pc.key(),
+                sender: sub.sender,
+                ssrc: sub.ssrc,
                 payload_type,
-                rx,
-                sub.forwarder.clone(),
-                Arc::clone(&self.metrics),
-            );
-            sub.forwarder.subscribe(sub.key, tx);
+            });
             sub.active = true;
             debug!(track = %sub.info.track_id, payload_type, "forwarding to this peer");
         }
     }
 
-    async fn handle_event(&mut self, event: PcEvent) {
+    async fn handle_event(&mut self, event: CoreEvent) {
         match event {
-            PcEvent::LocalCandidate(init) => {
+            CoreEvent::LocalCandidate(init) => {
                 let mut candidate = media::from_rtc_candidate(init);
                 candidate.candidate = self.rtc.advertise(&candidate.candidate);
                 self.reply(ServerMessage::IceCandidate { candidate })
             }
-            PcEvent::State(state) => self.on_state(state).await,
-            PcEvent::RemoteTrack(track) => self.on_remote_track(track).await,
-            PcEvent::ForwarderEnded(track_id) => {
-                if self.published.remove(&track_id).is_some() {
-                    self.room
-                        .track_unpublished(self.peer_id.clone(), track_id)
-                        .await;
+            CoreEvent::State(state) => self.on_state(state).await,
+            CoreEvent::TrackOpened {
+                fwd,
+                track_id,
+                kind,
+                ssrc: _,
+                held,
+            } => self.on_remote_track(fwd, track_id, kind, held).await,
+            CoreEvent::TrackEnded { track_id, .. } => {
+                if let Ok(track_id) = validate_track_id(&track_id) {
+                    self.unpublish(vec![track_id]).await;
                 }
             }
         }
@@ -705,13 +758,18 @@ impl Endpoint {
             .await;
     }
 
-    async fn on_remote_track(&mut self, track: Arc<dyn TrackRemote>) {
+    async fn on_remote_track(
+        &mut self,
+        fwd: crate::engine::core::FwdKey,
+        raw_id: String,
+        kind: RtpCodecKind,
+        held: Arc<std::sync::atomic::AtomicBool>,
+    ) {
         if !self.may_publish {
             // Its `sdp_offer`s with tracks are refused by the session; media from an offer that
             // declared none is not forwarded either.
             return warn!("media from a participant who may not publish; not forwarded");
         }
-        let raw_id = track.track_id().await;
         let track_id = match validate_track_id(&raw_id) {
             Ok(id) => id,
             Err(e) => return self.error(e.code, e.message),
@@ -719,7 +777,7 @@ impl Endpoint {
         if self.published.contains_key(&track_id) {
             return;
         }
-        let kind = match track.kind().await {
+        let kind = match kind {
             RtpCodecKind::Audio => MediaKind::Audio,
             RtpCodecKind::Video => MediaKind::Video,
             _ => {
@@ -728,9 +786,6 @@ impl Endpoint {
                     format!("track `{track_id}` is neither audio nor video"),
                 );
             }
-        };
-        let Some(media_ssrc) = track.ssrcs().await.first().copied() else {
-            return warn!(track = %track_id, "remote track without SSRC");
         };
         let declared = self.declared.get(&track_id);
         let info = TrackInfo {
@@ -742,30 +797,19 @@ impl Endpoint {
                 .unwrap_or_else(|| TrackSource::default_for(kind)),
             muted: declared.is_some_and(|d| d.muted),
         };
-        let events = self.events_tx.clone();
-        let ended_id = track_id.clone();
-        let forwarder = Forwarder::spawn(
-            track,
-            media_ssrc,
-            track_id.clone(),
-            kind,
-            Arc::clone(&self.metrics),
-            move || {
-                let _ = events.try_send(PcEvent::ForwarderEnded(ended_id));
-            },
-        );
+        let forwarder =
+            ForwarderHandle::new(self.engine.clone(), fwd, held, track_id.clone(), kind);
         info!(track = %track_id, ?kind, "publishing");
-        self.published.insert(track_id, forwarder.clone());
-        self.room
-            .track_published(self.peer_id.clone(), info, forwarder)
-            .await;
+        self.published.insert(track_id, forwarder);
+        self.unannounced.push(info);
+        self.maybe_announce(Instant::now()).await;
     }
 }
 
 /// The `msid` track ids of the media sections an offer sends on (sendonly or sendrecv, not rejected).
 fn sending_track_ids(
     desc: &RTCSessionDescription,
-) -> Result<HashSet<String>, webrtc::error::Error> {
+) -> Result<HashSet<String>, rtc::shared::error::Error> {
     let parsed = desc.unmarshal()?;
     let mut ids = HashSet::new();
     for m in &parsed.media_descriptions {
@@ -784,6 +828,13 @@ fn sending_track_ids(
         }
     }
     Ok(ids)
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A WebRTC error's text, which may quote the client's SDP or candidate, cut to a short excerpt.

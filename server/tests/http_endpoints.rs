@@ -60,6 +60,7 @@ fn help_lists_every_setting() {
     for flag in [
         "--listen",
         "--rtc-bind-ip",
+        "--udp-port",
         "--ice-port-range",
         "--public-ip",
         "--ice-server",

@@ -79,6 +79,8 @@ pub struct Received {
     pub packets: Vec<(u16, Vec<u8>)>,
     /// (RTP sequence number, arrival instant), when times are recorded.
     pub arrivals: Vec<(u16, Instant)>,
+    /// When the first packet arrived (always recorded).
+    pub first_at: Option<Instant>,
 }
 
 /// Everything a test peer observed.
@@ -96,6 +98,12 @@ pub struct PeerState {
     pub send_times: HashMap<(String, u16), Instant>,
     /// Whether the media connection reached "connected".
     pub connected: bool,
+    /// When the media connection first reached "connected".
+    pub connected_at: Option<Instant>,
+    /// When the first server `sdp_offer` arrived.
+    pub first_offer_at: Option<Instant>,
+    /// When the first `sdp_answer` (to a server offer) was sent.
+    pub first_answer_sent_at: Option<Instant>,
 }
 
 impl PeerState {
@@ -167,7 +175,9 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         if state == RTCPeerConnectionState::Connected {
-            lock(&self.state).connected = true;
+            let mut s = lock(&self.state);
+            s.connected = true;
+            s.connected_at.get_or_insert_with(Instant::now);
         }
     }
 
@@ -203,6 +213,7 @@ async fn record_track(
                 let mut s = lock(&state);
                 if let Some(r) = s.received.get_mut(&track_id) {
                     r.count += 1;
+                    r.first_at.get_or_insert(now);
                     if options.keep_payloads {
                         r.packets
                             .push((p.header.sequence_number, p.payload.to_vec()));
@@ -468,6 +479,9 @@ async fn signaling(
                     _ => break,
                 };
                 let Ok(m) = ServerMessage::parse(text.as_str()) else { continue };
+                if matches!(m, ServerMessage::SdpOffer { .. }) {
+                    lock(&state).first_offer_at.get_or_insert_with(Instant::now);
+                }
                 match &m {
                     ServerMessage::SdpAnswer { sdp } => {
                         let answer = RTCSessionDescription::answer(sdp.clone()).expect("answer");
@@ -488,6 +502,7 @@ async fn signaling(
                         pc.set_local_description(answer).await.expect("sld answer");
                         let sdp = pc.local_description().await.expect("local").sdp;
                         raw.send(&ClientMessage::SdpAnswer { sdp }).await;
+                        lock(&state).first_answer_sent_at.get_or_insert_with(Instant::now);
                     }
                     ServerMessage::IceCandidate { candidate } => {
                         pending.push(media::to_rtc_candidate(candidate.clone()))

@@ -65,11 +65,23 @@ pub fn rtp_track(
     kind: MediaKind,
     ssrc: u32,
 ) -> (TrackLocalStaticRTP, RTCRtpTransceiverInit) {
+    let (track, init) = rtp_track_parts(stream_id, track_id, kind, ssrc);
+    (TrackLocalStaticRTP::new(track), init)
+}
+
+/// [`rtp_track`] for the sans-I/O core: the track description and transceiver setup that
+/// `rtc`'s `add_transceiver_from_track` takes.
+pub fn rtp_track_parts(
+    stream_id: &str,
+    track_id: &str,
+    kind: MediaKind,
+    ssrc: u32,
+) -> (MediaStreamTrack, RTCRtpTransceiverInit) {
     let (codec_kind, codec) = match kind {
         MediaKind::Audio => (RtpCodecKind::Audio, opus_codec()),
         MediaKind::Video => (RtpCodecKind::Video, vp8_codec()),
     };
-    let track = TrackLocalStaticRTP::new(MediaStreamTrack::new(
+    let track = MediaStreamTrack::new(
         stream_id.to_owned(),
         track_id.to_owned(),
         format!("{stream_id}-{track_id}"),
@@ -82,7 +94,7 @@ pub fn rtp_track(
             codec,
             ..Default::default()
         }],
-    ));
+    );
     let init = RTCRtpTransceiverInit {
         direction: RTCRtpTransceiverDirection::Sendonly,
         streams: vec![stream_id.to_owned()],

@@ -2,7 +2,12 @@
 //!
 //! All room state lives in [`Room`], owned by one task; sessions and endpoints talk to it through a
 //! [`RoomHandle`]. Every event is fanned out explicitly: a published track goes to every peer but
-//! its publisher, a departure to everyone who remains. The room ends when its last peer leaves
+//! its publisher, a departure to everyone who remains.
+//!
+//! Changes to what a peer receives reach its endpoint as one command per change (a join's every
+//! track, a publication's batch, a departure's tracks), and only after the messages announcing
+//! them (`joined`, `tracks_added`, `tracks_removed` and `peer_left`) are in the peer's queue: the
+//! endpoint's one `sdp_offer` for the change therefore follows them. The room ends when its last peer leaves
 //! (removing itself from the registry first), when a moderator ends the meeting, or on server
 //! shutdown. Chat, raised hands and moderation are in `actions.rs`.
 
@@ -14,7 +19,7 @@ use crate::Shared;
 use crate::auth::Grants;
 use crate::chat::{ActionLimiter, ChatHistory, action_limiter};
 use crate::config::AuthMode;
-use crate::forwarder::ForwarderHandle;
+use crate::engine::ForwarderHandle;
 use crate::peer::{Endpoint, EndpointCommand, EndpointHandle};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -126,21 +131,19 @@ pub enum RoomCommand {
         /// New metadata.
         metadata: Option<serde_json::Value>,
     },
-    /// An endpoint started forwarding a track its client publishes.
-    TrackPublished {
+    /// An endpoint started forwarding tracks its client publishes (announced together).
+    TracksPublished {
         /// Publisher.
         peer_id: PeerId,
-        /// The track.
-        info: TrackInfo,
-        /// Its forwarder.
-        forwarder: ForwarderHandle,
+        /// The tracks and their forwarders.
+        tracks: Vec<(TrackInfo, ForwarderHandle)>,
     },
-    /// A publisher stopped sending a track.
-    TrackUnpublished {
+    /// A publisher stopped sending tracks.
+    TracksUnpublished {
         /// Publisher.
         peer_id: PeerId,
-        /// The track.
-        track_id: TrackId,
+        /// The tracks.
+        track_ids: Vec<TrackId>,
     },
     /// A peer's media connection failed.
     PeerFailed {
@@ -171,22 +174,17 @@ impl RoomHandle {
         self.tx.same_channel(&other.tx)
     }
 
-    pub(crate) async fn track_published(
+    pub(crate) async fn tracks_published(
         &self,
         peer_id: PeerId,
-        info: TrackInfo,
-        forwarder: ForwarderHandle,
+        tracks: Vec<(TrackInfo, ForwarderHandle)>,
     ) {
-        self.send(RoomCommand::TrackPublished {
-            peer_id,
-            info,
-            forwarder,
-        })
-        .await;
+        self.send(RoomCommand::TracksPublished { peer_id, tracks })
+            .await;
     }
 
-    pub(crate) async fn track_unpublished(&self, peer_id: PeerId, track_id: TrackId) {
-        self.send(RoomCommand::TrackUnpublished { peer_id, track_id })
+    pub(crate) async fn tracks_unpublished(&self, peer_id: PeerId, track_ids: Vec<TrackId>) {
+        self.send(RoomCommand::TracksUnpublished { peer_id, track_ids })
             .await;
     }
 
@@ -298,7 +296,7 @@ impl Room {
                         RoomCommand::Join { reply, .. } => {
                             let _ = reply.send(Err(JoinRefused::Closed));
                         }
-                        RoomCommand::TrackPublished { forwarder, .. } => drop(forwarder),
+                        RoomCommand::TracksPublished { tracks, .. } => drop(tracks),
                         _ => {}
                     }
                 }
@@ -359,19 +357,18 @@ impl Room {
                 let peer = member.info.clone();
                 self.broadcast(None, ServerMessage::PeerUpdated { peer });
             }
-            RoomCommand::TrackPublished {
-                peer_id,
-                info,
-                forwarder,
-            } => self.publish(peer_id, info, forwarder),
-            RoomCommand::TrackUnpublished { peer_id, track_id } => {
-                if self
-                    .tracks
-                    .get(&track_id)
-                    .is_some_and(|p| p.info.peer_id == peer_id)
-                {
-                    self.unpublish(&[track_id]);
-                }
+            RoomCommand::TracksPublished { peer_id, tracks } => self.publish(peer_id, tracks),
+            RoomCommand::TracksUnpublished { peer_id, track_ids } => {
+                let theirs: Vec<TrackId> = track_ids
+                    .into_iter()
+                    .filter(|id| {
+                        self.tracks
+                            .get(id)
+                            .is_some_and(|p| p.info.peer_id == peer_id)
+                    })
+                    .collect();
+                let removed = self.withdraw(&theirs);
+                self.unsubscribe_all(&removed);
             }
             RoomCommand::Shutdown => {}
         }
@@ -412,6 +409,7 @@ impl Room {
             self.handle.clone(),
             out.clone(),
             &self.shared.rtc,
+            &self.shared.media.handle(),
             Arc::clone(&self.shared.metrics),
             grants.publish,
         )
@@ -444,10 +442,14 @@ impl Room {
             return Err(JoinRefused::Endpoint("session went away".into()));
         }
         self.broadcast(None, ServerMessage::PeerJoined { peer: peer.clone() });
-        for publication in self.tracks.values().filter(|_| grants.subscribe) {
+        if grants.subscribe && !self.tracks.is_empty() {
+            // Every existing track in one order: the endpoint's first offer carries them all.
             endpoint.try_send(EndpointCommand::Subscribe {
-                forwarder: publication.forwarder.clone(),
-                info: publication.info.clone(),
+                tracks: self
+                    .tracks
+                    .values()
+                    .map(|p| (p.info.clone(), p.forwarder.clone()))
+                    .collect(),
             });
         }
         info!(peer = %peer_id, name = %peer.display_name, peers = self.members.len() + 1, "peer joined");
@@ -520,13 +522,15 @@ impl Room {
             .filter(|p| &p.info.peer_id == peer_id)
             .map(|p| p.info.track_id.clone())
             .collect();
-        self.unpublish(&theirs);
+        // `tracks_removed`, `peer_left`, then the one offer each endpoint makes for it.
+        let removed = self.withdraw(&theirs);
         self.broadcast(
             None,
             ServerMessage::PeerLeft {
                 peer_id: peer_id.clone(),
             },
         );
+        self.unsubscribe_all(&removed);
         info!(peer = %peer_id, peers = self.members.len(), how = ?how, "peer left");
         if was_moderator {
             self.hand_over_moderation();
@@ -549,72 +553,94 @@ impl Room {
         self.broadcast(None, ServerMessage::PeerUpdated { peer });
     }
 
-    fn publish(&mut self, peer_id: PeerId, info: TrackInfo, forwarder: ForwarderHandle) {
+    /// Publishes a batch of one peer's tracks: one `tracks_added` to every other member, then
+    /// one `Subscribe` order with all of them to each subscriber's endpoint.
+    fn publish(&mut self, peer_id: PeerId, tracks: Vec<(TrackInfo, ForwarderHandle)>) {
         let Some(publisher) = self.members.get(&peer_id) else {
-            return; // left meanwhile; dropping the handle stops the forwarder once unused
+            return; // left meanwhile; dropping the handles stops the forwarders once unused
         };
-        if let Some(existing) = self.tracks.get(&info.track_id) {
-            if existing.info.peer_id != peer_id {
-                warn!(track = %info.track_id, "track id already used in this room");
-                let _ = publisher.out.try_send(ServerMessage::Error {
-                    code: ErrorCode::InvalidTrack,
-                    message: format!(
-                        "track id `{}` is already used in this room; publish it under another id",
-                        videoroom_protocol::excerpt(info.track_id.as_str())
-                    ),
-                });
+        let mut accepted = Vec::new();
+        for (info, forwarder) in tracks {
+            if info.peer_id != peer_id {
+                continue;
             }
-            return;
+            if let Some(existing) = self.tracks.get(&info.track_id) {
+                if existing.info.peer_id != peer_id {
+                    warn!(track = %info.track_id, "track id already used in this room");
+                    let _ = publisher.out.try_send(ServerMessage::Error {
+                        code: ErrorCode::InvalidTrack,
+                        message: format!(
+                            "track id `{}` is already used in this room; publish it under another id",
+                            videoroom_protocol::excerpt(info.track_id.as_str())
+                        ),
+                    });
+                }
+                continue;
+            }
+            if accepted
+                .iter()
+                .any(|(a, _): &(TrackInfo, ForwarderHandle)| a.track_id == info.track_id)
+            {
+                continue;
+            }
+            accepted.push((info, forwarder));
         }
-        for (id, member) in &self.members {
-            if id != &peer_id && member.grants.subscribe {
-                self.subscribe(member, &info, &forwarder);
-            }
+        if accepted.is_empty() {
+            return;
         }
         self.broadcast(
             Some(&peer_id),
             ServerMessage::TracksAdded {
-                tracks: vec![info.clone()],
+                tracks: accepted.iter().map(|(info, _)| info.clone()).collect(),
             },
         );
-        debug!(track = %info.track_id, "track published");
-        self.tracks
-            .insert(info.track_id.clone(), Publication { info, forwarder });
-    }
-
-    fn subscribe(&self, member: &Member, info: &TrackInfo, forwarder: &ForwarderHandle) {
-        let sent = member.endpoint.try_send(EndpointCommand::Subscribe {
-            forwarder: forwarder.clone(),
-            info: info.clone(),
-        });
-        if !sent {
-            warn!(peer = %member.info.peer_id, "endpoint not taking orders; it will be removed when its connection fails");
+        for (id, member) in &self.members {
+            if id != &peer_id && member.grants.subscribe {
+                let sent = member.endpoint.try_send(EndpointCommand::Subscribe {
+                    tracks: accepted.clone(),
+                });
+                if !sent {
+                    warn!(peer = %member.info.peer_id, "endpoint not taking orders; it will be removed when its connection fails");
+                }
+            }
+        }
+        debug!(tracks = accepted.len(), publisher = %peer_id, "tracks published");
+        for (info, forwarder) in accepted {
+            self.tracks
+                .insert(info.track_id.clone(), Publication { info, forwarder });
         }
     }
 
-    fn unpublish(&mut self, track_ids: &[TrackId]) {
+    /// Removes one peer's publications and tells every other member with one `tracks_removed`;
+    /// returns the removed tracks, for [`Room::unsubscribe_all`].
+    fn withdraw(&mut self, track_ids: &[TrackId]) -> Vec<TrackInfo> {
         let mut removed = Vec::new();
         for track_id in track_ids {
             if let Some(publication) = self.tracks.remove(track_id) {
                 removed.push(publication.info);
             }
         }
-        if removed.is_empty() {
-            return;
+        if let Some(first) = removed.first() {
+            let publisher = first.peer_id.clone();
+            let track_ids = removed.iter().map(|i| i.track_id.clone()).collect();
+            self.broadcast(Some(&publisher), ServerMessage::TracksRemoved { track_ids });
         }
-        let publisher = removed[0].peer_id.clone();
+        removed
+    }
+
+    /// Orders every member but the publisher to stop receiving `removed`, in one command each.
+    fn unsubscribe_all(&self, removed: &[TrackInfo]) {
+        let Some(first) = removed.first() else {
+            return;
+        };
+        let track_ids: Vec<TrackId> = removed.iter().map(|i| i.track_id.clone()).collect();
         for (id, member) in &self.members {
-            if id == &publisher {
-                continue;
-            }
-            for info in &removed {
+            if id != &first.peer_id {
                 member.endpoint.try_send(EndpointCommand::Unsubscribe {
-                    track_id: info.track_id.clone(),
+                    track_ids: track_ids.clone(),
                 });
             }
         }
-        let track_ids = removed.into_iter().map(|i| i.track_id).collect();
-        self.broadcast(Some(&publisher), ServerMessage::TracksRemoved { track_ids });
     }
 
     fn update_track(&mut self, peer_id: &PeerId, track_id: &TrackId, muted: bool, relayed: bool) {
