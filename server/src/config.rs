@@ -33,6 +33,10 @@ pub struct Cli {
     /// The one UDP port every peer's media uses [default: 7882; 0 picks a free one].
     #[arg(long, env = "VIDEOROOM_UDP_PORT")]
     pub udp_port: Option<u16>,
+    /// The one TCP port for ICE over TCP (RFC 6544, passive), a fallback for participants whose
+    /// network blocks UDP; `off` turns it off [default: 7881; 0 picks a free one].
+    #[arg(long, env = "VIDEOROOM_TCP_PORT", value_name = "PORT|off")]
+    pub tcp_port: Option<TcpPort>,
     /// Deprecated: the media now uses one UDP port (`--udp-port`). An ICE port range `MIN-MAX`
     /// is still accepted and means `--udp-port MIN`.
     #[arg(long, env = "VIDEOROOM_ICE_PORT_RANGE")]
@@ -179,6 +183,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     rtc_bind_ip: Option<IpAddr>,
     udp_port: Option<u16>,
+    tcp_port: Option<TcpPort>,
     ice_port_range: Option<String>,
     public_ip: Option<IpAddr>,
     ice_servers: Option<Vec<String>>,
@@ -234,6 +239,51 @@ pub enum ConfigError {
 
 /// The media UDP port when none is configured (LiveKit's choice too; open it in the firewall).
 pub const DEFAULT_UDP_PORT: u16 = 7882;
+/// The ICE-TCP port when none is configured (LiveKit's choice too; open it in the firewall).
+pub const DEFAULT_TCP_PORT: u16 = 7881;
+
+/// `--tcp-port`: a port number (0 picks a free one) or `off`. In the TOML file: an integer or
+/// the string `"off"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum TcpPort {
+    /// ICE over TCP on this port.
+    Port(u16),
+    /// `off`: no ICE-TCP listener and no TCP candidate.
+    Off(TcpOff),
+}
+
+/// The word `off` of [`TcpPort::Off`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TcpOff {
+    /// `off`.
+    #[serde(rename = "off")]
+    Off,
+}
+
+impl TcpPort {
+    /// The port, or `None` for `off`.
+    pub fn port(self) -> Option<u16> {
+        match self {
+            TcpPort::Port(p) => Some(p),
+            TcpPort::Off(_) => None,
+        }
+    }
+}
+
+impl std::str::FromStr for TcpPort {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(TcpPort::Off(TcpOff::Off));
+        }
+        s.parse::<u16>()
+            .map(TcpPort::Port)
+            .map_err(|_| format!("`{s}` is not a TCP port (0-65535) or `off`"))
+    }
+}
 
 /// The server's effective configuration.
 #[derive(Debug, Clone)]
@@ -246,6 +296,12 @@ pub struct Config {
     pub udp_port: u16,
     /// The deprecated ICE port range, if one was given (its first port is `udp_port`).
     pub ice_port_range: Option<(u16, u16)>,
+    /// The ICE-TCP port (`Some(0)`: any free port; `None`: ICE over TCP off, the default of
+    /// [`Config::default`], which tests use).
+    pub tcp_port: Option<u16>,
+    /// Whether the UDP host candidates are advertised (always, except in tests that prove a
+    /// call works over ICE-TCP alone; not a flag).
+    pub media_udp_candidates: bool,
     /// Public IP advertised in host candidates (1:1 NAT).
     pub public_ip: Option<IpAddr>,
     /// STUN/TURN servers handed to clients (the server itself needs none).
@@ -330,6 +386,8 @@ impl Default for Config {
             rtc_bind_ip: IpAddr::from([0, 0, 0, 0]),
             udp_port: 0,
             ice_port_range: None,
+            tcp_port: None,
+            media_udp_candidates: true,
             public_ip: None,
             ice_servers: Vec::new(),
             max_peers_per_room: 16,
@@ -420,6 +478,12 @@ impl Config {
                 .unwrap_or(d.rtc_bind_ip),
             udp_port,
             ice_port_range,
+            tcp_port: cli
+                .tcp_port
+                .or(file.tcp_port)
+                .unwrap_or(TcpPort::Port(DEFAULT_TCP_PORT))
+                .port(),
+            media_udp_candidates: d.media_udp_candidates,
             public_ip: cli.public_ip.or(file.public_ip),
             ice_servers,
             max_peers_per_room: cli
@@ -614,6 +678,42 @@ mod tests {
         assert_eq!(c.max_peers_per_room, 16);
         assert_eq!(c.max_message_bytes, 65536);
         assert!(c.ice_port_range.is_none());
+        assert_eq!(c.udp_port, DEFAULT_UDP_PORT);
+        assert_eq!(c.tcp_port, Some(DEFAULT_TCP_PORT));
+        assert!(c.media_udp_candidates);
+        assert_eq!(Config::default().tcp_port, None, "off in tests");
+    }
+
+    #[test]
+    fn tcp_port_from_flag_and_file() {
+        let tcp = |args: &[&str]| Config::from_cli(cli(args)).map(|c| c.tcp_port);
+        assert_eq!(tcp(&["--tcp-port", "443"]).unwrap(), Some(443));
+        assert_eq!(tcp(&["--tcp-port", "0"]).unwrap(), Some(0));
+        assert_eq!(tcp(&["--tcp-port", "off"]).unwrap(), None);
+        assert_eq!(tcp(&["--tcp-port", "OFF"]).unwrap(), None);
+        assert!(Cli::try_parse_from(["videoroom-server", "--tcp-port", "70000"]).is_err());
+        assert!(Cli::try_parse_from(["videoroom-server", "--tcp-port", "no"]).is_err());
+
+        let dir = std::env::temp_dir().join(format!("vr-tcp-port-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let file = |text: &str| {
+            let path = dir.join("server.toml");
+            std::fs::write(&path, text).expect("write");
+            Config::from_cli(cli(&["--config", path.to_str().expect("utf8")]))
+        };
+        assert_eq!(file("tcp_port = 8443\n").unwrap().tcp_port, Some(8443));
+        assert_eq!(file("tcp_port = \"off\"\n").unwrap().tcp_port, None);
+        assert!(file("tcp_port = \"on\"\n").is_err());
+        let path = dir.join("server.toml");
+        std::fs::write(&path, "tcp_port = 8443\n").expect("write");
+        let c = Config::from_cli(cli(&[
+            "--config",
+            path.to_str().expect("utf8"),
+            "--tcp-port",
+            "9443",
+        ]))
+        .expect("valid");
+        assert_eq!(c.tcp_port, Some(9443), "flag beats file");
     }
 
     #[test]

@@ -93,6 +93,10 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
         engine::EngineConfig {
             bind: SocketAddr::new(config.rtc_bind_ip, config.media_udp_port()),
             public_ip: config.public_ip,
+            tcp_bind: config
+                .tcp_port
+                .map(|port| SocketAddr::new(config.rtc_bind_ip, port)),
+            advertise_udp: config.media_udp_candidates,
         },
         Arc::clone(&counters),
     )
@@ -142,6 +146,17 @@ impl RunningServer {
     /// The media engine's bound UDP address (useful with `--udp-port 0`).
     pub fn udp_addr(&self) -> SocketAddr {
         self.shared.media.udp_addr()
+    }
+
+    /// The ICE-TCP listener's bound address (useful with `--tcp-port 0`), if ICE-TCP is on.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.shared.media.tcp_addr()
+    }
+
+    /// The ICE-TCP counters so far: connections accepted, refused and closed (per reason),
+    /// frames in and out (all zero when ICE-TCP is off).
+    pub fn tcp_stats(&self) -> engine::io_tcp::TcpCounts {
+        self.shared.media.tcp_stats()
     }
 
     /// The bound HTTP address (useful with port 0).

@@ -29,7 +29,13 @@ async fn main() -> ExitCode {
             }
         };
     }
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // rtc logs every bad datagram or refused packet at warn (through `log`): keep its lines to
+    // errors unless RUST_LOG asks for more, so hostile traffic cannot flood the log.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(
+            "info,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_srtp=error,rtc_sctp=error,rtc_interceptor=error,rtc_stun=error",
+        )
+    });
     // Logs go to stderr; stdout carries the `listening on` line that scripts read (and the
     // certificate's fingerprint over HTTPS).
     if config.log_json {

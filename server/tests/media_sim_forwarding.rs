@@ -5,25 +5,7 @@
 use std::time::Duration;
 use videoroom_protocol::MediaKind;
 use videoroom_server::engine::core::CoreEvent;
-use videoroom_server::engine::sim::Sim;
-
-fn vp8_packet(seq: u16, ts: u32, keyframe: bool) -> rtc::rtp::Packet {
-    // A VP8 payload descriptor (S=1, PID 0) and a frame header whose P bit says key/delta.
-    let mut payload = vec![0x10, if keyframe { 0x00 } else { 0x01 }];
-    payload.extend(std::iter::repeat_n(0xAB, 1000));
-    rtc::rtp::Packet {
-        header: rtc::rtp::header::Header {
-            version: 2,
-            marker: true,
-            payload_type: videoroom_webrtc::VP8_PT,
-            sequence_number: seq,
-            timestamp: ts,
-            ssrc: 0x1111,
-            ..Default::default()
-        },
-        payload: payload.into(),
-    }
-}
+use videoroom_server::engine::sim::{Sim, vp8_packet};
 
 /// A publisher connected and sending video; returns (sim, publisher index, its sender).
 fn publisher() -> (Sim, usize, rtc::rtp_transceiver::RTCRtpSenderId) {
@@ -74,7 +56,7 @@ fn one_published_track_reaches_every_subscriber_on_its_own_ssrc() {
     let mut ts = 0;
     for seq in 0..3u16 {
         ts += 3000;
-        sim.send_rtp(a, sender, vp8_packet(seq, ts, seq == 0));
+        sim.send_rtp(a, sender, vp8_packet(seq, ts, 0x1111, seq == 0, 0xAB, 1000));
     }
     assert!(
         sim.run_until(Duration::from_secs(1), |s| s.forwarder_of(a, "cam").is_some()),
@@ -116,7 +98,7 @@ fn one_published_track_reaches_every_subscriber_on_its_own_ssrc() {
     }
     for seq in 3..33u16 {
         ts += 3000;
-        sim.send_rtp(a, sender, vp8_packet(seq, ts, false));
+        sim.send_rtp(a, sender, vp8_packet(seq, ts, 0x1111, false, 0xAB, 1000));
         sim.advance(Duration::from_millis(33));
     }
     assert!(

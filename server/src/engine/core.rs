@@ -47,6 +47,10 @@ const EARLY_STUN_MAX: usize = 8;
 /// A deadline already past is handled at most this often per peer (an expired deadline that an
 /// rtc handler returns again and again must not spin the worker; webrtc#862).
 const MIN_TIMER_STEP: Duration = Duration::from_millis(1);
+/// No client check for this long: the connection is disconnected.
+pub const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(10);
+/// This long disconnected: the connection has failed (30 s after the last check).
+pub const ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(20);
 /// Cap of the `rtc` error log lines per peer (counted beyond it).
 const LOGGED_ERRORS_MAX: u32 = 5;
 
@@ -59,6 +63,9 @@ pub enum CoreError {
     /// The sender was removed (or never existed).
     #[error("no such sender")]
     NoSender,
+    /// The WebRTC stack panicked on this peer's input; the peer is being removed.
+    #[error("the connection failed inside the WebRTC stack")]
+    Panicked,
     /// The media engine has stopped.
     #[error("the media engine has stopped")]
     Gone,
@@ -161,6 +168,8 @@ pub struct CoreStats {
     pub keyframe_requests: u64,
     /// STUN checks that arrived before the remote description and were dropped (buffer full).
     pub early_stun_dropped: u64,
+    /// Peers removed because a call into their `rtc` core panicked.
+    pub core_panics: u64,
 }
 
 struct Peer {
@@ -177,6 +186,8 @@ struct Peer {
     deadline: Option<Instant>,
     last_fired: Option<Instant>,
     dirty: bool,
+    /// A call into its core panicked: it is removed at the next drain.
+    poisoned: bool,
     errors_logged: u32,
 }
 
@@ -279,6 +290,14 @@ impl MediaCore {
             .with_srtp_replay_protection_window(1024)
             .with_srtcp_replay_protection_window(1024)
             .with_dtls_replay_protection_window(64)
+            // A lite agent hears only the client's checks (browsers send one every ~2.5 s once
+            // stable, RFC 7675 allows 5 s): 10 s without one is "disconnected", 20 s more
+            // "failed".
+            .with_ice_timeouts(
+                Some(ICE_DISCONNECTED_TIMEOUT),
+                Some(ICE_FAILED_TIMEOUT),
+                None,
+            )
             .build();
         let configuration = RTCConfigurationBuilder::new()
             .with_certificates(vec![self.config.certificate.clone()])
@@ -304,6 +323,7 @@ impl MediaCore {
                 deadline: None,
                 last_fired: None,
                 dirty: false,
+                poisoned: false,
                 errors_logged: 0,
             },
         );
@@ -318,10 +338,17 @@ impl MediaCore {
         let Some(mut peer) = self.peers.remove(&key) else {
             return;
         };
-        if let Err(e) = peer.pc.close() {
+        let mut writes = Vec::new();
+        if let Some(Err(e)) = guarded(&mut peer, |pc| {
+            let closed = pc.close();
+            while let Some(t) = pc.poll_write() {
+                writes.push(t);
+            }
+            closed
+        }) {
             debug!(peer = key, "close: {e}");
         }
-        while let Some(t) = peer.pc.poll_write() {
+        for t in writes {
             self.push_transmit(key, t);
         }
         if let Some(deadline) = peer.deadline {
@@ -349,10 +376,10 @@ impl MediaCore {
         f: impl FnOnce(&mut RTCPeerConnection) -> R,
     ) -> Result<R, CoreError> {
         let peer = self.peers.get_mut(&key).ok_or(CoreError::NoPeer)?;
-        let out = f(&mut peer.pc);
+        let out = guarded(peer, f);
         self.mark(key);
         self.drain(now);
-        Ok(out)
+        out.ok_or(CoreError::Panicked)
     }
 
     /// Applies a local description (our offer or answer, or a rollback). The first one also adds
@@ -366,7 +393,11 @@ impl MediaCore {
     ) -> Result<(), CoreError> {
         let config = &self.config;
         let peer = self.peers.get_mut(&key).ok_or(CoreError::NoPeer)?;
-        let applied = peer.pc.set_local_description(now, desc);
+        let Some(applied) = guarded(peer, |pc| pc.set_local_description(now, desc)) else {
+            self.mark(key);
+            self.drain(now);
+            return Err(CoreError::Panicked);
+        };
         if applied.is_ok() && !peer.candidates_added {
             peer.candidates_added = true;
             for addr in &config.udp_candidates {
@@ -393,7 +424,12 @@ impl MediaCore {
     ) -> Result<(), CoreError> {
         let config = &self.config;
         let peer = self.peers.get_mut(&key).ok_or(CoreError::NoPeer)?;
-        let applied = peer.pc.set_remote_description(now, desc);
+        let applied = guarded(peer, |pc| pc.set_remote_description(now, desc));
+        let Some(applied) = applied else {
+            self.mark(key);
+            self.drain(now);
+            return Err(CoreError::Panicked);
+        };
         if applied.is_ok() && !peer.remote_set {
             peer.remote_set = true;
             let early = std::mem::take(&mut peer.early);
@@ -558,7 +594,7 @@ impl MediaCore {
             if let Some(peer) = self.peers.get_mut(&key) {
                 peer.deadline = None;
                 peer.last_fired = Some(now);
-                if let Err(e) = peer.pc.handle_timeout(now) {
+                if let Some(Err(e)) = guarded(peer, |pc| pc.handle_timeout(now)) {
                     log_rtc_error(key, &mut peer.errors_logged, &e);
                 }
                 self.mark(key);
@@ -637,26 +673,37 @@ impl MediaCore {
         };
         peer.dirty = false;
         let mut writes = Vec::new();
-        loop {
-            let mut moved = false;
-            while let Some(t) = peer.pc.poll_write() {
-                moved = true;
-                writes.push(t);
+        let polled = guarded(peer, |pc| {
+            loop {
+                let mut moved = false;
+                while let Some(t) = pc.poll_write() {
+                    moved = true;
+                    writes.push(t);
+                }
+                while let Some(e) = pc.poll_event() {
+                    moved = true;
+                    events.push(e);
+                }
+                while let Some(m) = pc.poll_read() {
+                    moved = true;
+                    reads.push(m);
+                }
+                if !moved {
+                    break;
+                }
             }
-            while let Some(e) = peer.pc.poll_event() {
-                moved = true;
-                events.push(e);
-            }
-            while let Some(m) = peer.pc.poll_read() {
-                moved = true;
-                reads.push(m);
-            }
-            if !moved {
-                break;
-            }
+            pc.poll_timeout()
+        });
+        if peer.poisoned {
+            self.scratch_events = events;
+            self.scratch_reads = reads;
+            self.scratch_events.clear();
+            self.scratch_reads.clear();
+            self.fail_poisoned(now, key);
+            return;
         }
         // The timer: an rtc deadline already past is clamped to one step after the last firing.
-        let mut next = peer.pc.poll_timeout();
+        let mut next = polled.flatten();
         if let (Some(at), Some(last)) = (next, peer.last_fired)
             && at < last + MIN_TIMER_STEP
         {
@@ -682,6 +729,15 @@ impl MediaCore {
         }
         self.scratch_events = events;
         self.scratch_reads = reads;
+    }
+
+    /// Removes a peer whose core panicked, telling its endpoint the connection failed.
+    fn fail_poisoned(&mut self, now: Instant, key: PeerKey) {
+        warn!(peer = key, "media connection failed inside the WebRTC stack; peer removed");
+        self.stats.core_panics += 1;
+        self.remove_peer(now, key);
+        self.events
+            .push_back((key, CoreEvent::State(RTCPeerConnectionState::Failed)));
     }
 
     fn on_event(&mut self, _now: Instant, key: PeerKey, event: RTCPeerConnectionEvent) {
@@ -836,10 +892,12 @@ impl MediaCore {
             p.header.ssrc = leg.ssrc;
             p.header.payload_type = leg.payload_type;
             p.header.sequence_number = p.header.sequence_number.wrapping_sub(leg.seq_offset);
-            let written = match sub.pc.rtp_sender(leg.sender_id) {
+            let sender_id = leg.sender_id;
+            let written = guarded(sub, |pc| match pc.rtp_sender(sender_id) {
                 Some(mut sender) => sender.write_rtp(now, p),
                 None => Err(rtc::shared::error::Error::ErrRTPSenderNotExisted),
-            };
+            })
+            .unwrap_or(Err(rtc::shared::error::Error::ErrRTPSenderNotExisted));
             match written {
                 Ok(()) => {
                     self.stats.rtp_out += 1;
@@ -861,11 +919,33 @@ impl MediaCore {
 /// The address a datagram arrived at, as the core knows it: the advertised candidate (the public
 /// IP behind a 1:1 NAT), never the wildcard bind address.
 fn local_addr(config: &CoreConfig, proto: Proto, dst_ip: Option<std::net::IpAddr>) -> SocketAddr {
+    // Without any UDP candidate (a test that proves ICE-TCP alone works), a UDP datagram gets
+    // an address no local candidate has, and the core drops it: never an index out of bounds.
+    let first_udp = config.udp_candidates.first().copied();
+    let fallback = first_udp
+        .or(config.tcp_candidate)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     match proto {
-        Proto::Tcp => config.tcp_candidate.unwrap_or(config.udp_candidates[0]),
+        Proto::Tcp => config.tcp_candidate.unwrap_or(fallback),
         Proto::Udp => dst_ip
             .and_then(|ip| config.udp_candidates.iter().find(|c| c.ip() == ip).copied())
-            .unwrap_or(config.udp_candidates[0]),
+            .unwrap_or(fallback),
+    }
+}
+
+/// Runs `f` on one peer's `rtc` core. A panic inside it (a parser bug reached by hostile
+/// input) fails that peer only: it is caught here and the peer is marked poisoned, to be removed
+/// by the core with a `Failed` state, instead of taking the media thread down.
+fn guarded<R>(peer: &mut Peer, f: impl FnOnce(&mut RTCPeerConnection) -> R) -> Option<R> {
+    if peer.poisoned {
+        return None;
+    }
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut peer.pc))) {
+        Ok(r) => Some(r),
+        Err(_) => {
+            peer.poisoned = true;
+            None
+        }
     }
 }
 
@@ -882,15 +962,17 @@ fn feed(
         Proto::Tcp => TransportProtocol::TCP,
     };
     // `handle_read` reports handler errors only through rtc's own logging.
-    let _ = peer.pc.handle_read(TaggedBytesMut {
-        now,
-        transport: TransportContext {
-            local_addr: local,
-            peer_addr: src,
-            ecn: None,
-            transport_protocol,
-        },
-        message: bytes,
+    let _ = guarded(peer, |pc| {
+        pc.handle_read(TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: local,
+                peer_addr: src,
+                ecn: None,
+                transport_protocol,
+            },
+            message: bytes,
+        })
     });
 }
 

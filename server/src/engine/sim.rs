@@ -27,6 +27,9 @@ use videoroom_protocol::MediaKind;
 /// The server's address in the simulation.
 pub const SERVER: &str = "10.0.0.1:7882";
 
+/// Decides which datagrams the simulated network loses.
+pub type DropFilter = Box<dyn FnMut(&Wire) -> bool>;
+
 /// A datagram on the simulated wire.
 #[derive(Debug, Clone)]
 pub struct Wire {
@@ -81,7 +84,7 @@ pub struct Sim {
     /// One-way latency of every link.
     pub latency: Duration,
     /// Returns true for a datagram to drop (loss, filters).
-    pub drop_filter: Option<Box<dyn FnMut(&Wire) -> bool>>,
+    pub drop_filter: Option<DropFilter>,
     /// Datagrams delivered to the server so far.
     pub to_server: u64,
     /// Every datagram put on the wire: (when, from, to, first byte, length).
@@ -124,16 +127,25 @@ impl Sim {
 
     /// A new client with a peer on the server; returns its index.
     pub fn add_client(&mut self) -> usize {
+        let (engine, registry) = videoroom_webrtc::engine_and_interceptors().expect("engine");
+        self.add_client_with(engine, registry)
+    }
+
+    /// A new client built from `engine` and `registry`, with a host candidate at 10.0.1.i:5000
+    /// and a peer on the server; returns its index.
+    fn add_client_with(
+        &mut self,
+        engine: rtc::peer_connection::configuration::media_engine::MediaEngine,
+        registry: rtc::interceptor::Registry,
+    ) -> usize {
         let i = self.clients.len();
         let addr: SocketAddr = format!("10.0.1.{}:5000", i + 1).parse().expect("address");
-        let (engine, registry) = videoroom_webrtc::engine_and_interceptors().expect("engine");
-        let pc = RTCPeerConnectionBuilder::new()
+        let mut pc = RTCPeerConnectionBuilder::new()
             .with_media_engine(engine)
             .with_interceptor_registry(registry)
             .with_setting_engine(videoroom_webrtc::settings())
             .build(self.now)
             .expect("client core");
-        let mut pc = pc;
         let host = rtc::peer_connection::transport::CandidateHostConfig {
             base_config: rtc::peer_connection::transport::CandidateConfig {
                 network: "udp".to_owned(),
@@ -570,43 +582,7 @@ impl Sim {
                 writes: Default::default(),
             },
         );
-        let i = self.clients.len();
-        let addr: SocketAddr = format!("10.0.1.{}:5000", i + 1).parse().expect("address");
-        let mut pc = RTCPeerConnectionBuilder::new()
-            .with_media_engine(engine)
-            .with_interceptor_registry(registry)
-            .with_setting_engine(videoroom_webrtc::settings())
-            .build(self.now)
-            .expect("client core");
-        let host = rtc::peer_connection::transport::CandidateHostConfig {
-            base_config: rtc::peer_connection::transport::CandidateConfig {
-                network: "udp".to_owned(),
-                address: addr.ip().to_string(),
-                port: addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .expect("candidate");
-        pc.add_local_candidate(
-            rtc::peer_connection::transport::RTCIceCandidate::from(&host)
-                .to_json()
-                .expect("candidate json"),
-        )
-        .expect("local candidate");
-        let key = self.server.add_peer(self.now).expect("server peer");
-        self.clients.push(SimClient {
-            addr,
-            pc,
-            key,
-            received: HashMap::new(),
-            rtcp: Vec::new(),
-            state: RTCPeerConnectionState::New,
-            connected_at: None,
-        });
-        self.pump();
+        let i = self.add_client_with(engine, registry);
         (i, log)
     }
 
