@@ -4,6 +4,19 @@ use clap::Parser;
 use std::process::ExitCode;
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
+
+/// The WebRTC stack's crates, whose per-packet warnings are capped at `error` (see `main`).
+const RTC_CRATES: [&str; 9] = [
+    "rtc",
+    "rtc_ice",
+    "rtc_dtls",
+    "rtc_srtp",
+    "rtc_sctp",
+    "rtc_interceptor",
+    "rtc_stun",
+    "rtc_rtp",
+    "rtc_rtcp",
+];
 use videoroom_server::{Cli, Config};
 
 #[tokio::main]
@@ -29,13 +42,18 @@ async fn main() -> ExitCode {
             }
         };
     }
-    // rtc logs every bad datagram or refused packet at warn (through `log`): keep its lines to
-    // errors unless RUST_LOG asks for more, so hostile traffic cannot flood the log.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(
-            "info,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_srtp=error,rtc_sctp=error,rtc_interceptor=error,rtc_stun=error",
-        )
-    });
+    // rtc logs every bad datagram or refused packet at warn (through `log`), with the ICE
+    // usernames in it: its lines are kept to errors unless RUST_LOG names an rtc crate itself, so
+    // hostile traffic cannot flood the log whatever level is asked for.
+    let rust_log = std::env::var("RUST_LOG").unwrap_or_default();
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if !rust_log.contains("rtc") {
+        for crate_name in RTC_CRATES {
+            if let Ok(directive) = format!("{crate_name}=error").parse() {
+                filter = filter.add_directive(directive);
+            }
+        }
+    }
     // Logs go to stderr; stdout carries the `listening on` line that scripts read (and the
     // certificate's fingerprint over HTTPS).
     if config.log_json {

@@ -23,8 +23,8 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
-    Registry, register_default_interceptors,
+    RTCIceCandidateInit, RTCIceConnectionState, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+    RTCSessionDescription, Registry, register_default_interceptors,
 };
 
 /// What a test peer publishes and records.
@@ -98,8 +98,10 @@ pub struct PeerState {
     pub send_times: HashMap<(String, u16), Instant>,
     /// Whether the media connection reached "connected".
     pub connected: bool,
-    /// When the media connection first reached "connected".
+    /// When the media connection first reached "connected" (ICE and DTLS done).
     pub connected_at: Option<Instant>,
+    /// When ICE first reached "connected" (a candidate pair works; DTLS comes after).
+    pub ice_connected_at: Option<Instant>,
     /// When the first server `sdp_offer` arrived.
     pub first_offer_at: Option<Instant>,
     /// When the first `sdp_answer` (to a server offer) was sent.
@@ -170,6 +172,14 @@ impl PeerConnectionEventHandler for Handler {
                 .to_server
                 .send(ClientMessage::IceCandidate { candidate })
                 .await;
+        }
+    }
+
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        if state == RTCIceConnectionState::Connected {
+            lock(&self.state)
+                .ice_connected_at
+                .get_or_insert_with(Instant::now);
         }
     }
 

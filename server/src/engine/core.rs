@@ -284,8 +284,10 @@ impl MediaCore {
         let settings = videoroom_webrtc::setting_engine()
             .with_lite(true)
             .with_ice_credentials(ufrag.clone(), pwd)
-            // See the legacy note in docs/protocol.md: the server is always the DTLS server, so a
-            // client that answered our offer and then offers itself sees no role switch.
+            // Answering a client's offer, the server takes `setup:passive` (DTLS server). Offering,
+            // it says `actpass`: Chromium answers `active`, while rtc-based clients answer
+            // `passive` to an ICE-lite offerer, which makes the server the DTLS client there
+            // (its ClientHello leaves at once: vendor/rtc/PATCHES.md #1).
             .with_answering_dtls_role(RTCDtlsRole::Server)
             .with_srtp_replay_protection_window(1024)
             .with_srtcp_replay_protection_window(1024)

@@ -37,10 +37,16 @@ pub struct ChildServer {
 }
 
 impl ChildServer {
-    /// Starts the binary on loopback with `RUST_LOG=rust_log` (no colours) and waits (at most
-    /// 20 s) until it listens on HTTP and UDP.
-    pub fn spawn(rust_log: &str) -> ChildServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_videoroom-server"))
+    /// Starts the binary on loopback (HTTP, UDP and ICE-TCP on ports it picks) with
+    /// `RUST_LOG=rust_log`, or without `RUST_LOG` (the binary's default filter) for `None`, no
+    /// colours, and waits (at most 20 s) until it listens on HTTP and UDP.
+    pub fn spawn(rust_log: Option<&str>) -> ChildServer {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_videoroom-server"));
+        match rust_log {
+            Some(filter) => command.env("RUST_LOG", filter),
+            None => command.env_remove("RUST_LOG"),
+        };
+        let mut child = command
             .args([
                 "--listen",
                 "127.0.0.1:0",
@@ -48,8 +54,9 @@ impl ChildServer {
                 "127.0.0.1",
                 "--udp-port",
                 "0",
+                "--tcp-port",
+                "0",
             ])
-            .env("RUST_LOG", rust_log)
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -80,9 +87,13 @@ impl ChildServer {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx
-                .recv_timeout(left)
-                .expect("the server prints `listening on` within 20 s");
+            let Ok(line) = rx.recv_timeout(left) else {
+                std::thread::sleep(Duration::from_millis(200));
+                panic!(
+                    "the server did not print `listening on` within 20 s; its log:\n{}",
+                    server.log_since(0).join("\n")
+                );
+            };
             if let Some(addr) = line.trim().strip_prefix("listening on ") {
                 server.http = addr.parse().expect("listening address");
                 break;
@@ -296,7 +307,9 @@ fn drain_replies(socket: &UdpSocket) -> u64 {
 pub fn got_datagram_within(socket: &UdpSocket, timeout: Duration) -> bool {
     let mut buf = [0_u8; 2048];
     socket.set_nonblocking(false).expect("blocking");
-    socket.set_read_timeout(Some(timeout)).expect("read timeout");
+    socket
+        .set_read_timeout(Some(timeout))
+        .expect("read timeout");
     socket.recv_from(&mut buf).is_ok()
 }
 
@@ -339,7 +352,11 @@ pub fn forged_srtp(rng: &mut impl RngCore) -> Vec<u8> {
     let mut b = vec![0_u8; len];
     rng.fill_bytes(&mut b);
     b[0] = 0x80;
-    b[1] = if rng.next_u32() % 2 == 0 { 96 } else { 111 };
+    b[1] = if rng.next_u32().is_multiple_of(2) {
+        96
+    } else {
+        111
+    };
     b
 }
 
@@ -375,7 +392,7 @@ pub fn ice_ufrag(sdp: &str) -> Option<String> {
 }
 
 /// What a [`Spoofer`] fired and got back.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct SpoofReport {
     /// Forged DTLS ClientHellos sent.
     pub client_hellos: u64,
@@ -383,9 +400,25 @@ pub struct SpoofReport {
     pub srtp: u64,
     /// Datagrams the spoofing socket received (there should be none).
     pub replies: u64,
+    /// When each burst (one ClientHello, then `n` forged SRTP) was fired, with its `n`.
+    pub sent_at: Vec<(Instant, u64)>,
 }
 
 impl SpoofReport {
+    /// ClientHellos sent before `t`.
+    pub fn client_hellos_before(&self, t: Instant) -> usize {
+        self.sent_at.iter().filter(|(at, _)| *at < t).count()
+    }
+
+    /// Forged SRTP datagrams sent before `t`.
+    pub fn srtp_before(&self, t: Instant) -> u64 {
+        self.sent_at
+            .iter()
+            .filter(|(at, _)| *at < t)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// Everything fired.
     pub fn fired(&self) -> u64 {
         self.client_hellos + self.srtp
@@ -394,6 +427,7 @@ impl SpoofReport {
 
 /// A second local socket firing forged ClientHellos and SRTP at the media port until stopped
 /// (one ClientHello and ten SRTP datagrams per millisecond, at most `max_for`).
+/// [`Spoofer::start`] returns once the first burst is out.
 pub struct Spoofer {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<(SpoofReport, UdpSocket)>,
@@ -408,27 +442,33 @@ impl Spoofer {
         let local = socket.local_addr().expect("local");
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
+        let (first_tx, first_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut report = SpoofReport::default();
             let start = Instant::now();
             while !stopped.load(Ordering::Relaxed) && start.elapsed() < max_for {
-                if socket
-                    .send_to(&dtls_client_hello(&mut rng), target)
-                    .is_ok()
-                {
+                let at = Instant::now();
+                let mut srtp = 0;
+                if socket.send_to(&dtls_client_hello(&mut rng), target).is_ok() {
                     report.client_hellos += 1;
                 }
                 for _ in 0..10 {
                     if socket.send_to(&forged_srtp(&mut rng), target).is_ok() {
-                        report.srtp += 1;
+                        srtp += 1;
                     }
                 }
+                report.srtp += srtp;
+                report.sent_at.push((at, srtp));
+                let _ = first_tx.send(());
                 report.replies += drain_replies(&socket);
                 std::thread::sleep(Duration::from_millis(1));
             }
             (report, socket)
         });
+        first_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the spoofer fires within 5 s");
         Spoofer {
             stop,
             thread,
