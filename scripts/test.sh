@@ -20,6 +20,9 @@ apt_install_missing chromium mold clang pkg-config libvpx-dev libopus-dev libaso
 apt_install_missing_bare dbus-daemon xdg-desktop-portal pipewire-bin libpipewire-0.3-modules
 # The reverse-proxy test runs the README's nginx and Caddy configurations.
 apt_install_tools_only nginx caddy
+# ICE over TCP for a participant whose UDP is dropped (bot/tests/ice_tcp_netns.rs): nft rules in
+# a network namespace of the test's own. Installing loads no rules on the host.
+apt_install_missing_bare nftables
 need_node
 use_fast_linker
 link_cargo_tauri

@@ -83,7 +83,8 @@ async fn a_call_connects_on_a_host_without_a_multicast_route() {
 
     let mut server = host
         .run(server_bin().to_str().expect("utf8 path"))
-        .args(["--listen", "127.0.0.1:0", "--rtc-bind-ip", "127.0.0.1", "--udp-port", "0"])
+        .args(["--listen", "127.0.0.1:0", "--rtc-bind-ip", "127.0.0.1"])
+        .args(["--udp-port", "0", "--tcp-port", "0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)

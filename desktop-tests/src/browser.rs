@@ -82,7 +82,8 @@ impl WebServer {
         command
             .env_clear()
             .env("RUST_LOG", "info")
-            .args(["--listen", listen, "--rtc-bind-ip", "127.0.0.1", "--udp-port", "0"])
+            .args(["--listen", listen, "--rtc-bind-ip", "127.0.0.1"])
+            .args(["--udp-port", "0", "--tcp-port", "0"])
             .arg("--web-root")
             .arg(web_root)
             .args(args)

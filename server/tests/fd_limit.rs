@@ -26,7 +26,7 @@ fn the_soft_open_file_limit_is_raised_to_the_hard_one_and_logged() {
     let mut child = Command::new("sh")
         .args([
             "-c",
-            "ulimit -Sn 256 && exec \"$0\" --listen 127.0.0.1:0 --rtc-bind-ip 127.0.0.1 --udp-port 0",
+            "ulimit -Sn 256 && exec \"$0\" --listen 127.0.0.1:0 --rtc-bind-ip 127.0.0.1 --udp-port 0 --tcp-port 0",
             env!("CARGO_BIN_EXE_videoroom-server"),
         ])
         .env("RUST_LOG", "info")

@@ -18,7 +18,8 @@ impl Drop for Child {
 fn spawn_server() -> (Child, String) {
     let mut child = Child(
         Command::new(env!("CARGO_BIN_EXE_videoroom-server"))
-            .args(["--listen", "127.0.0.1:0", "--rtc-bind-ip", "127.0.0.1", "--udp-port", "0"])
+            .args(["--listen", "127.0.0.1:0", "--rtc-bind-ip", "127.0.0.1"])
+            .args(["--udp-port", "0", "--tcp-port", "0"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1,13 +1,18 @@
 //! Negotiation on the current session (`docs/protocol.md`): our offer with the declared tracks,
 //! the server's answer (or its refusal: rollback), the server's offers (ignored while ours is
 //! out: the glare rule) and ICE candidates (kept until the server's description is applied).
+//!
+//! The server's TCP candidates (ICE over TCP, for networks that block UDP) are held back for
+//! `peer::TCP_HOLD_BACK` after they could first be added, and added only if ICE has not
+//! connected by then (or later loses its path): the PeerConnection, the controlling agent,
+//! nominates the first pair that works, so TCP would otherwise race a working UDP path.
 
 use super::local::LocalTrack;
 use super::task::RoomTask;
 use super::{RoomError, RoomEvent};
-use crate::peer::PeerError;
+use crate::peer::{self, PeerError};
 use videoroom_protocol::{ClientMessage, IceCandidate, PublishedTrack};
-use webrtc::peer_connection::RTCSessionDescription;
+use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
 
 /// Candidates from the server kept until its description is applied; more are dropped.
 const MAX_PENDING_CANDIDATES: usize = 64;
@@ -146,8 +151,46 @@ impl RoomTask {
         };
         session.remote_set = true;
         for candidate in std::mem::take(&mut session.pending_candidates) {
+            self.add_candidate(candidate).await;
+        }
+    }
+
+    /// Adds a server candidate to the PeerConnection, or holds a TCP one back.
+    async fn add_candidate(&mut self, candidate: RTCIceCandidateInit) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        if peer::is_tcp_candidate(&candidate.candidate) && !session.tcp_released {
+            session.held_tcp.push(candidate);
+            session
+                .tcp_release_at
+                .get_or_insert_with(|| tokio::time::Instant::now() + peer::TCP_HOLD_BACK);
+            return;
+        }
+        if let Err(e) = session.pc.add_ice_candidate(candidate).await {
+            tracing::debug!("server candidate refused: {e}");
+        }
+    }
+
+    /// The hold-back is over, or ICE lost its path: adds the held TCP candidates unless ICE is
+    /// connected (then they stay held for a later loss).
+    pub(super) async fn release_tcp_candidates(&mut self) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        session.tcp_release_at = None;
+        if session.ice_connected || session.held_tcp.is_empty() {
+            return;
+        }
+        session.tcp_released = true;
+        let held = std::mem::take(&mut session.held_tcp);
+        tracing::info!(
+            candidates = held.len(),
+            "ICE has not connected over UDP: trying the server's TCP candidate"
+        );
+        for candidate in held {
             if let Err(e) = session.pc.add_ice_candidate(candidate).await {
-                tracing::debug!("buffered candidate refused: {e}");
+                tracing::debug!("server TCP candidate refused: {e}");
             }
         }
     }
@@ -168,8 +211,6 @@ impl RoomTask {
             }
             return;
         }
-        if let Err(e) = session.pc.add_ice_candidate(init).await {
-            tracing::debug!("server candidate refused: {e}");
-        }
+        self.add_candidate(init).await;
     }
 }

@@ -72,6 +72,14 @@ pub(super) struct Session {
     pub(super) remote_set: bool,
     pub(super) pending_candidates: Vec<RTCIceCandidateInit>,
     pub(super) connected: bool,
+    /// ICE is connected or completed (over whichever path).
+    pub(super) ice_connected: bool,
+    /// The server's TCP candidates, held back while UDP gets its chance (`peer::TCP_HOLD_BACK`).
+    pub(super) held_tcp: Vec<RTCIceCandidateInit>,
+    /// When the held TCP candidates are added unless ICE has connected by then.
+    pub(super) tcp_release_at: Option<tokio::time::Instant>,
+    /// TCP candidates were released: later ones are added at once.
+    pub(super) tcp_released: bool,
     /// When the server last sent anything.
     pub(super) last_inbound: Instant,
     /// `close` ran (otherwise `Drop` closes the PeerConnection).
@@ -130,6 +138,10 @@ impl Session {
                 remote_set: false,
                 pending_candidates: Vec::new(),
                 connected: false,
+                ice_connected: false,
+                held_tcp: Vec::new(),
+                tcp_release_at: None,
+                tcp_released: false,
                 last_inbound: Instant::now(),
                 closed: false,
             },

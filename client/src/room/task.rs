@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use videoroom_protocol::{ClientMessage, ErrorCode, PeerId, ServerMessage, TrackId, TrackSource};
-use webrtc::peer_connection::{RTCPeerConnectionState, StatsSelector};
+use webrtc::peer_connection::{RTCIceConnectionState, RTCPeerConnectionState, StatsSelector};
 
 /// Interval of `ping` keep-alives on the signaling socket.
 const PING_INTERVAL: Duration = Duration::from_secs(15);
@@ -168,6 +168,7 @@ impl RoomTask {
         ping.tick().await;
         let mut next_ping = 0u64;
         loop {
+            let tcp_release_at = self.session.as_ref().and_then(|s| s.tcp_release_at);
             tokio::select! {
                 command = self.commands.recv() => match command {
                     Some(Command::Leave(done)) => return SessionEnd::Left(Some(done)),
@@ -224,6 +225,7 @@ impl RoomTask {
                         ))));
                     }
                 }
+                _ = sleep_until(tcp_release_at) => self.release_tcp_candidates().await,
                 _ = ping.tick() => {
                     next_ping += 1;
                     let Some(session) = self.session.as_mut() else {
@@ -630,8 +632,33 @@ impl RoomTask {
                 }
                 self.events.emit(RoomEvent::ConnectionState(mapped));
             }
+            PcEvent::IceState(state) => {
+                tracing::debug!(%state, "ICE connection state");
+                let connected = matches!(
+                    state,
+                    RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
+                );
+                if let Some(session) = self.session.as_mut() {
+                    session.ice_connected = connected;
+                }
+                // The path ICE had is gone: a held TCP candidate is the way back.
+                if matches!(
+                    state,
+                    RTCIceConnectionState::Disconnected | RTCIceConnectionState::Failed
+                ) {
+                    self.release_tcp_candidates().await;
+                }
+            }
             PcEvent::Track(track) => self.on_remote_track(track).await,
         }
         None
+    }
+}
+
+/// Waits until `at`; never returns without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

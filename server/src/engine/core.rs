@@ -174,6 +174,8 @@ pub struct CoreStats {
 
 struct Peer {
     pc: RTCPeerConnection,
+    /// Our ICE ufrag for it.
+    ufrag: String,
     /// The remote description was applied once: datagrams go straight to the core.
     remote_set: bool,
     /// Our host candidates were added (after the first local description).
@@ -224,6 +226,8 @@ pub struct MediaCore {
     timers: BTreeSet<(Instant, PeerKey)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<(PeerKey, CoreEvent)>,
+    /// Addresses authenticated since the last `poll_binding` (for the multi-worker router).
+    bindings: VecDeque<(PeerKey, Proto, SocketAddr)>,
     stats: CoreStats,
     // Scratch space reused by `drain`.
     scratch_events: Vec<RTCPeerConnectionEvent>,
@@ -244,6 +248,7 @@ impl MediaCore {
             timers: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            bindings: VecDeque::new(),
             stats: CoreStats::default(),
             scratch_events: Vec::new(),
             scratch_reads: Vec::new(),
@@ -317,6 +322,7 @@ impl MediaCore {
             key,
             Peer {
                 pc,
+                ufrag: ufrag.clone(),
                 remote_set: false,
                 candidates_added: false,
                 early: Vec::new(),
@@ -635,6 +641,16 @@ impl MediaCore {
         self.transmits.pop_front()
     }
 
+    /// The next address a peer's core authenticated (it answered a check from it).
+    pub fn poll_binding(&mut self) -> Option<(PeerKey, Proto, SocketAddr)> {
+        self.bindings.pop_front()
+    }
+
+    /// Our ICE ufrag for a peer.
+    pub fn peer_ufrag(&self, key: PeerKey) -> Option<&str> {
+        self.peers.get(&key).map(|p| p.ufrag.as_str())
+    }
+
     /// The next event for an endpoint.
     pub fn poll_event(&mut self) -> Option<(PeerKey, CoreEvent)> {
         self.events.pop_front()
@@ -660,6 +676,9 @@ impl MediaCore {
         };
         let dst = t.transport.peer_addr;
         self.demux.note_sent(t.now, key, proto, dst, &t.message);
+        if super::stun::is_binding_success(&t.message) && self.peers.contains_key(&key) {
+            self.bindings.push_back((key, proto, dst));
+        }
         self.transmits.push_back(Transmit {
             proto,
             dst,

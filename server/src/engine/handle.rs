@@ -36,6 +36,16 @@ impl Engine {
         self.worker.udp_addr()
     }
 
+    /// The ICE-TCP listener's bound address, if ICE-TCP is on.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.worker.tcp_addr()
+    }
+
+    /// The ICE-TCP counters so far (all zero when ICE-TCP is off).
+    pub fn tcp_stats(&self) -> super::io_tcp::TcpCounts {
+        self.worker.tcp_stats()
+    }
+
     /// A handle for the control plane.
     pub fn handle(&self) -> EngineHandle {
         self.handle.clone()

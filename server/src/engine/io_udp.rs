@@ -129,7 +129,17 @@ impl UdpIo {
                 "UdpIo::bind must run inside a tokio runtime",
             ));
         }
-        let std_socket = std::net::UdpSocket::bind(addr)?;
+        Self::from_std(std::net::UdpSocket::bind(addr)?)
+    }
+
+    /// Wraps a bound socket (or a `try_clone` of one: every media worker receives and sends on
+    /// its own handle of the one port) and registers it with the current tokio runtime.
+    pub fn from_std(std_socket: std::net::UdpSocket) -> io::Result<Self> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(io::Error::other(
+                "UdpIo::from_std must run inside a tokio runtime",
+            ));
+        }
         // Also sets O_NONBLOCK.
         let state = UdpSocketState::new(UdpSockRef::from(&std_socket))?;
         std_socket.set_nonblocking(true)?;

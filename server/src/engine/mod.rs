@@ -11,6 +11,7 @@ pub mod io_udp;
 pub mod stun;
 pub mod core;
 pub mod keyframe;
+pub mod router;
 pub mod sim;
 pub mod handle;
 pub mod worker;

@@ -4,9 +4,15 @@
 //!
 //! The control plane (sessions, rooms, endpoints on the main runtime) reaches it with jobs:
 //! closures run on the thread against the core, answered over a oneshot (`handle.rs`).
+//!
+//! ICE over TCP (`--tcp-port`, optional): the listener and one task per connection run on this
+//! thread's runtime too (`io_tcp.rs`); their frames reach the loop as [`TcpEvent`]s and enter the
+//! same core as `Proto::Tcp` datagrams, and the core's TCP transmits go to the connections'
+//! write queues.
 
 use super::core::{CoreConfig, CoreError, CoreEvent, CoreStats, MediaCore, PeerKey};
 use super::demux::{DropCounts, Proto};
+use super::io_tcp::{self, TcpConnections, TcpCounts, TcpEvent, TcpLimits, TcpStats};
 use super::io_udp::{Datagram, Transmit, UdpIo};
 use crate::metrics::Metrics;
 use std::collections::HashMap;
@@ -33,6 +39,8 @@ pub struct WorkerState {
     pub(crate) sinks: HashMap<PeerKey, mpsc::Sender<CoreEvent>>,
     /// Set by the engine's owner going away: the loop closes every peer and ends.
     stop: bool,
+    /// The open ICE-TCP connections (empty when ICE-TCP is off).
+    pub(crate) tcp: TcpConnections,
 }
 
 /// Where the engine listens and what it advertises.
@@ -42,12 +50,32 @@ pub struct EngineConfig {
     pub bind: SocketAddr,
     /// The address clients reach us at behind a 1:1 NAT (`--public-ip`).
     pub public_ip: Option<IpAddr>,
+    /// The ICE-TCP listener's address (`--rtc-bind-ip`, `--tcp-port`; port 0 picks one), or
+    /// `None`: no listener and no TCP candidate.
+    pub tcp_bind: Option<SocketAddr>,
+    /// Whether peers advertise the UDP host candidates. Always, except in tests that prove a
+    /// call works over ICE-TCP alone.
+    pub advertise_udp: bool,
+}
+
+impl EngineConfig {
+    /// UDP on `bind`, advertised; no ICE-TCP.
+    pub fn udp(bind: SocketAddr, public_ip: Option<IpAddr>) -> Self {
+        Self {
+            bind,
+            public_ip,
+            tcp_bind: None,
+            advertise_udp: true,
+        }
+    }
 }
 
 /// The running media thread.
 pub struct Worker {
     pub(crate) jobs: mpsc::UnboundedSender<Job>,
     udp_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
+    tcp_stats: Arc<TcpStats>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -56,6 +84,8 @@ impl Worker {
     pub fn start(config: EngineConfig, metrics: Arc<Metrics>) -> Result<Self, EngineStartError> {
         let (jobs, inbox) = mpsc::unbounded_channel::<Job>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let tcp_stats = Arc::new(TcpStats::default());
+        let stats = Arc::clone(&tcp_stats);
         let thread = std::thread::Builder::new()
             .name("media".to_owned())
             .spawn(move || {
@@ -85,30 +115,58 @@ impl Worker {
                         }
                     };
                     let candidates = advertised(local, config.public_ip);
-                    let core_config = match CoreConfig::new(candidates.clone(), None) {
+                    let tcp = match TcpSide::bind(&config, stats).await {
+                        Ok(tcp) => tcp,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let udp_candidates = if config.advertise_udp {
+                        candidates.clone()
+                    } else {
+                        Vec::new()
+                    };
+                    let tcp_candidate = tcp.as_ref().map(|t| t.candidate);
+                    let core_config = match CoreConfig::new(udp_candidates, tcp_candidate) {
                         Ok(c) => c,
                         Err(e) => {
                             let _ = ready_tx.send(Err(EngineStartError::Core(e)));
                             return;
                         }
                     };
-                    info!(udp = %local, ?candidates, "media engine listening");
-                    let _ = ready_tx.send(Ok(local));
+                    let tcp_local = tcp.as_ref().map(|t| t.local);
+                    info!(
+                        udp = %local,
+                        ?candidates,
+                        tcp = ?tcp_local,
+                        ?tcp_candidate,
+                        advertise_udp = config.advertise_udp,
+                        "media engine listening"
+                    );
+                    let _ = ready_tx.send(Ok((local, tcp_local)));
                     let state = WorkerState {
                         core: MediaCore::new(core_config),
                         sinks: HashMap::new(),
                         stop: false,
+                        tcp: TcpConnections::new(tcp.as_ref().map_or_else(
+                            || Arc::new(TcpStats::default()),
+                            |t| Arc::clone(&t.stats),
+                        )),
                     };
-                    run(state, udp, inbox, metrics).await;
+                    let tcp_events = tcp.map(TcpSide::start);
+                    run(state, udp, inbox, metrics, tcp_events).await;
                 });
             })
             .map_err(EngineStartError::Io)?;
-        let udp_addr = ready_rx
+        let (udp_addr, tcp_addr) = ready_rx
             .recv()
             .map_err(|_| EngineStartError::Io(std::io::Error::other("media thread died")))??;
         Ok(Self {
             jobs,
             udp_addr,
+            tcp_addr,
+            tcp_stats,
             thread: Some(thread),
         })
     }
@@ -116,6 +174,61 @@ impl Worker {
     /// The UDP socket's bound address.
     pub fn udp_addr(&self) -> SocketAddr {
         self.udp_addr
+    }
+
+    /// The ICE-TCP listener's bound address, if ICE-TCP is on.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
+    }
+
+    /// The ICE-TCP counters so far (all zero when ICE-TCP is off).
+    pub fn tcp_stats(&self) -> TcpCounts {
+        self.tcp_stats.snapshot()
+    }
+}
+
+/// The ICE-TCP listener before the loop starts.
+struct TcpSide {
+    listener: tokio::net::TcpListener,
+    local: SocketAddr,
+    /// The passive candidate every peer advertises.
+    candidate: SocketAddr,
+    stats: Arc<TcpStats>,
+}
+
+impl TcpSide {
+    /// Binds the listener if the configuration asks for one (inside the media runtime).
+    async fn bind(
+        config: &EngineConfig,
+        stats: Arc<TcpStats>,
+    ) -> Result<Option<Self>, EngineStartError> {
+        let Some(bind) = config.tcp_bind else {
+            return Ok(None);
+        };
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .map_err(|e| EngineStartError::TcpBind(bind, e))?;
+        let local = listener.local_addr()?;
+        // One passive candidate: the first address the UDP side would advertise for this bind
+        // (the public IP behind a 1:1 NAT). A connection to another local address of a wildcard
+        // bind still works: the core sees every TCP datagram as arriving at this candidate.
+        let candidate = advertised(local, config.public_ip)
+            .first()
+            .copied()
+            .unwrap_or(local);
+        Ok(Some(Self {
+            listener,
+            local,
+            candidate,
+            stats,
+        }))
+    }
+
+    /// Starts accepting; returns what the connection tasks report.
+    fn start(self) -> mpsc::Receiver<TcpEvent> {
+        let (events_tx, events) = mpsc::channel(io_tcp::EVENT_QUEUE);
+        io_tcp::spawn_listener(self.listener, TcpLimits::default(), self.stats, events_tx);
+        events
     }
 }
 
@@ -138,6 +251,9 @@ pub enum EngineStartError {
     /// The UDP port could not be bound.
     #[error("cannot bind the media UDP socket to {0}: {1}")]
     Bind(SocketAddr, #[source] std::io::Error),
+    /// The ICE-TCP port could not be bound.
+    #[error("cannot bind the ICE-TCP port {0} (--tcp-port; `off` turns it off): {1}")]
+    TcpBind(SocketAddr, #[source] std::io::Error),
     /// Thread or runtime creation failed.
     #[error("cannot start the media thread: {0}")]
     Io(#[from] std::io::Error),
@@ -199,6 +315,7 @@ async fn run(
     udp: UdpIo,
     mut inbox: mpsc::UnboundedReceiver<Job>,
     metrics: Arc<Metrics>,
+    mut tcp_events: Option<mpsc::Receiver<TcpEvent>>,
 ) {
     let mut batch: Vec<Datagram> = Vec::with_capacity(64);
     let mut out: Vec<Transmit> = Vec::with_capacity(256);
@@ -240,6 +357,16 @@ async fn run(
                     }
                 }
             }
+            Some(event) = next_tcp_event(&mut tcp_events) => {
+                let now = Instant::now();
+                handle_tcp_event(&mut state, now, event);
+                for _ in 0..TCP_EVENTS_PER_TURN {
+                    let Some(event) = tcp_events.as_mut().and_then(|rx| rx.try_recv().ok()) else {
+                        break;
+                    };
+                    handle_tcp_event(&mut state, now, event);
+                }
+            }
             _ = sleep_until(deadline) => state.core.handle_timeout(Instant::now()),
         }
         if state.stop {
@@ -260,8 +387,36 @@ async fn run(
         state.core.remove_peer(now, key);
     }
     flush(&mut state, &udp, &mut out);
+    // The connection tasks run on this runtime: give them a moment to write the close_notifys.
+    state.tcp.flush(TCP_SHUTDOWN_FLUSH).await;
     exported.export(&state.core, &metrics);
     info!("media engine stopped");
+}
+
+/// ICE-TCP events handled in one turn after the first, before jobs, sockets and timers get a
+/// look again.
+const TCP_EVENTS_PER_TURN: usize = 64;
+/// How long a stopping engine waits for ICE-TCP connections to write what is queued.
+const TCP_SHUTDOWN_FLUSH: Duration = Duration::from_millis(200);
+
+/// The next event of the ICE-TCP connections; never ready when ICE-TCP is off.
+async fn next_tcp_event(events: &mut Option<mpsc::Receiver<TcpEvent>>) -> Option<TcpEvent> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Routes one ICE-TCP event into the core: its frames are `Proto::Tcp` datagrams from the
+/// connection's remote address. The demux decides about each (a connection whose first check it
+/// refuses is closed by the table).
+fn handle_tcp_event(state: &mut WorkerState, now: Instant, event: TcpEvent) {
+    let core = &mut state.core;
+    state.tcp.handle(event, |src, datagram| {
+        let dropped = core.dropped().total();
+        core.handle_datagram(now, Proto::Tcp, src, None, datagram);
+        core.dropped().total() == dropped
+    });
 }
 
 fn flush(state: &mut WorkerState, udp: &UdpIo, out: &mut Vec<Transmit>) {
@@ -271,7 +426,9 @@ fn flush(state: &mut WorkerState, udp: &UdpIo, out: &mut Vec<Transmit>) {
                 dst: t.dst,
                 bytes: t.bytes,
             }),
-            Proto::Tcp => {}
+            Proto::Tcp => {
+                state.tcp.send(t.dst, &t.bytes);
+            }
         }
     }
     if !out.is_empty() {

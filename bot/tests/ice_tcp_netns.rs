@@ -1,0 +1,481 @@
+//! ICE over TCP for a participant whose network drops UDP: our client engine (the bot) and
+//! headless Chromium, each in a network namespace where nftables drops every UDP datagram, join
+//! a server on the other end of a veth pair and decode the other side's video. The server
+//! (in this process) advertises its UDP candidate as usual and a passive TCP candidate on
+//! `--tcp-port`; the participant outside the namespace uses UDP.
+//!
+//! Needs root (network namespaces, veth, nftables: `apt-get install nftables`); skipped with a
+//! message when `ip netns add` is not permitted. The Chromium case also needs /usr/bin/chromium
+//! and `npm ci` in server/tests/chromium, as `server/tests/chromium_interop.rs` does.
+//! Namespaces, veths and nft tables are removed on drop (the nft table lives in the namespace).
+
+mod common;
+
+use serde_json::Value;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use videoroom_server::config::TlsSetting;
+use videoroom_server::engine::io_tcp::TcpCounts;
+use videoroom_server::{Config, RunningServer};
+
+/// A network namespace joined to this host by a veth pair, with all UDP dropped inside it.
+/// Everything is removed on drop: deleting the namespace deletes its end of the veth (and with
+/// it the host's end) and its nft table.
+struct UdpBlockedNet {
+    ns: String,
+    host_if: String,
+    host_ip: Ipv4Addr,
+    ns_ip: Ipv4Addr,
+}
+
+/// Why there is no namespace.
+enum NetError {
+    /// Not permitted here (not root, or no CAP_NET_ADMIN): the test is skipped.
+    NotPermitted(String),
+    /// Anything else is a failure.
+    Failed(String),
+}
+
+fn run(program: &str, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl UdpBlockedNet {
+    fn new() -> Result<Self, NetError> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let pid = std::process::id();
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{}{n}", pid % 100_000);
+        let ns = format!("vr-tcp-{tag}");
+        // Interface names have at most 15 bytes.
+        let host_if = format!("vth{tag}");
+        let ns_if = format!("vtn{tag}");
+        // A /30 of 10.213.0.0/16 per run and test.
+        let k = (pid.wrapping_mul(4) + n) % 16_000;
+        let base = 4 * k;
+        let (b2, b3) = ((base >> 8) as u8, (base & 0xff) as u8);
+        let host_ip = Ipv4Addr::new(10, 213, b2, b3 + 1);
+        let ns_ip = Ipv4Addr::new(10, 213, b2, b3 + 2);
+
+        let _ = run("ip", &["netns", "del", &ns]);
+        if let Err(e) = run("ip", &["netns", "add", &ns]) {
+            let lower = e.to_lowercase();
+            return Err(
+                if lower.contains("permission") || lower.contains("not permitted") {
+                    NetError::NotPermitted(e)
+                } else {
+                    NetError::Failed(e)
+                },
+            );
+        }
+        let net = Self {
+            ns,
+            host_if,
+            host_ip,
+            ns_ip,
+        };
+        let fail = NetError::Failed;
+        let host_cidr = format!("{host_ip}/30");
+        let ns_cidr = format!("{ns_ip}/30");
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                &net.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &ns_if,
+            ],
+        )
+        .map_err(fail)?;
+        run("ip", &["link", "set", &ns_if, "netns", &net.ns]).map_err(fail)?;
+        run("ip", &["addr", "add", &host_cidr, "dev", &net.host_if]).map_err(fail)?;
+        run("ip", &["link", "set", &net.host_if, "up"]).map_err(fail)?;
+        run(
+            "ip",
+            &["-n", &net.ns, "addr", "add", &ns_cidr, "dev", &ns_if],
+        )
+        .map_err(fail)?;
+        run("ip", &["-n", &net.ns, "link", "set", &ns_if, "up"]).map_err(fail)?;
+        run("ip", &["-n", &net.ns, "link", "set", "lo", "up"]).map_err(fail)?;
+        // Drop all UDP in and out of the namespace, loopback included.
+        let rules = "table inet videoroom_udp_block {\n\
+             chain input { type filter hook input priority 0; policy accept; meta l4proto udp counter drop; }\n\
+             chain output { type filter hook output priority 0; policy accept; meta l4proto udp counter drop; }\n\
+             }\n";
+        let script = std::env::temp_dir().join(format!("{}.nft", net.ns));
+        std::fs::write(&script, rules).map_err(|e| fail(e.to_string()))?;
+        let script_path = script.to_str().unwrap_or_default().to_owned();
+        let loaded = run("ip", &["netns", "exec", &net.ns, "nft", "-f", &script_path]);
+        let _ = std::fs::remove_file(&script);
+        loaded.map_err(|e| {
+            fail(format!(
+                "{e} (the nftables package provides `nft`: apt-get install nftables)"
+            ))
+        })?;
+        Ok(net)
+    }
+
+    /// `program` run inside the namespace.
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.ns, program]);
+        command
+    }
+
+    /// UDP datagrams nft dropped in the namespace (both directions).
+    fn udp_dropped(&self) -> u64 {
+        let listing = run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &self.ns,
+                "nft",
+                "list",
+                "table",
+                "inet",
+                "videoroom_udp_block",
+            ],
+        )
+        .unwrap_or_default();
+        listing
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .filter(|w| w[0] == "packets")
+            .filter_map(|w| w[1].parse::<u64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for UdpBlockedNet {
+    fn drop(&mut self) {
+        let _ = run("ip", &["netns", "del", &self.ns]);
+        // Normally gone with the namespace's end of the pair; in case the move failed.
+        let _ = run("ip", &["link", "del", &self.host_if]);
+    }
+}
+
+/// The namespace, or `None` (with a message) when this environment does not permit one.
+fn udp_blocked_net() -> Option<UdpBlockedNet> {
+    match UdpBlockedNet::new() {
+        Ok(net) => Some(net),
+        Err(NetError::NotPermitted(e)) => {
+            eprintln!("SKIPPED: cannot create a network namespace here ({e}); run as root");
+            None
+        }
+        Err(NetError::Failed(e)) => panic!("setting up the UDP-blocked namespace: {e}"),
+    }
+}
+
+/// A server on the host's end of the veth: HTTP and media on `host_ip`, ICE-TCP on a free port,
+/// plain HTTP (the browser page is a secure context of its own, see the Chromium test).
+async fn server_on(net: &UdpBlockedNet) -> RunningServer {
+    let ip = IpAddr::V4(net.host_ip);
+    let config = Config {
+        listen: SocketAddr::new(ip, 0),
+        rtc_bind_ip: ip,
+        tcp_port: Some(0),
+        tls: TlsSetting::Off,
+        ..videoroom_testkit::test_config()
+    };
+    let server = videoroom_testkit::start_server(config).await;
+    assert!(server.tcp_addr().is_some());
+    server
+}
+
+/// A bot (`command` runs it) with media on `media_ip`, its events and stats in fresh files.
+fn spawn_bot(
+    command: Command,
+    url: &str,
+    room: &str,
+    name: &str,
+    media_ip: Ipv4Addr,
+    extra: &[&str],
+) -> (common::Bot, PathBuf) {
+    let events = common::temp_path(&format!("{name}-events.jsonl"));
+    let ip = media_ip.to_string();
+    let mut args = vec!["--media-ip", &ip, "--events"];
+    let events_arg = events.to_str().unwrap_or_default().to_owned();
+    args.push(&events_arg);
+    args.extend_from_slice(extra);
+    (spawn_with(command, url, room, name, &args), events)
+}
+
+/// `common::spawn_via` without its loopback `--media-ip`.
+fn spawn_with(
+    mut command: Command,
+    url: &str,
+    room: &str,
+    name: &str,
+    extra: &[&str],
+) -> common::Bot {
+    let stats = common::temp_path(&format!("{name}.json"));
+    command
+        .args(["--server", url, "--room", room, "--name", name])
+        .arg("--stats-json")
+        .arg(&stats)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    let mut child = command.spawn().expect("bot starts");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = reader.next_line().await {
+            let _ = tx.send(line);
+        }
+    });
+    common::Bot {
+        child,
+        lines,
+        seen: Vec::new(),
+        stats: Some(stats),
+    }
+}
+
+/// Milliseconds from `joined` to the first `connection: connected` in an `--events` log.
+fn join_to_connected_ms(events: &Path) -> Option<u64> {
+    let lines = common::read_events(events);
+    let t = |pred: &dyn Fn(&Value) -> bool| {
+        lines
+            .iter()
+            .find(|e| pred(e))
+            .and_then(|e| e["t_ms"].as_u64())
+    };
+    let joined = t(&|e| e["event"] == "joined")?;
+    let connected = t(&|e| e["event"] == "connection" && e["state"] == "connected")?;
+    Some(connected.saturating_sub(joined))
+}
+
+fn frames_of(report: &Value, peer: &str, kind: &str) -> u64 {
+    common::track_of(report, peer, kind)["frames_decoded"]
+        .as_u64()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_engine_joins_over_ice_tcp_when_udp_is_dropped() {
+    let Some(net) = udp_blocked_net() else {
+        return;
+    };
+    let server = server_on(&net).await;
+    let url = format!("ws://{}/ws", server.local_addr());
+
+    let args = ["--duration", "10s", "--quiet"];
+    let (mut inside, inside_events) = spawn_bot(
+        net.command(common::BOT),
+        &url,
+        "tcp-only",
+        "inside",
+        net.ns_ip,
+        &args,
+    );
+    let (mut outside, outside_events) = spawn_bot(
+        Command::new(common::BOT),
+        &url,
+        "tcp-only",
+        "outside",
+        net.host_ip,
+        &args,
+    );
+    assert_eq!(inside.wait_exit(Duration::from_secs(60)).await, 0, "inside");
+    assert_eq!(
+        outside.wait_exit(Duration::from_secs(60)).await,
+        0,
+        "outside"
+    );
+
+    let inside_report = inside.report();
+    let outside_report = outside.report();
+    let got = frames_of(&inside_report, "outside", "video");
+    assert!(got >= 30, "inside decoded {got} frames of outside's video");
+    let got = frames_of(&outside_report, "inside", "video");
+    assert!(got >= 30, "outside decoded {got} frames of inside's video");
+    assert!(
+        common::track_of(&inside_report, "outside", "audio")["frames_decoded"]
+            .as_u64()
+            .unwrap_or_default()
+            >= 100
+    );
+
+    // The inside bot's media went over ICE-TCP (the only TCP participant), while its UDP
+    // attempts were dropped.
+    let tcp = server.tcp_stats();
+    assert!(tcp.accepted >= 1, "{tcp:?}");
+    assert!(tcp.frames_in > 300 && tcp.frames_out > 300, "{tcp:?}");
+    assert!(net.udp_dropped() > 0, "nft dropped UDP in the namespace");
+
+    let over_tcp = join_to_connected_ms(&inside_events).expect("inside connected");
+    let over_udp = join_to_connected_ms(&outside_events).expect("outside connected");
+    println!(
+        "join to connected: inside (ICE-TCP, after the 300 ms hold-back) {over_tcp} ms, \
+         outside (UDP) {over_udp} ms; first frame of outside's video inside after {} ms; \
+         TCP connections accepted: {} (1 = the outside bot, on UDP, held its TCP candidate back)",
+        common::track_of(&inside_report, "outside", "video")["join_to_first_frame_ms"],
+        tcp.accepted
+    );
+    assert!(over_tcp < 5000, "{over_tcp} ms");
+}
+
+/// Two bots on loopback (no namespace, no privileges) against a server that advertises UDP and
+/// TCP (`udp`) or TCP alone. Returns each bot's decoded frames of the other's video, the
+/// server's ICE-TCP counters and each bot's join-to-connected time.
+async fn two_bots_on_loopback(udp: bool, room: &str) -> ([u64; 2], TcpCounts, [u64; 2]) {
+    let loopback = Ipv4Addr::LOCALHOST;
+    let config = Config {
+        tcp_port: Some(0),
+        media_udp_candidates: udp,
+        ..videoroom_testkit::test_config()
+    };
+    let server = videoroom_testkit::start_server(config).await;
+    let url = format!("ws://{}/ws", server.local_addr());
+    let args = ["--duration", "6s", "--quiet"];
+    let (mut a, a_events) = spawn_bot(Command::new(common::BOT), &url, room, "A", loopback, &args);
+    let (mut b, b_events) = spawn_bot(Command::new(common::BOT), &url, room, "B", loopback, &args);
+    assert_eq!(a.wait_exit(Duration::from_secs(60)).await, 0);
+    assert_eq!(b.wait_exit(Duration::from_secs(60)).await, 0);
+    let frames = [
+        frames_of(&a.report(), "B", "video"),
+        frames_of(&b.report(), "A", "video"),
+    ];
+    let connect = [
+        join_to_connected_ms(&a_events).expect("A connected"),
+        join_to_connected_ms(&b_events).expect("B connected"),
+    ];
+    (frames, server.tcp_stats(), connect)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_loopback_the_client_engine_decodes_over_ice_tcp_alone() {
+    let (frames, tcp, connect) = two_bots_on_loopback(false, "tcp-alone").await;
+    assert!(
+        frames.iter().all(|f| *f >= 30),
+        "frames decoded: {frames:?}"
+    );
+    assert_eq!(tcp.accepted, 2, "{tcp:?}");
+    assert!(tcp.frames_in > 300 && tcp.frames_out > 300, "{tcp:?}");
+    println!("loopback, TCP candidate only: join to connected {connect:?} ms; {tcp:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_loopback_the_client_engine_holds_tcp_back_while_udp_works() {
+    let (frames, tcp, connect) = two_bots_on_loopback(true, "udp-first").await;
+    assert!(
+        frames.iter().all(|f| *f >= 30),
+        "frames decoded: {frames:?}"
+    );
+    // UDP connects within the hold-back, so the TCP candidate is never even dialed; a machine
+    // so loaded that it is, still sends the media over the UDP pair nominated first.
+    println!("loopback, UDP and TCP candidates: join to connected {connect:?} ms; {tcp:?}");
+    assert!(
+        tcp.frames_in < 50,
+        "media went over TCP although UDP works: {tcp:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_joins_over_ice_tcp_when_udp_is_dropped() {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../server/tests/chromium");
+    assert!(
+        here.join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed: run `npm ci` in {} (README's test command does)",
+        here.display()
+    );
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "Debian's chromium is not installed (apt-get install chromium; README's test command does)"
+    );
+    let Some(net) = udp_blocked_net() else {
+        return;
+    };
+    let server = server_on(&net).await;
+    let url = format!("ws://{}/ws", server.local_addr());
+
+    // A bot outside publishes; Chromium inside must decode its video and hear it.
+    let (mut bot, _) = spawn_bot(
+        Command::new(common::BOT),
+        &url,
+        "tcp-chromium",
+        "outside",
+        net.host_ip,
+        &["--duration", "60s", "--quiet"],
+    );
+
+    // run.mjs serves its page on 127.0.0.1 inside the namespace (a secure context for
+    // getUserMedia) and drives Debian's Chromium with playwright over a pipe.
+    let driver = net
+        .command("node")
+        .arg(here.join("run.mjs"))
+        .args(["--server", &url, "--room", "tcp-chromium", "--pages", "1"])
+        .args([
+            "--expect-remote-peers",
+            "1",
+            "--min-frames",
+            "30",
+            "--timeout-ms",
+            "60000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(100), driver)
+        .await
+        .expect("the Chromium driver finishes within its own 60 s bound")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let result: Value = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("driver printed no JSON ({e}): {stdout}"));
+    assert!(
+        output.status.success() && result["ok"] == true,
+        "Chromium over ICE-TCP failed: {result:#}\nserver ICE-TCP: {:?}",
+        server.tcp_stats()
+    );
+    let page = &result["pages"][0];
+    let video = page["stats"]
+        .as_array()
+        .expect("stats")
+        .iter()
+        .find(|s| s["kind"] == "video")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        video["framesDecoded"].as_u64().unwrap_or(0) > 30,
+        "{video:#}"
+    );
+
+    let tcp = server.tcp_stats();
+    assert!(tcp.accepted >= 1 && tcp.frames_in > 50, "{tcp:?}");
+    assert!(net.udp_dropped() > 0, "nft dropped UDP in the namespace");
+    println!(
+        "Chromium over ICE-TCP: 30 frames of the bot's video decoded {} ms after the driver \
+         started (browser start included); ICE-TCP {tcp:?}",
+        result["elapsedMs"]
+    );
+    let _ = bot.child.kill().await;
+}
