@@ -33,6 +33,10 @@ pub struct Cli {
     /// The one UDP port every peer's media uses [default: 7882; 0 picks a free one].
     #[arg(long, env = "VIDEOROOM_UDP_PORT")]
     pub udp_port: Option<u16>,
+    /// Media worker threads; a room's peers all live on one [default: one per core beyond two,
+    /// at least 1].
+    #[arg(long, env = "VIDEOROOM_MEDIA_WORKERS")]
+    pub media_workers: Option<usize>,
     /// The one TCP port for ICE over TCP (RFC 6544, passive), a fallback for participants whose
     /// network blocks UDP; `off` turns it off [default: 7881; 0 picks a free one].
     #[arg(long, env = "VIDEOROOM_TCP_PORT", value_name = "PORT|off")]
@@ -183,6 +187,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     rtc_bind_ip: Option<IpAddr>,
     udp_port: Option<u16>,
+    media_workers: Option<usize>,
     tcp_port: Option<TcpPort>,
     ice_port_range: Option<String>,
     public_ip: Option<IpAddr>,
@@ -294,6 +299,8 @@ pub struct Config {
     pub rtc_bind_ip: IpAddr,
     /// The media UDP port (0: any free port).
     pub udp_port: u16,
+    /// Media worker threads (at least 1).
+    pub media_workers: usize,
     /// The deprecated ICE port range, if one was given (its first port is `udp_port`).
     pub ice_port_range: Option<(u16, u16)>,
     /// The ICE-TCP port (`Some(0)`: any free port; `None`: ICE over TCP off, the default of
@@ -385,6 +392,7 @@ impl Default for Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             rtc_bind_ip: IpAddr::from([0, 0, 0, 0]),
             udp_port: 0,
+            media_workers: 1,
             ice_port_range: None,
             tcp_port: None,
             media_udp_candidates: true,
@@ -477,6 +485,15 @@ impl Config {
                 .or(file.rtc_bind_ip)
                 .unwrap_or(d.rtc_bind_ip),
             udp_port,
+            media_workers: match cli.media_workers.or(file.media_workers) {
+                Some(0) => {
+                    return Err(ConfigError::Invalid(
+                        "--media-workers must be at least 1".to_owned(),
+                    ));
+                }
+                Some(n) => n,
+                None => crate::engine::worker::default_workers(),
+            },
             ice_port_range,
             tcp_port: cli
                 .tcp_port

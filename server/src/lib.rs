@@ -97,6 +97,7 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
                 .tcp_port
                 .map(|port| SocketAddr::new(config.rtc_bind_ip, port)),
             advertise_udp: config.media_udp_candidates,
+            workers: config.media_workers,
         },
         Arc::clone(&counters),
     )
@@ -143,6 +144,16 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
 }
 
 impl RunningServer {
+    /// The media engine's worker threads.
+    pub fn media_workers(&self) -> usize {
+        self.shared.media.worker_count()
+    }
+
+    /// Peers on each media worker.
+    pub fn media_worker_loads(&self) -> Vec<usize> {
+        self.shared.media.worker_loads()
+    }
+
     /// The media engine's bound UDP address (useful with `--udp-port 0`).
     pub fn udp_addr(&self) -> SocketAddr {
         self.shared.media.udp_addr()

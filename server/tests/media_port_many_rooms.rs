@@ -41,7 +41,21 @@ fn candidate_udp_port(candidate: &str) -> Option<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_peers_in_three_rooms_share_one_udp_port_and_stay_in_their_rooms() {
-    let server = start_server(test_config()).await;
+    thirty_peers_in_three_rooms(1).await;
+}
+
+/// The same with two media workers: the rooms are spread over both, every datagram the kernel
+/// hands to the wrong worker is passed on, and still nothing crosses rooms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_media_workers_thirty_peers_in_three_rooms_stay_in_their_rooms() {
+    thirty_peers_in_three_rooms(2).await;
+}
+
+async fn thirty_peers_in_three_rooms(media_workers: usize) {
+    let mut config = test_config();
+    config.media_workers = media_workers;
+    let server = start_server(config).await;
+    assert_eq!(server.media_workers(), media_workers);
     let url = ws_url(&server);
     let udp_port = server.udp_addr().port();
     let options = PeerOptions {
@@ -97,6 +111,13 @@ async fn thirty_peers_in_three_rooms_share_one_udp_port_and_stay_in_their_rooms(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let all_flowing = start.elapsed();
+    let loads = server.media_worker_loads();
+    println!("peers per media worker: {loads:?}");
+    assert_eq!(loads.iter().sum::<usize>(), 30, "{loads:?}");
+    assert!(
+        loads.iter().all(|&n| n >= 10),
+        "every worker hosts at least one room of 10: {loads:?}"
+    );
     println!(
         "30 peers joined in {}; all 270 subscriptions flowing ({FLOWING}+ packets each) {} \
          after the first join ({} after the last)",

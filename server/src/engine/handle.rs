@@ -4,51 +4,146 @@
 //! on the media thread; the ones that answer wait on a oneshot.
 
 use super::core::{CoreError, CoreEvent, FwdKey, LegKey, MediaCore, PeerKey};
-use super::worker::{EVENT_QUEUE, EngineConfig, EngineStartError, Job, Worker, WorkerState};
+use super::io_tcp::TcpStats;
+use super::router::Router;
+use super::worker::{
+    EVENT_QUEUE, EngineConfig, EngineStartError, Job, Shard, Worker, WorkerState, advertised,
+    tcp_candidate,
+};
+use super::core::CoreConfig;
 use crate::metrics::Metrics;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use tracing::info;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use videoroom_protocol::{MediaKind, TrackId};
 
-/// The media engine: its thread, its socket.
+/// The media engine: its worker threads, its one UDP socket (and ICE-TCP listener).
 pub struct Engine {
-    worker: Worker,
-    handle: EngineHandle,
+    workers: Vec<Worker>,
+    handles: Vec<EngineHandle>,
+    udp_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
+    tcp_stats: Arc<TcpStats>,
 }
 
 impl Engine {
-    /// Binds the UDP port and starts the media thread.
+    /// Binds the UDP port (and the ICE-TCP port), makes the DTLS certificate, and starts the
+    /// workers.
     pub fn start(config: EngineConfig, metrics: Arc<Metrics>) -> Result<Self, EngineStartError> {
-        let worker = Worker::start(config, metrics)?;
-        let handle = EngineHandle {
-            jobs: worker.jobs.clone(),
+        let udp = std::net::UdpSocket::bind(config.bind)
+            .map_err(|e| EngineStartError::Bind(config.bind, e))?;
+        let udp_addr = udp.local_addr()?;
+        let candidates = advertised(udp_addr, config.public_ip);
+        let tcp = match config.tcp_bind {
+            Some(bind) => {
+                let listener = std::net::TcpListener::bind(bind)
+                    .map_err(|e| EngineStartError::TcpBind(bind, e))?;
+                listener.set_nonblocking(true)?;
+                Some(listener)
+            }
+            None => None,
         };
-        Ok(Self { worker, handle })
+        let tcp_addr = tcp.as_ref().map(|l| l.local_addr()).transpose()?;
+        let tcp_candidate = tcp_addr.map(|local| tcp_candidate(local, config.public_ip));
+        let udp_candidates = if config.advertise_udp {
+            candidates.clone()
+        } else {
+            Vec::new()
+        };
+        let core = CoreConfig::new(udp_candidates, tcp_candidate)?;
+        let count = config.workers.max(1);
+        let router = (count > 1).then(|| Arc::new(Router::new()));
+        let (hops, mut hop_rxs): (Vec<_>, Vec<_>) =
+            (0..count).map(|_| mpsc::unbounded_channel()).unzip();
+        let tcp_stats = Arc::new(TcpStats::default());
+        let mut tcp = tcp;
+        let mut workers = Vec::with_capacity(count);
+        for (index, hop_rx) in hop_rxs.drain(..).enumerate() {
+            let shard = Shard {
+                index,
+                udp: udp.try_clone()?,
+                tcp: if index == 0 { tcp.take() } else { None },
+                tcp_stats: Arc::clone(&tcp_stats),
+                core: core.clone(),
+                router: router.clone(),
+                hops: hops.clone(),
+                hop_rx,
+                load: Arc::new(AtomicUsize::new(0)),
+            };
+            workers.push(Worker::start(shard, Arc::clone(&metrics))?);
+        }
+        info!(
+            udp = %udp_addr,
+            ?candidates,
+            tcp = ?tcp_addr,
+            ?tcp_candidate,
+            advertise_udp = config.advertise_udp,
+            workers = count,
+            "media engine listening"
+        );
+        let handles = workers
+            .iter()
+            .map(|w| EngineHandle {
+                jobs: w.jobs.clone(),
+            })
+            .collect();
+        Ok(Self {
+            workers,
+            handles,
+            udp_addr,
+            tcp_addr,
+            tcp_stats,
+        })
     }
 
     /// The UDP socket's bound address.
     pub fn udp_addr(&self) -> SocketAddr {
-        self.worker.udp_addr()
+        self.udp_addr
     }
 
     /// The ICE-TCP listener's bound address, if ICE-TCP is on.
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
-        self.worker.tcp_addr()
+        self.tcp_addr
     }
 
     /// The ICE-TCP counters so far (all zero when ICE-TCP is off).
     pub fn tcp_stats(&self) -> super::io_tcp::TcpCounts {
-        self.worker.tcp_stats()
+        self.tcp_stats.snapshot()
     }
 
-    /// A handle for the control plane.
+    /// Media worker threads.
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Peers on each worker.
+    pub fn worker_loads(&self) -> Vec<usize> {
+        self.workers
+            .iter()
+            .map(|w| w.load.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// A handle of the first worker (tests, tools).
     pub fn handle(&self) -> EngineHandle {
-        self.handle.clone()
+        self.handles[0].clone()
+    }
+
+    /// The worker a new room goes to: the one with the fewest peers. Every peer of the room
+    /// then lives there, so its fan-out never crosses threads.
+    pub fn place_room(&self) -> EngineHandle {
+        let least = self
+            .workers
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, w)| w.load.load(Ordering::Relaxed))
+            .map_or(0, |(i, _)| i);
+        self.handles[least].clone()
     }
 }
 
@@ -89,6 +184,7 @@ impl EngineHandle {
             let added = state.core.add_peer(now);
             if let Ok(key) = added {
                 state.sinks.insert(key, events_tx);
+                state.peer_added(key);
             }
             let _ = tx.send(added);
         });
@@ -205,8 +301,7 @@ impl PeerHandle {
         }
         let key = self.key;
         self.engine.cast_state(move |state, now| {
-            state.sinks.remove(&key);
-            state.core.remove_peer(now, key);
+            state.remove_peer(now, key);
             state.core.drain(now);
         });
     }

@@ -1,6 +1,10 @@
-//! The media thread: one OS thread with a current-thread tokio runtime that owns the UDP socket
-//! and the [`MediaCore`], and does everything on the media path without a hop: receive a batch,
-//! demultiplex, run the peers' cores, forward, and send the results in GSO runs.
+//! A media worker: one OS thread with a current-thread tokio runtime that owns a [`MediaCore`]
+//! and a handle of the one UDP socket, and does everything on the media path without a hop:
+//! receive a batch, demultiplex, run the peers' cores, forward, and send the results in GSO runs.
+//!
+//! With several workers (`--media-workers`), every worker receives from the same socket and a
+//! room lives on one worker, so a room's fan-out never crosses threads; a datagram the kernel
+//! handed to another worker than its peer's is passed on once ([`Hop`], `router.rs`).
 //!
 //! The control plane (sessions, rooms, endpoints on the main runtime) reaches it with jobs:
 //! closures run on the thread against the core, answered over a oneshot (`handle.rs`).
@@ -12,12 +16,14 @@
 
 use super::core::{CoreConfig, CoreError, CoreEvent, CoreStats, MediaCore, PeerKey};
 use super::demux::{DropCounts, Proto};
-use super::io_tcp::{self, TcpConnections, TcpCounts, TcpEvent, TcpLimits, TcpStats};
+use super::io_tcp::{self, TcpConnections, TcpEvent, TcpLimits, TcpStats};
 use super::io_udp::{Datagram, Transmit, UdpIo};
+use super::router::{Router, WorkerId};
 use crate::metrics::Metrics;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -39,8 +45,75 @@ pub struct WorkerState {
     pub(crate) sinks: HashMap<PeerKey, mpsc::Sender<CoreEvent>>,
     /// Set by the engine's owner going away: the loop closes every peer and ends.
     stop: bool,
-    /// The open ICE-TCP connections (empty when ICE-TCP is off).
+    /// The open ICE-TCP connections (empty when ICE-TCP is off, and on every worker but 0).
     pub(crate) tcp: TcpConnections,
+    /// This worker's index.
+    index: WorkerId,
+    /// With several workers: who owns which ufrag and address.
+    router: Option<Arc<Router>>,
+    /// Every worker's inbox of passed-on datagrams (this one's included).
+    hops: Vec<mpsc::UnboundedSender<Hop>>,
+    /// Addresses of each peer published to the router, to take back when it goes.
+    routed: HashMap<PeerKey, Vec<(Proto, SocketAddr)>>,
+    /// Peers on this worker (placement picks the least loaded worker for a new room).
+    pub(crate) load: Arc<AtomicUsize>,
+}
+
+impl WorkerState {
+    /// Registers a new peer's ufrag with the router and counts it.
+    pub(crate) fn peer_added(&mut self, key: PeerKey) {
+        self.load.fetch_add(1, Ordering::Relaxed);
+        if let (Some(router), Some(ufrag)) = (&self.router, self.core.peer_ufrag(key)) {
+            router.add_ufrag(ufrag, self.index);
+        }
+    }
+
+    /// Removes a peer from the core, the router and the count.
+    pub(crate) fn remove_peer(&mut self, now: Instant, key: PeerKey) {
+        if let (Some(router), Some(ufrag)) = (&self.router, self.core.peer_ufrag(key)) {
+            router.remove_ufrag(ufrag);
+        }
+        if let Some(router) = &self.router {
+            for (proto, addr) in self.routed.remove(&key).unwrap_or_default() {
+                router.unbind(proto, addr, self.index);
+            }
+        }
+        if self.sinks.remove(&key).is_some() {
+            self.load.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.core.remove_peer(now, key);
+    }
+
+    /// The other worker a datagram belongs to, if the router knows one.
+    fn elsewhere(&self, proto: Proto, src: SocketAddr, buf: &[u8]) -> Option<WorkerId> {
+        self.router
+            .as_ref()?
+            .owner(proto, src, buf)
+            .filter(|w| *w != self.index)
+    }
+}
+
+/// What one worker passes to another.
+#[derive(Debug)]
+pub(crate) enum Hop {
+    /// A datagram that arrived on the wrong worker.
+    In {
+        /// UDP or an ICE-TCP connection.
+        proto: Proto,
+        /// From.
+        src: SocketAddr,
+        /// The local IP it arrived at.
+        dst_ip: Option<IpAddr>,
+        /// The datagram.
+        bytes: bytes::BytesMut,
+    },
+    /// A datagram for an ICE-TCP connection (they all live on worker 0).
+    TcpOut {
+        /// The connection's remote address.
+        dst: SocketAddr,
+        /// The datagram.
+        bytes: bytes::BytesMut,
+    },
 }
 
 /// Where the engine listens and what it advertises.
@@ -56,6 +129,8 @@ pub struct EngineConfig {
     /// Whether peers advertise the UDP host candidates. Always, except in tests that prove a
     /// call works over ICE-TCP alone.
     pub advertise_udp: bool,
+    /// Media worker threads (`--media-workers`; at least 1).
+    pub workers: usize,
 }
 
 impl EngineConfig {
@@ -66,28 +141,42 @@ impl EngineConfig {
             public_ip,
             tcp_bind: None,
             advertise_udp: true,
+            workers: 1,
         }
     }
 }
 
-/// The running media thread.
+/// Everything one worker thread starts from.
+pub(crate) struct Shard {
+    pub(crate) index: WorkerId,
+    /// This worker's handle of the one UDP socket (a `try_clone`).
+    pub(crate) udp: std::net::UdpSocket,
+    /// The ICE-TCP listener (worker 0 only, when ICE-TCP is on).
+    pub(crate) tcp: Option<std::net::TcpListener>,
+    pub(crate) tcp_stats: Arc<TcpStats>,
+    pub(crate) core: CoreConfig,
+    pub(crate) router: Option<Arc<Router>>,
+    pub(crate) hops: Vec<mpsc::UnboundedSender<Hop>>,
+    pub(crate) hop_rx: mpsc::UnboundedReceiver<Hop>,
+    pub(crate) load: Arc<AtomicUsize>,
+}
+
+/// One running media worker thread.
 pub struct Worker {
     pub(crate) jobs: mpsc::UnboundedSender<Job>,
-    udp_addr: SocketAddr,
-    tcp_addr: Option<SocketAddr>,
-    tcp_stats: Arc<TcpStats>,
+    pub(crate) load: Arc<AtomicUsize>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Worker {
-    /// Binds the UDP socket and starts the thread.
-    pub fn start(config: EngineConfig, metrics: Arc<Metrics>) -> Result<Self, EngineStartError> {
+    /// Starts the thread: registers its socket handle (and listener) with its own runtime and
+    /// runs the loop until the engine stops.
+    pub(crate) fn start(shard: Shard, metrics: Arc<Metrics>) -> Result<Self, EngineStartError> {
         let (jobs, inbox) = mpsc::unbounded_channel::<Job>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let tcp_stats = Arc::new(TcpStats::default());
-        let stats = Arc::clone(&tcp_stats);
+        let load = Arc::clone(&shard.load);
         let thread = std::thread::Builder::new()
-            .name("media".to_owned())
+            .name(format!("media-{}", shard.index))
             .spawn(move || {
                 let runtime = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -100,136 +189,72 @@ impl Worker {
                     }
                 };
                 runtime.block_on(async move {
-                    let udp = match UdpIo::bind(config.bind) {
+                    let udp = match UdpIo::from_std(shard.udp) {
                         Ok(udp) => udp,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(EngineStartError::Bind(config.bind, e)));
-                            return;
-                        }
-                    };
-                    let local = match udp.local_addr() {
-                        Ok(a) => a,
                         Err(e) => {
                             let _ = ready_tx.send(Err(EngineStartError::Io(e)));
                             return;
                         }
                     };
-                    let candidates = advertised(local, config.public_ip);
-                    let tcp = match TcpSide::bind(&config, stats).await {
-                        Ok(tcp) => tcp,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e));
+                    let tcp_events = match shard.tcp.map(tokio::net::TcpListener::from_std) {
+                        None => None,
+                        Some(Ok(listener)) => {
+                            let (events_tx, events) = mpsc::channel(io_tcp::EVENT_QUEUE);
+                            io_tcp::spawn_listener(
+                                listener,
+                                TcpLimits::default(),
+                                Arc::clone(&shard.tcp_stats),
+                                events_tx,
+                            );
+                            Some(events)
+                        }
+                        Some(Err(e)) => {
+                            let _ = ready_tx.send(Err(EngineStartError::Io(e)));
                             return;
                         }
                     };
-                    let udp_candidates = if config.advertise_udp {
-                        candidates.clone()
-                    } else {
-                        Vec::new()
-                    };
-                    let tcp_candidate = tcp.as_ref().map(|t| t.candidate);
-                    let core_config = match CoreConfig::new(udp_candidates, tcp_candidate) {
-                        Ok(c) => c,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(EngineStartError::Core(e)));
-                            return;
-                        }
-                    };
-                    let tcp_local = tcp.as_ref().map(|t| t.local);
-                    info!(
-                        udp = %local,
-                        ?candidates,
-                        tcp = ?tcp_local,
-                        ?tcp_candidate,
-                        advertise_udp = config.advertise_udp,
-                        "media engine listening"
-                    );
-                    let _ = ready_tx.send(Ok((local, tcp_local)));
+                    let _ = ready_tx.send(Ok(()));
                     let state = WorkerState {
-                        core: MediaCore::new(core_config),
+                        core: MediaCore::new(shard.core),
                         sinks: HashMap::new(),
                         stop: false,
-                        tcp: TcpConnections::new(tcp.as_ref().map_or_else(
-                            || Arc::new(TcpStats::default()),
-                            |t| Arc::clone(&t.stats),
-                        )),
+                        tcp: TcpConnections::new(shard.tcp_stats),
+                        index: shard.index,
+                        router: shard.router,
+                        hops: shard.hops,
+                        routed: HashMap::new(),
+                        load: shard.load,
                     };
-                    let tcp_events = tcp.map(TcpSide::start);
-                    run(state, udp, inbox, metrics, tcp_events).await;
+                    run(state, udp, inbox, shard.hop_rx, metrics, tcp_events).await;
                 });
             })
             .map_err(EngineStartError::Io)?;
-        let (udp_addr, tcp_addr) = ready_rx
+        ready_rx
             .recv()
             .map_err(|_| EngineStartError::Io(std::io::Error::other("media thread died")))??;
         Ok(Self {
             jobs,
-            udp_addr,
-            tcp_addr,
-            tcp_stats,
+            load,
             thread: Some(thread),
         })
     }
-
-    /// The UDP socket's bound address.
-    pub fn udp_addr(&self) -> SocketAddr {
-        self.udp_addr
-    }
-
-    /// The ICE-TCP listener's bound address, if ICE-TCP is on.
-    pub fn tcp_addr(&self) -> Option<SocketAddr> {
-        self.tcp_addr
-    }
-
-    /// The ICE-TCP counters so far (all zero when ICE-TCP is off).
-    pub fn tcp_stats(&self) -> TcpCounts {
-        self.tcp_stats.snapshot()
-    }
 }
 
-/// The ICE-TCP listener before the loop starts.
-struct TcpSide {
-    listener: tokio::net::TcpListener,
-    local: SocketAddr,
-    /// The passive candidate every peer advertises.
-    candidate: SocketAddr,
-    stats: Arc<TcpStats>,
+/// The default number of media workers: one per core beyond two (left to the kernel's network
+/// processing and the signaling runtime), at least one, at most 12.
+pub fn default_workers() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.saturating_sub(2).clamp(1, 12)
 }
 
-impl TcpSide {
-    /// Binds the listener if the configuration asks for one (inside the media runtime).
-    async fn bind(
-        config: &EngineConfig,
-        stats: Arc<TcpStats>,
-    ) -> Result<Option<Self>, EngineStartError> {
-        let Some(bind) = config.tcp_bind else {
-            return Ok(None);
-        };
-        let listener = tokio::net::TcpListener::bind(bind)
-            .await
-            .map_err(|e| EngineStartError::TcpBind(bind, e))?;
-        let local = listener.local_addr()?;
-        // One passive candidate: the first address the UDP side would advertise for this bind
-        // (the public IP behind a 1:1 NAT). A connection to another local address of a wildcard
-        // bind still works: the core sees every TCP datagram as arriving at this candidate.
-        let candidate = advertised(local, config.public_ip)
-            .first()
-            .copied()
-            .unwrap_or(local);
-        Ok(Some(Self {
-            listener,
-            local,
-            candidate,
-            stats,
-        }))
-    }
-
-    /// Starts accepting; returns what the connection tasks report.
-    fn start(self) -> mpsc::Receiver<TcpEvent> {
-        let (events_tx, events) = mpsc::channel(io_tcp::EVENT_QUEUE);
-        io_tcp::spawn_listener(self.listener, TcpLimits::default(), self.stats, events_tx);
-        events
-    }
+/// The passive ICE-TCP candidate for a listener on `local`: the first address the UDP side would
+/// advertise for this bind (the public IP behind a 1:1 NAT). A connection to another local
+/// address of a wildcard bind still works: the core sees every TCP datagram as arriving at it.
+pub fn tcp_candidate(local: SocketAddr, public_ip: Option<IpAddr>) -> SocketAddr {
+    advertised(local, public_ip)
+        .first()
+        .copied()
+        .unwrap_or(local)
 }
 
 impl Drop for Worker {
@@ -314,6 +339,7 @@ async fn run(
     mut state: WorkerState,
     udp: UdpIo,
     mut inbox: mpsc::UnboundedReceiver<Job>,
+    mut hop_rx: mpsc::UnboundedReceiver<Hop>,
     metrics: Arc<Metrics>,
     mut tcp_events: Option<mpsc::Receiver<TcpEvent>>,
 ) {
@@ -347,6 +373,15 @@ async fn run(
                         Ok(0) => break,
                         Ok(_) => {
                             for d in batch.drain(..) {
+                                if let Some(owner) = state.elsewhere(Proto::Udp, d.src, &d.bytes) {
+                                    let _ = state.hops[owner].send(Hop::In {
+                                        proto: Proto::Udp,
+                                        src: d.src,
+                                        dst_ip: d.dst_ip,
+                                        bytes: d.bytes,
+                                    });
+                                    continue;
+                                }
                                 state.core.handle_datagram(now, Proto::Udp, d.src, d.dst_ip, d.bytes);
                             }
                         }
@@ -367,6 +402,13 @@ async fn run(
                     handle_tcp_event(&mut state, now, event);
                 }
             }
+            Some(hop) = hop_rx.recv() => {
+                let now = Instant::now();
+                handle_hop(&mut state, now, hop);
+                while let Ok(hop) = hop_rx.try_recv() {
+                    handle_hop(&mut state, now, hop);
+                }
+            }
             _ = sleep_until(deadline) => state.core.handle_timeout(Instant::now()),
         }
         if state.stop {
@@ -384,7 +426,7 @@ async fn run(
     let now = Instant::now();
     let keys: Vec<PeerKey> = state.sinks.keys().copied().collect();
     for key in keys {
-        state.core.remove_peer(now, key);
+        state.remove_peer(now, key);
     }
     flush(&mut state, &udp, &mut out);
     // The connection tasks run on this runtime: give them a moment to write the close_notifys.
@@ -412,11 +454,43 @@ async fn next_tcp_event(events: &mut Option<mpsc::Receiver<TcpEvent>>) -> Option
 /// refuses is closed by the table).
 fn handle_tcp_event(state: &mut WorkerState, now: Instant, event: TcpEvent) {
     let core = &mut state.core;
+    let (router, index, hops) = (&state.router, state.index, &state.hops);
     state.tcp.handle(event, |src, datagram| {
+        // A peer of another worker: its core decides there (a check it refuses gets no answer,
+        // and the connection, never authenticated, times out).
+        if let Some(owner) = router
+            .as_ref()
+            .and_then(|r| r.owner(Proto::Tcp, src, &datagram))
+            .filter(|w| *w != index)
+        {
+            return hops[owner]
+                .send(Hop::In {
+                    proto: Proto::Tcp,
+                    src,
+                    dst_ip: None,
+                    bytes: datagram,
+                })
+                .is_ok();
+        }
         let dropped = core.dropped().total();
         core.handle_datagram(now, Proto::Tcp, src, None, datagram);
         core.dropped().total() == dropped
     });
+}
+
+/// A datagram passed on by another worker.
+fn handle_hop(state: &mut WorkerState, now: Instant, hop: Hop) {
+    match hop {
+        Hop::In {
+            proto,
+            src,
+            dst_ip,
+            bytes,
+        } => state.core.handle_datagram(now, proto, src, dst_ip, bytes),
+        Hop::TcpOut { dst, bytes } => {
+            state.tcp.send(dst, &bytes);
+        }
+    }
 }
 
 fn flush(state: &mut WorkerState, udp: &UdpIo, out: &mut Vec<Transmit>) {
@@ -426,13 +500,34 @@ fn flush(state: &mut WorkerState, udp: &UdpIo, out: &mut Vec<Transmit>) {
                 dst: t.dst,
                 bytes: t.bytes,
             }),
-            Proto::Tcp => {
+            // ICE-TCP connections live on worker 0.
+            Proto::Tcp if state.index == 0 => {
                 state.tcp.send(t.dst, &t.bytes);
+            }
+            Proto::Tcp => {
+                let _ = state.hops[0].send(Hop::TcpOut {
+                    dst: t.dst,
+                    bytes: t.bytes,
+                });
             }
         }
     }
     if !out.is_empty() {
         udp.send(out);
+    }
+    while let Some((key, proto, addr)) = state.core.poll_binding() {
+        if let Some(router) = &state.router {
+            router.bind(proto, addr, state.index);
+            let routed = state.routed.entry(key).or_default();
+            if !routed.contains(&(proto, addr)) {
+                // Bounded like the demux's table (4 per peer): the oldest goes.
+                if routed.len() >= 4 {
+                    let (p, a) = routed.remove(0);
+                    router.unbind(p, a, state.index);
+                }
+                routed.push((proto, addr));
+            }
+        }
     }
     while let Some((key, event)) = state.core.poll_event() {
         if let Some(sink) = state.sinks.get(&key)
@@ -455,6 +550,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 struct Exported {
     stats: CoreStats,
     dropped: DropCounts,
+    tracks: i64,
 }
 
 impl Exported {
@@ -477,7 +573,10 @@ impl Exported {
             .inc_by(s.keyframe_requests - self.stats.keyframe_requests);
         let d = core.dropped();
         metrics.count_media_drops(&d, &self.dropped);
-        metrics.tracks.set(core.track_count() as i64);
+        // Every worker adds its own share to the gauge.
+        let tracks = core.track_count() as i64;
+        metrics.tracks.inc_by(tracks - self.tracks);
+        self.tracks = tracks;
         self.stats = s.clone();
         self.dropped = d;
     }

@@ -229,6 +229,8 @@ pub struct Room {
     handle: RoomHandle,
     commands: mpsc::Receiver<RoomCommand>,
     shared: Arc<Shared>,
+    /// The media worker every peer of this room lives on (chosen when the room opens).
+    media: crate::engine::EngineHandle,
     members: BTreeMap<PeerId, Member>,
     tracks: BTreeMap<TrackId, Publication>,
     stalled: Vec<PeerId>,
@@ -252,10 +254,12 @@ impl Room {
             tx,
             name: name.clone(),
         };
+        let media = shared.media.place_room();
         let room = Room {
             handle: handle.clone(),
             commands,
             shared,
+            media,
             members: BTreeMap::new(),
             tracks: BTreeMap::new(),
             stalled: Vec::new(),
@@ -409,7 +413,7 @@ impl Room {
             self.handle.clone(),
             out.clone(),
             &self.shared.rtc,
-            &self.shared.media.handle(),
+            &self.media,
             Arc::clone(&self.shared.metrics),
             grants.publish,
         )
