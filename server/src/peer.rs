@@ -24,6 +24,9 @@ use crate::metrics::Metrics;
 use crate::room::{RoomCommand, RoomHandle};
 use crate::rtc_config::RtcConfig;
 use crate::sdp_check;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -35,9 +38,6 @@ use videoroom_protocol::{
     ErrorCode, IceCandidate, MediaKind, PeerId, PublishedTrack, ServerMessage, TrackId, TrackInfo,
     TrackSource, validate_track_id,
 };
-use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::rtp_transceiver::RTCRtpSenderId;
 
 /// How long a negotiated connection may take to reach "connected" before the peer is removed
 /// (with the 1 s watchdog tick, a peer whose ICE never connects is gone within 30 s).

@@ -15,14 +15,19 @@ fn publisher() -> (Sim, usize, rtc::rtp_transceiver::RTCRtpSenderId) {
     sim.client_offers(a).expect("offer/answer");
     let answered = sim.now;
     assert!(
-        sim.run_until(Duration::from_secs(5), |s| s.clients[a].connected_at.is_some()),
+        sim.run_until(Duration::from_secs(5), |s| s.clients[a]
+            .connected_at
+            .is_some()),
         "publisher did not connect in 5 s of simulated time: state {:?}, {} datagrams to the server, drops {:?}, {} to nowhere {:?}, events {:?}",
         sim.clients[a].state,
         sim.to_server,
         sim.server.dropped(),
         sim.to_nowhere.len(),
         sim.to_nowhere.first().map(|w| w.dst),
-        sim.events.iter().map(|e| format!("{:?}", e.event)).collect::<Vec<_>>()
+        sim.events
+            .iter()
+            .map(|e| format!("{:?}", e.event))
+            .collect::<Vec<_>>()
     );
     let took = sim.clients[a].connected_at.expect("connected") - answered;
     // ICE (check, triggered check, nomination) then DTLS (two flights each way) at 1 ms one-way:
@@ -60,7 +65,9 @@ fn one_published_track_reaches_every_subscriber_on_its_own_ssrc() {
         sim.send_rtp(a, sender, vp8_packet(seq, ts, 0x1111, seq == 0, 0xAB, 1000));
     }
     assert!(
-        sim.run_until(Duration::from_secs(1), |s| s.forwarder_of(a, "cam").is_some()),
+        sim.run_until(Duration::from_secs(1), |s| s
+            .forwarder_of(a, "cam")
+            .is_some()),
         "no TrackOpened for the publisher's track"
     );
     let fwd = sim.forwarder_of(a, "cam").expect("forwarder");
@@ -79,17 +86,27 @@ fn one_published_track_reaches_every_subscriber_on_its_own_ssrc() {
         sim.server_offers(b).expect("server offer");
         let answered = sim.now;
         assert!(
-            sim.run_until(Duration::from_secs(5), |s| s.clients[b].connected_at.is_some()),
+            sim.run_until(Duration::from_secs(5), |s| s.clients[b]
+                .connected_at
+                .is_some()),
             "subscriber {n} did not connect"
         );
         let took = sim.clients[b].connected_at.expect("connected") - answered;
-        assert!(took <= Duration::from_millis(50), "subscriber {n} connect took {took:?}");
+        assert!(
+            took <= Duration::from_millis(50),
+            "subscriber {n} connect took {took:?}"
+        );
         // The endpoint subscribes on the server's own Connected state.
-        assert!(sim.run_until(Duration::from_secs(1), |s| s.events.iter().any(|e| e.key == key
-            && matches!(
-                e.event,
-                CoreEvent::State(rtc::peer_connection::state::RTCPeerConnectionState::Connected)
-            ))));
+        assert!(
+            sim.run_until(Duration::from_secs(1), |s| s.events.iter().any(|e| e.key
+                == key
+                && matches!(
+                    e.event,
+                    CoreEvent::State(
+                        rtc::peer_connection::state::RTCPeerConnectionState::Connected
+                    )
+                )))
+        );
         let pt = sim.server.sender_payload_type(key, sender_id).expect("pt");
         assert_eq!(pt, videoroom_webrtc::VP8_PT);
         let now = sim.now;
@@ -103,9 +120,11 @@ fn one_published_track_reaches_every_subscriber_on_its_own_ssrc() {
         sim.advance(Duration::from_millis(33));
     }
     assert!(
-        sim.run_until(Duration::from_secs(1), |s| subs
-            .iter()
-            .all(|(b, _)| s.clients[*b].received.get("cam").is_some_and(|v| v.len() >= 30))),
+        sim.run_until(Duration::from_secs(1), |s| subs.iter().all(|(b, _)| s
+            .clients[*b]
+            .received
+            .get("cam")
+            .is_some_and(|v| v.len() >= 30))),
         "not every subscriber got 30 packets: {:?}",
         subs.iter()
             .map(|(b, _)| sim.clients[*b].received.get("cam").map_or(0, Vec::len))

@@ -35,18 +35,24 @@ fn a_panicking_core_fails_its_peer_and_spares_the_others() {
     let before = sim.received_count(b, "cam");
     for i in 0..10u32 {
         seq = seq.wrapping_add(1);
-        sim.send_rtp(a, sender, vp8_packet(seq, 90_000 + i * 3000, 0x1111, false, 7, 800));
+        sim.send_rtp(
+            a,
+            sender,
+            vp8_packet(seq, 90_000 + i * 3000, 0x1111, false, 7, 800),
+        );
         sim.advance(Duration::from_millis(33));
     }
     assert!(
-        sim.run_until(Duration::from_secs(1), |s| s.received_count(b, "cam") >= before + 10),
+        sim.run_until(Duration::from_secs(1), |s| s.received_count(b, "cam")
+            >= before + 10),
         "subscriber b got {} packets after the panic",
         sim.received_count(b, "cam") - before
     );
     // Calls for the removed peer fail cleanly.
     let now = sim.now;
     assert!(matches!(
-        sim.server.with_peer(now, victim, |pc| pc.local_description()),
+        sim.server
+            .with_peer(now, victim, |pc| pc.local_description()),
         Err(CoreError::NoPeer)
     ));
 }

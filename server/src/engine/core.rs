@@ -23,8 +23,8 @@ use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
 };
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -754,7 +754,10 @@ impl MediaCore {
 
     /// Removes a peer whose core panicked, telling its endpoint the connection failed.
     fn fail_poisoned(&mut self, now: Instant, key: PeerKey) {
-        warn!(peer = key, "media connection failed inside the WebRTC stack; peer removed");
+        warn!(
+            peer = key,
+            "media connection failed inside the WebRTC stack; peer removed"
+        );
         self.stats.core_panics += 1;
         self.remove_peer(now, key);
         self.events
@@ -764,7 +767,9 @@ impl MediaCore {
     fn on_event(&mut self, _now: Instant, key: PeerKey, event: RTCPeerConnectionEvent) {
         match event {
             RTCPeerConnectionEvent::OnIceCandidateEvent(e) => match e.candidate.to_json() {
-                Ok(init) => self.events.push_back((key, CoreEvent::LocalCandidate(init))),
+                Ok(init) => self
+                    .events
+                    .push_back((key, CoreEvent::LocalCandidate(init))),
                 Err(err) => warn!(peer = key, "local candidate not serializable: {err}"),
             },
             RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
@@ -882,7 +887,13 @@ impl MediaCore {
     }
 
     /// The per-packet path: one decrypted packet of a publisher to every leg.
-    fn forward(&mut self, now: Instant, key: PeerKey, track_id: &str, mut packet: rtc::rtp::Packet) {
+    fn forward(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        track_id: &str,
+        mut packet: rtc::rtp::Packet,
+    ) {
         let size = (12 + 4 * packet.header.csrc.len() + packet.payload.len()) as u64;
         self.stats.rtp_in += 1;
         self.stats.rtp_bytes_in += size;

@@ -3,6 +3,7 @@
 //! published track, what the room and the subscribers' endpoints use). Every call is a job run
 //! on the media thread; the ones that answer wait on a oneshot.
 
+use super::core::CoreConfig;
 use super::core::{CoreError, CoreEvent, FwdKey, LegKey, MediaCore, PeerKey};
 use super::io_tcp::TcpStats;
 use super::router::Router;
@@ -10,16 +11,15 @@ use super::worker::{
     EVENT_QUEUE, EngineConfig, EngineStartError, Job, Shard, Worker, WorkerState, advertised,
     tcp_candidate,
 };
-use super::core::CoreConfig;
 use crate::metrics::Metrics;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use tracing::info;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
+use tracing::info;
 use videoroom_protocol::{MediaKind, TrackId};
 
 /// The media engine: its worker threads, its one UDP socket (and ICE-TCP listener).
@@ -214,7 +214,10 @@ impl PeerHandle {
     }
 
     /// Applies the client's offer or answer.
-    pub async fn set_remote_description(&self, desc: RTCSessionDescription) -> Result<(), CoreError> {
+    pub async fn set_remote_description(
+        &self,
+        desc: RTCSessionDescription,
+    ) -> Result<(), CoreError> {
         let key = self.key;
         self.engine
             .call(move |core, now| core.set_remote_description(now, key, desc))
@@ -222,7 +225,10 @@ impl PeerHandle {
     }
 
     /// Applies our own offer or answer (or a rollback).
-    pub async fn set_local_description(&self, desc: RTCSessionDescription) -> Result<(), CoreError> {
+    pub async fn set_local_description(
+        &self,
+        desc: RTCSessionDescription,
+    ) -> Result<(), CoreError> {
         let key = self.key;
         self.engine
             .call(move |core, now| core.set_local_description(now, key, desc))

@@ -5,15 +5,15 @@
 //! datagram belongs to which peer), `io_udp.rs` / `io_tcp.rs` (sockets), `worker.rs` (the thread
 //! that drives the core), `handle.rs` (the async face the endpoint and room use).
 
+pub mod core;
 pub mod demux;
+pub mod handle;
 pub mod io_tcp;
 pub mod io_udp;
-pub mod stun;
-pub mod core;
 pub mod keyframe;
 pub mod router;
 pub mod sim;
-pub mod handle;
+pub mod stun;
 pub mod worker;
 
 pub use handle::{Engine, EngineHandle, ForwarderHandle, Leg, PeerHandle};

@@ -88,7 +88,11 @@ mod tests {
         assert_eq!(router.owner(Proto::Udp, from, &rtp), None, "not bound yet");
         router.bind(Proto::Udp, from, 1);
         assert_eq!(router.owner(Proto::Udp, from, &rtp), Some(1));
-        assert_eq!(router.owner(Proto::Tcp, from, &rtp), None, "TCP is another source");
+        assert_eq!(
+            router.owner(Proto::Tcp, from, &rtp),
+            None,
+            "TCP is another source"
+        );
         // Another worker's peer authenticated the same address later: it takes it over, and the
         // first worker's unbind does not take it away.
         router.bind(Proto::Udp, from, 0);

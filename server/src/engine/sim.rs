@@ -179,7 +179,13 @@ impl Sim {
     }
 
     /// Adds a `sendonly` track to client `i` (before its offer); returns its sender.
-    pub fn publish(&mut self, i: usize, track_id: &str, kind: MediaKind, ssrc: u32) -> RTCRtpSenderId {
+    pub fn publish(
+        &mut self,
+        i: usize,
+        track_id: &str,
+        kind: MediaKind,
+        ssrc: u32,
+    ) -> RTCRtpSenderId {
         let (track, init) =
             videoroom_webrtc::rtp_track_parts(&format!("client{i}"), track_id, kind, ssrc);
         let pc = &mut self.clients[i].pc;

@@ -533,7 +533,10 @@ fn flush(state: &mut WorkerState, udp: &UdpIo, out: &mut Vec<Transmit>) {
         if let Some(sink) = state.sinks.get(&key)
             && sink.try_send(event).is_err()
         {
-            debug!(peer = key, "endpoint event queue full or closed; event dropped");
+            debug!(
+                peer = key,
+                "endpoint event queue full or closed; event dropped"
+            );
         }
     }
 }
@@ -560,7 +563,9 @@ impl Exported {
         metrics
             .rtp_bytes_in
             .inc_by(s.rtp_bytes_in - self.stats.rtp_bytes_in);
-        metrics.rtp_packets_out.inc_by(s.rtp_out - self.stats.rtp_out);
+        metrics
+            .rtp_packets_out
+            .inc_by(s.rtp_out - self.stats.rtp_out);
         metrics
             .rtp_bytes_out
             .inc_by(s.rtp_bytes_out - self.stats.rtp_bytes_out);
