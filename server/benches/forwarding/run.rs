@@ -45,14 +45,6 @@ impl Scenario {
         }
     }
 
-    /// Every peer joined, publishers included.
-    pub fn peers(&self) -> usize {
-        match self {
-            Scenario::Fanout(n) => n + 1,
-            Scenario::Rooms { rooms, peers } => rooms * peers,
-        }
-    }
-
     /// Legs per arriving packet: how often the server should send each.
     pub fn fanout(&self) -> usize {
         match self {
@@ -123,6 +115,7 @@ pub struct RunResult {
 }
 
 /// Options that do not change between runs.
+#[derive(Clone)]
 pub struct RunOptions {
     /// Measurement window.
     pub window: Duration,
@@ -130,7 +123,7 @@ pub struct RunOptions {
     pub ticks_per_s: f64,
     /// Capture loopback after the window (`--wire`).
     pub wire: bool,
-    /// Record `perf record -g` of the server during the window into this directory (`--perf`).
+    /// Record the server with `perf record` during the window into this directory (`--perf`).
     pub perf_dir: Option<PathBuf>,
 }
 
@@ -158,7 +151,11 @@ pub async fn run_once(
     // The server is up (it printed its address); let it settle, then take the baseline.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rss_base = rss_kib(server.pid)?;
-    let tag = format!("{}-{}-{run}", scenario.label().replace('=', ""), engine.label);
+    let tag = format!(
+        "{}-{}-{run}",
+        scenario.label().replace('=', ""),
+        engine.label
+    );
 
     // Peers in batches; in a fan-out the publisher joins first, alone.
     let plan = scenario.plan();
@@ -405,7 +402,7 @@ pub async fn run_once(
     Ok(result)
 }
 
-/// `perf record -g` attached to the server for the window.
+/// `perf record` (with call graphs) attached to the server for the window.
 struct Perf {
     child: Child,
     file: PathBuf,
@@ -416,7 +413,10 @@ impl Perf {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let file = dir.join(format!("perf-{tag}.data"));
         let child = Command::new("perf")
-            .args(["record", "-g", "-F", "999", "-p", &pid.to_string(), "-o"])
+            // DWARF unwinding: release builds keep no frame pointers, so `-g` alone loses the
+            // callers of most frames.
+            .args(["record", "--call-graph", "dwarf,16384", "-F", "499"])
+            .args(["-p", &pid.to_string(), "-o"])
             .arg(&file)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -253,7 +253,16 @@ pub async fn scrape(http: &reqwest::Client, addr: &str) -> Result<ServerCounters
             .await
     }
     .await
-    .map_err(|e| format!("GET {url}: {e}"))?;
+    .map_err(|e| {
+        // reqwest's Display stops at "error sending request"; the cause is in the chain.
+        let mut msg = format!("GET {url}: {e}");
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            msg.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        msg
+    })?;
     let value = |name: &str| -> Result<u64, String> {
         text.lines()
             .filter(|l| !l.starts_with('#'))

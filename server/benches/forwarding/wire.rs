@@ -119,8 +119,7 @@ fn split_gso(payload: &[u8]) -> Vec<(u16, u32, u32)> {
         return out;
     }
     let next_starts_at = |k: usize| {
-        rtp_header(&payload[k..])
-            .is_some_and(|(_, s, _, c)| c == ssrc && s == seq.wrapping_add(1))
+        rtp_header(&payload[k..]).is_some_and(|(_, s, _, c)| c == ssrc && s == seq.wrapping_add(1))
     };
     let Some(segment) = (12..payload.len() - 12).find(|&k| next_starts_at(k)) else {
         return out;

@@ -695,23 +695,28 @@ impl MediaCore {
         peer.dirty = false;
         let mut writes = Vec::new();
         let polled = guarded(peer, |pc| {
+            // Each empty poll sweeps rtc's whole pipeline, so go round again only when events or
+            // reads came out (handling them can queue writes); a final flush catches writes the
+            // last sweeps queued without producing anything.
             loop {
-                let mut moved = false;
                 while let Some(t) = pc.poll_write() {
-                    moved = true;
                     writes.push(t);
                 }
+                let mut again = false;
                 while let Some(e) = pc.poll_event() {
-                    moved = true;
+                    again = true;
                     events.push(e);
                 }
                 while let Some(m) = pc.poll_read() {
-                    moved = true;
+                    again = true;
                     reads.push(m);
                 }
-                if !moved {
+                if !again {
                     break;
                 }
+            }
+            while let Some(t) = pc.poll_write() {
+                writes.push(t);
             }
             pc.poll_timeout()
         });

@@ -411,7 +411,12 @@ impl sansio::Protocol<TaggedBytesMut, TaggedRTCMessage, TaggedRTCEvent> for RTCP
     }
 
     fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.pump_reads(None);
+        // videoroom patch: as `poll_write`, sweep only when nothing is waiting.
+        if self.pipeline_context.data_read_outs.is_empty()
+            && self.pipeline_context.media_read_outs.is_empty()
+        {
+            self.pump_reads(None);
+        }
 
         if let (Some(data), Some(media)) = (
             self.pipeline_context.data_read_outs.front(),
@@ -457,7 +462,12 @@ impl sansio::Protocol<TaggedBytesMut, TaggedRTCMessage, TaggedRTCEvent> for RTCP
     }
 
     fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.flush_writes();
+        // videoroom patch: sweep the pipeline only when the queue is empty. One sweep moves every
+        // pending write to `write_outs`; sweeping again for each datagram handed out rebuilt all
+        // eight handlers per datagram for nothing (a server draining a batch paid it per packet).
+        if self.pipeline_context.write_outs.is_empty() {
+            self.flush_writes();
+        }
         self.pipeline_context.write_outs.pop_front()
     }
 
