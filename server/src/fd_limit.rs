@@ -1,12 +1,13 @@
-//! The open-file limit. Every peer holds file descriptors (today a UDP socket and the webrtc
-//! stack's own per connection, plus its WebSocket), so at the common soft limit of 1024 a few
-//! hundred peers exhaust it and the next join hangs. At start-up the binary raises the soft
-//! limit to the hard one (no privilege needed) and logs how many peers that leaves room for.
+//! The open-file limit. Every peer holds a file descriptor for its WebSocket, and one more if it
+//! sends its media over ICE-TCP (the media engine's one UDP socket serves every UDP peer). At
+//! start-up the binary raises the soft limit to the hard one (no privilege needed) and logs how
+//! many peers that leaves room for.
 
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
-/// File descriptors one peer costs today (signaling socket, media socket, the stack's own).
-pub const FDS_PER_PEER: u64 = 3;
+/// File descriptors one peer costs at most: its WebSocket and an ICE-TCP connection (a UDP peer
+/// needs only the first; before the one-socket media engine it was 3).
+pub const FDS_PER_PEER: u64 = 2;
 /// Descriptors kept for everything else (listeners, logs, the state directory, TLS files).
 pub const RESERVED_FDS: u64 = 64;
 
@@ -59,9 +60,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn capacity_leaves_a_reserve_and_counts_three_per_peer() {
-        assert_eq!(peer_capacity(1024), 320);
-        assert_eq!(peer_capacity(65_536), 21_824);
+    fn capacity_leaves_a_reserve_and_counts_two_per_peer() {
+        assert_eq!(peer_capacity(1024), 480);
+        assert_eq!(peer_capacity(65_536), 32_736);
         assert_eq!(peer_capacity(10), 0);
     }
 }

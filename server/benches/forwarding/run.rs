@@ -144,8 +144,12 @@ pub async fn run_once(
     let mut server = ServerProcess::spawn(&engine.path)?;
     let pid = server.pid.to_string();
     let url = format!("ws://{}/ws", server.addr);
+    // A fresh connection per scrape: the server closes a kept-alive HTTP connection that sends
+    // no request for --http-header-timeout (10 s), about the window's length, and a pooled one
+    // could be reused just as it closes.
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(0)
         .build()
         .map_err(|e| format!("http client: {e}"))?;
     // The server is up (it printed its address); let it settle, then take the baseline.
