@@ -62,6 +62,8 @@ pub struct Metrics {
     /// Datagrams the media engine dropped before any peer's connection saw them, by `reason`
     /// (`malformed`, `oversized`, `unknown_ufrag`, `unknown_source`, `stun_rate_limited`).
     pub media_dropped_datagrams: Family<[(&'static str, &'static str); 1], Counter>,
+    /// ICE-TCP connections and frames, by `event` (see [`Metrics::count_ice_tcp`]).
+    pub ice_tcp: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 impl Metrics {
@@ -92,6 +94,50 @@ impl Metrics {
                     .get_or_create(&[("reason", reason.as_str())])
                     .inc_by(delta);
             }
+        }
+    }
+
+    /// Adds the ICE-TCP counters' growth from `before` to `now`.
+    pub fn count_ice_tcp(
+        &self,
+        now: &crate::engine::io_tcp::TcpCounts,
+        before: &crate::engine::io_tcp::TcpCounts,
+    ) {
+        use crate::engine::io_tcp::CloseReason;
+        let add = |event: &'static str, n: u64, b: u64| {
+            if n > b {
+                self.ice_tcp
+                    .get_or_create(&[("event", event)])
+                    .inc_by(n - b);
+            }
+        };
+        add("accepted", now.accepted, before.accepted);
+        add(
+            "refused_unbound",
+            now.refused_unbound,
+            before.refused_unbound,
+        );
+        add("refused_per_ip", now.refused_per_ip, before.refused_per_ip);
+        add("frames_in", now.frames_in, before.frames_in);
+        add("frames_out", now.frames_out, before.frames_out);
+        add("frames_dropped", now.frames_dropped, before.frames_dropped);
+        add(
+            "frames_unroutable",
+            now.frames_unroutable,
+            before.frames_unroutable,
+        );
+        for reason in CloseReason::ALL {
+            let event: &'static str = match reason {
+                CloseReason::PeerClosed => "closed_peer_closed",
+                CloseReason::BadFrame => "closed_bad_frame",
+                CloseReason::Io => "closed_io",
+                CloseReason::NotStun => "closed_not_stun",
+                CloseReason::Refused => "closed_refused",
+                CloseReason::Unauthenticated => "closed_unauthenticated",
+                CloseReason::Idle => "closed_idle",
+                CloseReason::Shutdown => "closed_shutdown",
+            };
+            add(event, now.closed(reason), before.closed(reason));
         }
     }
 
@@ -224,6 +270,11 @@ impl Metrics {
             "media_dropped_datagrams",
             "Datagrams dropped by the media engine before DTLS/SRTP: malformed, oversized, unknown ICE ufrag, unauthenticated source, STUN over the per-peer rate",
             self.media_dropped_datagrams.clone(),
+        );
+        registry.register(
+            "ice_tcp",
+            "ICE-TCP (--tcp-port): connections accepted, refused and closed (by reason), frames in, out, dropped on a full write queue, and with no connection to go to",
+            self.ice_tcp.clone(),
         );
         let mut out = String::new();
         // Writing into a String cannot fail.

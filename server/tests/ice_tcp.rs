@@ -3,34 +3,18 @@
 //! closed), the TCP candidate's place below UDP, and a call whose only path is TCP because the
 //! server advertises no UDP candidate at all.
 //!
-//! The peers here are webrtc-0.21 PeerConnections with an ICE-TCP listener (`with_tcp_addrs`,
-//! which gives them an active TCP candidate), publishing known payloads that the receiver
-//! checks byte for byte. The client engine and headless Chromium over TCP are in
+//! The peers here are testkit peers with an ICE-TCP listener (`PeerOptions::ice_tcp`, which
+//! gives them an active TCP candidate), publishing known payloads that the receiver checks byte
+//! for byte. The client engine and headless Chromium over TCP are in
 //! `bot/tests/ice_tcp_netns.rs`.
 
-use futures::StreamExt;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
-use videoroom_protocol::{
-    ClientMessage, MediaKind, PublishedTrack, ServerMessage, TrackId, TrackSource,
-};
+use videoroom_protocol::{ClientMessage, ServerMessage};
 use videoroom_server::Config;
 use videoroom_server::engine::io_tcp::CloseReason;
-use videoroom_server::media;
 use videoroom_testkit::*;
-use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceCandidateInit,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, RTCStatsReportEntry,
-    StatsSelector,
-};
 
 /// A loopback server with ICE-TCP on a free port; `udp`: whether it advertises its UDP candidate.
 fn config(udp: bool) -> Config {
@@ -199,17 +183,21 @@ async fn the_tcp_candidate_is_passive_and_ranks_below_udp() {
 async fn a_call_works_over_ice_tcp_alone() {
     let server = start_server(config(false)).await;
     let url = ws_url(&server);
-    let publisher = TcpPeer::join(&url, "tcp-only", "pub", true).await;
-    let receiver = TcpPeer::join(&url, "tcp-only", "sub", false).await;
+    let tcp = |options: PeerOptions| PeerOptions {
+        ice_tcp: true,
+        ..options
+    };
+    let publisher = TestPeer::join(&url, "tcp-only", "pub", tcp(PeerOptions::default())).await;
+    let receiver = TestPeer::join(&url, "tcp-only", "sub", tcp(PeerOptions::receive_only())).await;
 
     let video = format!("{}-cam", publisher.name);
     let audio = format!("{}-mic", publisher.name);
     wait_until(WAIT, "the receiver gets 100 video packets over TCP", || {
-        receiver.received(&video) >= 100 && receiver.received(&audio) >= 50
+        receiver.received_count(&video) >= 100 && receiver.received_count(&audio) >= 50
     })
     .await;
     for track in [&video, &audio] {
-        receiver.check_known_payloads(track, publisher.peer_id.as_str());
+        receiver.check_received(track, publisher.peer_id.as_str());
     }
 
     // The only way in was TCP: the nominated pair on both clients is TCP, and the server's ICE-TCP
@@ -230,301 +218,27 @@ async fn a_call_works_over_ice_tcp_alone() {
         metrics.rtp_packets_out.get() >= 150
     })
     .await;
+    // The ICE-TCP counters reach /metrics too (exported every 100 ms by the media worker).
+    wait_until(
+        WAIT,
+        "/metrics counts the ICE-TCP connections and frames",
+        || {
+            let text = metrics.render();
+            let value = |event: &str| {
+                text.lines().find_map(|l| {
+                    l.strip_prefix(&format!("videoroom_ice_tcp_total{{event=\"{event}\"}} "))
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
+            };
+            value("accepted").is_some_and(|v| v >= 2) && value("frames_in").is_some_and(|v| v > 150)
+        },
+    )
+    .await;
 
     for peer in [&publisher, &receiver] {
         let ms = peer.connect_time().expect("connected").as_secs_f64() * 1000.0;
         // Printed for the record (`--nocapture`): the TCP path has no hold-back in these peers.
         println!("{}: join to connected over ICE-TCP: {ms:.0} ms", peer.name);
         assert!(ms < 5000.0, "{}: {ms:.0} ms", peer.name);
-    }
-}
-
-// ---- A webrtc-0.21 peer with an ICE-TCP listener ----
-
-/// Packets as (sequence number, payload), in arrival order.
-type Packets = Vec<(u16, Vec<u8>)>;
-
-#[derive(Default)]
-struct State {
-    connected_at: Option<Instant>,
-    /// Track id → (publisher's stream id, packets).
-    received: HashMap<String, (String, Packets)>,
-}
-
-fn lock_state(s: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
-    s.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-struct TcpPeer {
-    name: String,
-    peer_id: videoroom_protocol::PeerId,
-    joined_at: Instant,
-    state: Arc<Mutex<State>>,
-    pc: Arc<dyn PeerConnection>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Drop for TcpPeer {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-        let pc = Arc::clone(&self.pc);
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _ = pc.close().await;
-            });
-        }
-    }
-}
-
-struct Handler {
-    to_server: tokio::sync::mpsc::Sender<ClientMessage>,
-    state: Arc<Mutex<State>>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        if let Ok(init) = event.candidate.to_json() {
-            let candidate = media::from_rtc_candidate(init);
-            let _ = self
-                .to_server
-                .send(ClientMessage::IceCandidate { candidate })
-                .await;
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        if state == RTCPeerConnectionState::Connected {
-            lock_state(&self.state)
-                .connected_at
-                .get_or_insert(Instant::now());
-        }
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        tokio::spawn(record(track, Arc::clone(&self.state)));
-    }
-}
-
-async fn record(track: Arc<dyn TrackRemote>, state: Arc<Mutex<State>>) {
-    let track_id = track.track_id().await;
-    let stream_id = track.stream_id().await;
-    lock_state(&state)
-        .received
-        .entry(track_id.clone())
-        .or_insert_with(|| (stream_id, Vec::new()));
-    while let Some(event) = track.poll().await {
-        match event {
-            TrackRemoteEvent::OnRtpPacket(p) => {
-                if let Some((_, packets)) = lock_state(&state).received.get_mut(&track_id) {
-                    packets.push((p.header.sequence_number, p.payload.to_vec()));
-                }
-            }
-            TrackRemoteEvent::OnEnded => break,
-            _ => {}
-        }
-    }
-}
-
-impl TcpPeer {
-    async fn join(url: &str, room: &str, name: &str, publish: bool) -> TcpPeer {
-        let mut raw = RawClient::connect(url).await;
-        let joined_at = Instant::now();
-        let joined = raw.join(room, name).await;
-        let ServerMessage::Joined { peer_id, .. } = joined else {
-            panic!("{name}: join refused: {joined:?}");
-        };
-        let state = Arc::new(Mutex::new(State::default()));
-        let (to_server, outbound) = tokio::sync::mpsc::channel(256);
-        let (engine, registry) = media::engine_and_interceptors().expect("media engine");
-        let pc: Arc<dyn PeerConnection> = Arc::new(
-            PeerConnectionBuilder::new()
-                .with_media_engine(engine)
-                .with_interceptor_registry(registry)
-                .with_setting_engine(media::settings())
-                .with_handler(Arc::new(Handler {
-                    to_server,
-                    state: Arc::clone(&state),
-                }))
-                .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-                .with_tcp_addrs(vec!["127.0.0.1:0".to_owned()])
-                .build()
-                .await
-                .expect("peer connection"),
-        );
-        let mut tasks = Vec::new();
-        let mut declared = Vec::new();
-        if publish {
-            for (kind, suffix) in [(MediaKind::Audio, "mic"), (MediaKind::Video, "cam")] {
-                let track_id = TrackId::new(format!("{name}-{suffix}"));
-                let ssrc = rand::random::<u32>() | 1;
-                let (track, init) =
-                    media::rtp_track(&format!("{name}-stream"), track_id.as_str(), kind, ssrc);
-                let track = Arc::new(track);
-                pc.add_transceiver_from_track(
-                    Arc::clone(&track) as Arc<dyn TrackLocal>,
-                    Some(init),
-                )
-                .await
-                .expect("add track");
-                let source = PacketSource::new(kind, Source::Known, track_id.as_str(), ssrc);
-                tasks.push(tokio::spawn(send_media(track, source)));
-                declared.push(PublishedTrack {
-                    track_id,
-                    source: TrackSource::default_for(kind),
-                    muted: false,
-                });
-            }
-        }
-        tasks.push(tokio::spawn(signaling(
-            raw,
-            Arc::clone(&pc),
-            outbound,
-            declared,
-        )));
-        TcpPeer {
-            name: name.to_owned(),
-            peer_id,
-            joined_at,
-            state,
-            pc,
-            tasks,
-        }
-    }
-
-    fn received(&self, track_id: &str) -> usize {
-        lock_state(&self.state)
-            .received
-            .get(track_id)
-            .map_or(0, |(_, p)| p.len())
-    }
-
-    fn connect_time(&self) -> Option<Duration> {
-        lock_state(&self.state)
-            .connected_at
-            .map(|at| at.duration_since(self.joined_at))
-    }
-
-    /// Every packet of `track_id` carries the publisher's known payload, in order.
-    fn check_known_payloads(&self, track_id: &str, publisher: &str) {
-        let state = lock_state(&self.state);
-        let (stream_id, packets) = state.received.get(track_id).expect("track received");
-        assert_eq!(stream_id, publisher);
-        let mut last = None;
-        for (seq, payload) in packets {
-            let counter = counter_of(payload).expect("a counter");
-            assert_eq!(payload, &payload_for(track_id, counter, payload.len()));
-            if let Some((last_seq, last_counter)) = last {
-                assert!(counter > last_counter, "{track_id}: out of order");
-                assert_eq!(
-                    u32::from(u16::wrapping_sub(*seq, last_seq)),
-                    counter - last_counter
-                );
-            }
-            last = Some((*seq, counter));
-        }
-    }
-
-    /// The transport of the nominated pair's local candidate (`tcp` or `udp`).
-    async fn nominated_protocol(&self) -> Option<String> {
-        let report = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
-        let pair = report.candidate_pairs().find(|p| p.nominated)?;
-        // Entries are keyed `RTCLocalIceCandidate_<the pair's local candidate id>`.
-        report.iter().find_map(|e| match e {
-            RTCStatsReportEntry::LocalCandidate(c)
-                if e.id().ends_with(&pair.local_candidate_id) =>
-            {
-                Some(c.protocol.to_ascii_lowercase())
-            }
-            _ => None,
-        })
-    }
-}
-
-/// Publishes its own offer, answers the server's offers, trickles ICE both ways.
-async fn signaling(
-    mut raw: RawClient,
-    pc: Arc<dyn PeerConnection>,
-    mut outbound: tokio::sync::mpsc::Receiver<ClientMessage>,
-    declared: Vec<PublishedTrack>,
-) {
-    let mut making_offer = false;
-    let mut remote_set = false;
-    let mut pending: Vec<RTCIceCandidateInit> = Vec::new();
-    if !declared.is_empty() {
-        let offer = pc.create_offer(None).await.expect("offer");
-        pc.set_local_description(offer).await.expect("sld");
-        let sdp = pc.local_description().await.expect("local").sdp;
-        raw.send(&ClientMessage::SdpOffer {
-            sdp,
-            tracks: declared,
-        })
-        .await;
-        making_offer = true;
-    }
-    loop {
-        tokio::select! {
-            out = outbound.recv() => match out {
-                Some(m) => raw.send(&m).await,
-                None => break,
-            },
-            frame = raw.ws.next() => {
-                let text = match frame {
-                    Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(_)) => continue,
-                    _ => break,
-                };
-                let Ok(m) = ServerMessage::parse(text.as_str()) else { continue };
-                match m {
-                    ServerMessage::SdpAnswer { sdp } => {
-                        let answer = RTCSessionDescription::answer(sdp).expect("answer");
-                        pc.set_remote_description(answer).await.expect("answer applies");
-                        making_offer = false;
-                        remote_set = true;
-                    }
-                    ServerMessage::SdpOffer { sdp } if !making_offer => {
-                        let offer = RTCSessionDescription::offer(sdp).expect("offer");
-                        pc.set_remote_description(offer).await.expect("offer applies");
-                        remote_set = true;
-                        let answer = pc.create_answer(None).await.expect("answer");
-                        pc.set_local_description(answer).await.expect("sld");
-                        let sdp = pc.local_description().await.expect("local").sdp;
-                        raw.send(&ClientMessage::SdpAnswer { sdp }).await;
-                    }
-                    ServerMessage::IceCandidate { candidate } => {
-                        pending.push(media::to_rtc_candidate(candidate));
-                    }
-                    _ => {}
-                }
-                if remote_set {
-                    for c in pending.drain(..) {
-                        let _ = pc.add_ice_candidate(c).await;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Sends a source's packets on its schedule, retrying the same packets until the track is bound.
-async fn send_media(track: Arc<TrackLocalStaticRTP>, mut source: PacketSource) {
-    let mut ticker = tokio::time::interval(source.interval());
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pending = Vec::new();
-    loop {
-        ticker.tick().await;
-        if pending.is_empty() {
-            pending = source.next_packets();
-        }
-        let mut sent = 0;
-        for packet in &pending {
-            if track.write_rtp(packet.clone()).await.is_err() {
-                break;
-            }
-            sent += 1;
-        }
-        pending.drain(..sent);
     }
 }

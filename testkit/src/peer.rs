@@ -41,6 +41,9 @@ pub struct PeerOptions {
     /// Hold the first offer until the server's first offer has arrived, ignore that one, then
     /// offer: exactly what the server sees when two offers cross (glare).
     pub provoke_glare: bool,
+    /// Also listen for ICE over TCP (an active candidate), so the server's passive TCP candidate
+    /// can be used.
+    pub ice_tcp: bool,
 }
 
 impl Default for PeerOptions {
@@ -51,6 +54,7 @@ impl Default for PeerOptions {
             keep_payloads: true,
             record_times: false,
             provoke_glare: false,
+            ice_tcp: false,
         }
     }
 }
@@ -132,6 +136,8 @@ pub struct TestPeer {
     pub state: Arc<Mutex<PeerState>>,
     /// Its own tracks: `<name>-mic`, `<name>-cam`.
     pub published: Vec<(TrackId, MediaKind)>,
+    /// When its WebSocket connected (before `join`).
+    pub joined_at: Instant,
     to_server: mpsc::Sender<ClientMessage>,
     pc: Arc<dyn PeerConnection>,
     tasks: Vec<JoinHandle<()>>,
@@ -256,6 +262,7 @@ impl TestPeer {
     ) -> TestPeer {
         let span = tracing::info_span!("test_peer", name);
         let mut raw = RawClient::connect_with(url, tls).await;
+        let joined_at = Instant::now();
         let joined = raw.join(room, name).await;
         let ServerMessage::Joined { peer_id, .. } = &joined else {
             panic!("{name}: join refused: {joined:?}");
@@ -279,16 +286,15 @@ impl TestPeer {
             options: options.clone(),
             span: span.clone(),
         };
-        let pc: Arc<dyn PeerConnection> = Arc::new(
-            PeerConnectionBuilder::new()
-                .with_media_engine(engine)
-                .with_interceptor_registry(registry)
-                .with_handler(Arc::new(handler))
-                .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-                .build()
-                .await
-                .expect("peer connection"),
-        );
+        let mut builder = PeerConnectionBuilder::new()
+            .with_media_engine(engine)
+            .with_interceptor_registry(registry)
+            .with_handler(Arc::new(handler))
+            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()]);
+        if options.ice_tcp {
+            builder = builder.with_tcp_addrs(vec!["127.0.0.1:0".to_owned()]);
+        }
+        let pc: Arc<dyn PeerConnection> = Arc::new(builder.build().await.expect("peer connection"));
 
         let mut tasks = Vec::new();
         let mut published = Vec::new();
@@ -343,6 +349,7 @@ impl TestPeer {
             joined,
             state,
             published,
+            joined_at,
             to_server,
             pc,
             tasks,
@@ -395,6 +402,29 @@ impl TestPeer {
     /// The peer's observations.
     pub fn state(&self) -> std::sync::MutexGuard<'_, PeerState> {
         lock(&self.state)
+    }
+
+    /// From joining to the connection's `connected`, once connected.
+    pub fn connect_time(&self) -> Option<Duration> {
+        self.state()
+            .connected_at
+            .map(|at| at.duration_since(self.joined_at))
+    }
+
+    /// The transport (`tcp` or `udp`) of the nominated candidate pair's local candidate.
+    pub async fn nominated_protocol(&self) -> Option<String> {
+        use webrtc::peer_connection::{RTCStatsReportEntry, StatsSelector};
+        let report = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
+        let pair = report.candidate_pairs().find(|p| p.nominated)?;
+        // Entries are keyed `RTCLocalIceCandidate_<the pair's local candidate id>`.
+        report.iter().find_map(|e| match e {
+            RTCStatsReportEntry::LocalCandidate(c)
+                if e.id().ends_with(&pair.local_candidate_id) =>
+            {
+                Some(c.protocol.to_ascii_lowercase())
+            }
+            _ => None,
+        })
     }
 
     /// Packets received so far on `track_id`.

@@ -57,6 +57,8 @@ pub struct WorkerState {
     routed: HashMap<PeerKey, Vec<(Proto, SocketAddr)>>,
     /// Peers on this worker (placement picks the least loaded worker for a new room).
     pub(crate) load: Arc<AtomicUsize>,
+    /// The ICE-TCP counters (exported by worker 0, which owns the connections).
+    tcp_stats: Arc<TcpStats>,
 }
 
 impl WorkerState {
@@ -218,7 +220,8 @@ impl Worker {
                         core: MediaCore::new(shard.core),
                         sinks: HashMap::new(),
                         stop: false,
-                        tcp: TcpConnections::new(shard.tcp_stats),
+                        tcp: TcpConnections::new(Arc::clone(&shard.tcp_stats)),
+                        tcp_stats: shard.tcp_stats,
                         index: shard.index,
                         router: shard.router,
                         hops: shard.hops,
@@ -419,7 +422,7 @@ async fn run(
         flush(&mut state, &udp, &mut out);
         if now >= last_export + METRICS_EVERY {
             last_export = now;
-            exported.export(&state.core, &metrics);
+            exported.export(&state, &metrics);
         }
     }
     // Shutting down: close every connection so clients hear it at once.
@@ -431,7 +434,7 @@ async fn run(
     flush(&mut state, &udp, &mut out);
     // The connection tasks run on this runtime: give them a moment to write the close_notifys.
     state.tcp.flush(TCP_SHUTDOWN_FLUSH).await;
-    exported.export(&state.core, &metrics);
+    exported.export(&state, &metrics);
     info!("media engine stopped");
 }
 
@@ -554,10 +557,17 @@ struct Exported {
     stats: CoreStats,
     dropped: DropCounts,
     tracks: i64,
+    tcp: io_tcp::TcpCounts,
 }
 
 impl Exported {
-    fn export(&mut self, core: &MediaCore, metrics: &Metrics) {
+    fn export(&mut self, state: &WorkerState, metrics: &Metrics) {
+        if state.index == 0 {
+            let tcp = state.tcp_stats.snapshot();
+            metrics.count_ice_tcp(&tcp, &self.tcp);
+            self.tcp = tcp;
+        }
+        let core = &state.core;
         let s = core.stats();
         metrics.rtp_packets_in.inc_by(s.rtp_in - self.stats.rtp_in);
         metrics
