@@ -9,7 +9,7 @@
 //! from a simulated network and clock.
 
 use super::demux::{Demux, Proto, Route};
-use super::keyframe::{KEYFRAME_INTERVAL, KeyframeGate};
+use super::forward::Fwd;
 use bytes::BytesMut;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
@@ -22,15 +22,14 @@ use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
 };
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
@@ -172,66 +171,45 @@ pub struct CoreStats {
     pub core_panics: u64,
 }
 
-struct Peer {
-    pc: RTCPeerConnection,
+pub(super) struct Peer {
+    pub(super) pc: RTCPeerConnection,
     /// Our ICE ufrag for it.
-    ufrag: String,
+    pub(super) ufrag: String,
     /// The remote description was applied once: datagrams go straight to the core.
-    remote_set: bool,
+    pub(super) remote_set: bool,
     /// Our host candidates were added (after the first local description).
-    candidates_added: bool,
-    early: Vec<(Proto, SocketAddr, Option<std::net::IpAddr>, BytesMut)>,
+    pub(super) candidates_added: bool,
+    pub(super) early: Vec<(Proto, SocketAddr, Option<std::net::IpAddr>, BytesMut)>,
     /// Published tracks: the `msid` track id → its forwarder.
-    published: HashMap<String, FwdKey>,
+    pub(super) published: HashMap<String, FwdKey>,
     /// Subscribed tracks: our local track id → (forwarder, leg).
-    legs: HashMap<String, (FwdKey, LegKey)>,
-    deadline: Option<Instant>,
-    last_fired: Option<Instant>,
-    dirty: bool,
+    pub(super) legs: HashMap<String, (FwdKey, LegKey)>,
+    pub(super) deadline: Option<Instant>,
+    pub(super) last_fired: Option<Instant>,
+    pub(super) dirty: bool,
     /// A call into its core panicked: it is removed at the next drain.
-    poisoned: bool,
-    errors_logged: u32,
-}
-
-struct Leg {
-    peer: PeerKey,
-    sender_id: RTCRtpSenderId,
-    ssrc: u32,
-    payload_type: u8,
-    local_track_id: String,
-    /// Packets taken out of this leg's sequence on purpose (held): subtracted from the
-    /// publisher's sequence numbers, so the subscriber sees no gap it would NACK in vain.
-    seq_offset: u16,
-}
-
-struct Fwd {
-    publisher: PeerKey,
-    receiver_id: RTCRtpReceiverId,
-    media_ssrc: u32,
-    kind: RtpCodecKind,
-    held: Arc<AtomicBool>,
-    gate: KeyframeGate,
-    legs: HashMap<LegKey, Leg>,
+    pub(super) poisoned: bool,
+    pub(super) errors_logged: u32,
 }
 
 /// The engine's logic for one worker: every peer it hosts, their forwarders, and the demux.
 pub struct MediaCore {
-    config: CoreConfig,
-    peers: HashMap<PeerKey, Peer>,
-    fwds: HashMap<FwdKey, Fwd>,
-    demux: Demux<PeerKey>,
-    next_peer: PeerKey,
-    next_fwd: FwdKey,
-    dirty: Vec<PeerKey>,
-    timers: BTreeSet<(Instant, PeerKey)>,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<(PeerKey, CoreEvent)>,
+    pub(super) config: CoreConfig,
+    pub(super) peers: HashMap<PeerKey, Peer>,
+    pub(super) fwds: HashMap<FwdKey, Fwd>,
+    pub(super) demux: Demux<PeerKey>,
+    pub(super) next_peer: PeerKey,
+    pub(super) next_fwd: FwdKey,
+    pub(super) dirty: Vec<PeerKey>,
+    pub(super) timers: BTreeSet<(Instant, PeerKey)>,
+    pub(super) transmits: VecDeque<Transmit>,
+    pub(super) events: VecDeque<(PeerKey, CoreEvent)>,
     /// Addresses authenticated since the last `poll_binding` (for the multi-worker router).
-    bindings: VecDeque<(PeerKey, Proto, SocketAddr)>,
-    stats: CoreStats,
+    pub(super) bindings: VecDeque<(PeerKey, Proto, SocketAddr)>,
+    pub(super) stats: CoreStats,
     // Scratch space reused by `drain`.
-    scratch_events: Vec<RTCPeerConnectionEvent>,
-    scratch_reads: Vec<TaggedRTCMessage>,
+    pub(super) scratch_events: Vec<RTCPeerConnectionEvent>,
+    pub(super) scratch_reads: Vec<TaggedRTCMessage>,
 }
 
 impl MediaCore {
@@ -495,73 +473,6 @@ impl MediaCore {
             .map(|c| c.payload_type)
     }
 
-    /// Starts forwarding `fwd` to `peer` on its sender `sender` (negotiated, connected).
-    /// Video subscribers get a keyframe request.
-    #[allow(clippy::too_many_arguments)]
-    pub fn subscribe(
-        &mut self,
-        now: Instant,
-        fwd: FwdKey,
-        leg: LegKey,
-        peer: PeerKey,
-        sender_id: RTCRtpSenderId,
-        ssrc: u32,
-        payload_type: u8,
-    ) {
-        let Some(sub) = self.peers.get_mut(&peer) else {
-            return;
-        };
-        let Some(local_track_id) = sub
-            .pc
-            .rtp_sender(sender_id)
-            .map(|s| s.track().track_id().to_owned())
-        else {
-            return;
-        };
-        let Some(f) = self.fwds.get_mut(&fwd) else {
-            return;
-        };
-        sub.legs.insert(local_track_id.clone(), (fwd, leg));
-        f.legs.insert(
-            leg,
-            Leg {
-                peer,
-                sender_id,
-                ssrc,
-                payload_type,
-                local_track_id,
-                seq_offset: 0,
-            },
-        );
-        if f.kind == RtpCodecKind::Video {
-            self.request_keyframe(now, fwd);
-        }
-        self.drain(now);
-    }
-
-    /// Stops forwarding `fwd` on `leg`.
-    pub fn unsubscribe(&mut self, fwd: FwdKey, leg: LegKey) {
-        let Some(f) = self.fwds.get_mut(&fwd) else {
-            return;
-        };
-        if let Some(l) = f.legs.remove(&leg)
-            && let Some(sub) = self.peers.get_mut(&l.peer)
-        {
-            sub.legs.remove(&l.local_track_id);
-        }
-    }
-
-    /// A subscriber (or the room) wants a keyframe of `fwd`: coalesced by its gate.
-    pub fn request_keyframe(&mut self, now: Instant, fwd: FwdKey) {
-        let Some(f) = self.fwds.get_mut(&fwd) else {
-            return;
-        };
-        if f.kind == RtpCodecKind::Video && f.gate.request(now) {
-            self.send_pli(now, fwd);
-        }
-        self.drain(now);
-    }
-
     /// A datagram arrived on the UDP socket or an ICE-TCP connection.
     pub fn handle_datagram(
         &mut self,
@@ -660,7 +571,7 @@ impl MediaCore {
         local_addr(&self.config, proto, dst_ip)
     }
 
-    fn mark(&mut self, key: PeerKey) {
+    pub(super) fn mark(&mut self, key: PeerKey) {
         if let Some(peer) = self.peers.get_mut(&key)
             && !peer.dirty
         {
@@ -800,15 +711,7 @@ impl MediaCore {
                 peer.published.insert(init.track_id.clone(), fwd);
                 self.fwds.insert(
                     fwd,
-                    Fwd {
-                        publisher: key,
-                        receiver_id: init.receiver_id,
-                        media_ssrc: init.ssrc,
-                        kind,
-                        held: Arc::clone(&held),
-                        gate: KeyframeGate::new(KEYFRAME_INTERVAL),
-                        legs: HashMap::new(),
-                    },
+                    Fwd::new(key, init.receiver_id, init.ssrc, kind, Arc::clone(&held)),
                 );
                 self.events.push_back((
                     key,
@@ -860,97 +763,6 @@ impl MediaCore {
             _ => {}
         }
     }
-
-    fn request_keyframe_inner(&mut self, now: Instant, fwd: FwdKey) {
-        if let Some(f) = self.fwds.get_mut(&fwd)
-            && f.kind == RtpCodecKind::Video
-            && f.gate.request(now)
-        {
-            self.send_pli(now, fwd);
-        }
-    }
-
-    fn send_pli(&mut self, now: Instant, fwd: FwdKey) {
-        let Some(f) = self.fwds.get(&fwd) else {
-            return;
-        };
-        let (publisher, receiver_id, media_ssrc) = (f.publisher, f.receiver_id, f.media_ssrc);
-        let Some(peer) = self.peers.get_mut(&publisher) else {
-            return;
-        };
-        self.stats.keyframe_requests += 1;
-        let pli = PictureLossIndication {
-            sender_ssrc: 0,
-            media_ssrc,
-        };
-        if let Some(mut receiver) = peer.pc.rtp_receiver(receiver_id)
-            && let Err(e) = receiver.write_rtcp(now, vec![Box::new(pli)])
-        {
-            log_rtc_error(publisher, &mut peer.errors_logged, &e);
-        }
-        self.mark(publisher);
-    }
-
-    /// The per-packet path: one decrypted packet of a publisher to every leg.
-    fn forward(
-        &mut self,
-        now: Instant,
-        key: PeerKey,
-        track_id: &str,
-        mut packet: rtc::rtp::Packet,
-    ) {
-        let size = (12 + 4 * packet.header.csrc.len() + packet.payload.len()) as u64;
-        self.stats.rtp_in += 1;
-        self.stats.rtp_bytes_in += size;
-        let Some(fwd) = self.peers.get(&key).and_then(|p| p.published.get(track_id)) else {
-            return;
-        };
-        let Some(f) = self.fwds.get_mut(fwd) else {
-            return;
-        };
-        if f.held.load(Ordering::Relaxed) {
-            self.stats.held += 1;
-            for leg in f.legs.values_mut() {
-                leg.seq_offset = leg.seq_offset.wrapping_add(1);
-            }
-            return;
-        }
-        // Header extension ids are negotiated per connection; the publisher's would mislabel
-        // them on another leg, so none are forwarded.
-        packet.header.extension = false;
-        packet.header.extension_profile = 0;
-        packet.header.extensions.clear();
-        packet.header.extensions_padding = 0;
-        for leg in f.legs.values() {
-            let Some(sub) = self.peers.get_mut(&leg.peer) else {
-                continue;
-            };
-            let mut p = packet.clone();
-            p.header.ssrc = leg.ssrc;
-            p.header.payload_type = leg.payload_type;
-            p.header.sequence_number = p.header.sequence_number.wrapping_sub(leg.seq_offset);
-            let sender_id = leg.sender_id;
-            let written = guarded(sub, |pc| match pc.rtp_sender(sender_id) {
-                Some(mut sender) => sender.write_rtp(now, p),
-                None => Err(rtc::shared::error::Error::ErrRTPSenderNotExisted),
-            })
-            .unwrap_or(Err(rtc::shared::error::Error::ErrRTPSenderNotExisted));
-            match written {
-                Ok(()) => {
-                    self.stats.rtp_out += 1;
-                    self.stats.rtp_bytes_out += size;
-                }
-                Err(e) => {
-                    self.stats.rtp_dropped += 1;
-                    log_rtc_error(leg.peer, &mut sub.errors_logged, &e);
-                }
-            }
-            if !sub.dirty {
-                sub.dirty = true;
-                self.dirty.push(leg.peer);
-            }
-        }
-    }
 }
 
 /// The address a datagram arrived at, as the core knows it: the advertised candidate (the public
@@ -973,7 +785,10 @@ fn local_addr(config: &CoreConfig, proto: Proto, dst_ip: Option<std::net::IpAddr
 /// Runs `f` on one peer's `rtc` core. A panic inside it (a parser bug reached by hostile
 /// input) fails that peer only: it is caught here and the peer is marked poisoned, to be removed
 /// by the core with a `Failed` state, instead of taking the media thread down.
-fn guarded<R>(peer: &mut Peer, f: impl FnOnce(&mut RTCPeerConnection) -> R) -> Option<R> {
+pub(super) fn guarded<R>(
+    peer: &mut Peer,
+    f: impl FnOnce(&mut RTCPeerConnection) -> R,
+) -> Option<R> {
     if peer.poisoned {
         return None;
     }
@@ -1013,7 +828,7 @@ fn feed(
     });
 }
 
-fn log_rtc_error(key: PeerKey, logged: &mut u32, e: &rtc::shared::error::Error) {
+pub(super) fn log_rtc_error(key: PeerKey, logged: &mut u32, e: &rtc::shared::error::Error) {
     *logged = logged.saturating_add(1);
     if *logged <= LOGGED_ERRORS_MAX {
         debug!(peer = key, "media engine: {e}");

@@ -7,6 +7,7 @@
 
 pub mod core;
 pub mod demux;
+pub mod forward;
 pub mod handle;
 pub mod io_tcp;
 pub mod io_udp;
