@@ -15,6 +15,7 @@ pub mod keyframe;
 pub mod router;
 pub mod sim;
 pub mod stun;
+pub mod tcp_framing;
 pub mod worker;
 
 pub use handle::{Engine, EngineHandle, ForwarderHandle, Leg, PeerHandle};
