@@ -5,7 +5,8 @@
 //! track to every other peer of the room. It does not mix, transcode or record media.
 //!
 //! Where to start: [`start`] binds and serves; `signaling.rs` is one WebSocket session;
-//! `room.rs` the room actor; `peer.rs` one peer's WebRTC endpoint; `forwarder.rs` the RTP path.
+//! `room.rs` the room actor; `peer.rs` one peer's WebRTC endpoint; `engine/` the media engine
+//! (`engine/core.rs` first).
 //! `docs/ARCHITECTURE.md` shows how data flows between them.
 
 pub mod auth;

@@ -1,14 +1,15 @@
 //! One participant's server-side WebRTC endpoint: an actor that owns the participant's
-//! PeerConnection and its negotiation.
+//! connection in the media engine (a [`PeerHandle`]) and its negotiation.
 //!
 //! It receives the client's SDP and candidates (from the session), subscribe/unsubscribe orders
-//! (from the room) and the PeerConnection's own events, and it:
+//! (from the room) and the connection's events from the engine, and it:
 //! - answers client offers, rolling back its own offer first when they cross (the server is the
 //!   polite side of the glare rule in docs/protocol.md);
-//! - turns each track the client publishes into a [`Forwarder`] and announces it to the room,
-//!   the tracks of one client offer together (see [`PUBLISH_BATCH_WINDOW`]);
-//! - adds a `sendonly` transceiver per subscribed track, offers, and once the client answered,
-//!   starts the [`Subscription`] that feeds it;
+//! - turns each track the client publishes (`CoreEvent::TrackOpened`) into a
+//!   [`ForwarderHandle`] and announces it to the room, the tracks of one client offer together
+//!   (see [`PUBLISH_BATCH_WINDOW`]);
+//! - adds a `sendonly` sender per subscribed track, offers, and once the client answered and the
+//!   connection is up, subscribes a [`Leg`] on the track's forwarder;
 //! - reports a peer whose ICE failed, or never connected, to the room.
 //!
 //! **One offer per change.** Handlers never offer themselves: the run loop handles a command,
@@ -124,7 +125,7 @@ struct Sub {
     offered: bool,
     /// The client answered an offer that carried it.
     negotiated: bool,
-    /// Fed by a running Subscription (negotiated, and the connection is up).
+    /// Its leg is subscribed on the forwarder (negotiated, and the connection is up).
     active: bool,
 }
 
