@@ -24,6 +24,8 @@ use videoroom_testkit::{start_server, test_config, ws_url};
 
 const BOUND: Duration = Duration::from_secs(20);
 const MIN_PSNR: f64 = 30.0;
+/// The floor for a share's first keyframe as a viewer sees it (see the end-to-end test).
+const MIN_KEYFRAME_PSNR: f64 = 28.0;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -172,6 +174,13 @@ async fn a_shared_x11_screen_decodes_at_the_other_end() {
         median(psnrs.clone()),
         median(latencies)
     );
-    assert!(worst >= MIN_PSNR, "Y PSNR {psnrs:?}");
+    // The share's very first frame is its keyframe, which the screen preset codes soft on purpose
+    // (29–30 dB here; `tests/vp8_screen.rs`: 29.3 dB at 1080p). A viewer already connected sees it
+    // since the media engine connects in milliseconds; it has its own floor, every frame after it
+    // the 30 dB one.
+    let (first, rest) = psnrs.split_first().expect("30 frames");
+    assert!(*first >= MIN_KEYFRAME_PSNR, "first frame: Y PSNR {psnrs:?}");
+    let worst_after = rest.iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(worst_after >= MIN_PSNR, "Y PSNR {psnrs:?}");
     ada.stop_screen_share().await.expect("stops");
 }
