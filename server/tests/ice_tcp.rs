@@ -218,7 +218,7 @@ async fn a_call_works_over_ice_tcp_alone() {
         metrics.rtp_packets_out.get() >= 150
     })
     .await;
-    // The ICE-TCP counters reach /metrics too (exported every 100 ms by the media worker).
+    // The ICE-TCP counters reach /metrics too (exported by the media worker after every turn).
     wait_until(
         WAIT,
         "/metrics counts the ICE-TCP connections and frames",
