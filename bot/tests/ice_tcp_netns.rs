@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use videoroom_server::config::TlsSetting;
 use videoroom_server::engine::io_tcp::TcpCounts;
@@ -220,41 +219,10 @@ fn spawn_bot(
     let events_arg = events.to_str().unwrap_or_default().to_owned();
     args.push(&events_arg);
     args.extend_from_slice(extra);
-    (spawn_with(command, url, room, name, &args), events)
-}
-
-/// `common::spawn_via` without its loopback `--media-ip`.
-fn spawn_with(
-    mut command: Command,
-    url: &str,
-    room: &str,
-    name: &str,
-    extra: &[&str],
-) -> common::Bot {
-    let stats = common::temp_path(&format!("{name}.json"));
-    command
-        .args(["--server", url, "--room", room, "--name", name])
-        .arg("--stats-json")
-        .arg(&stats)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
-    let mut child = command.spawn().expect("bot starts");
-    let stdout = child.stdout.take().expect("stdout piped");
-    let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut reader = BufReader::new(stdout).lines();
-        while let Ok(Some(line)) = reader.next_line().await {
-            let _ = tx.send(line);
-        }
-    });
-    common::Bot {
-        child,
-        lines,
-        seen: Vec::new(),
-        stats: Some(stats),
-    }
+    (
+        common::spawn_via_media_ip(command, url, room, name, None, &args),
+        events,
+    )
 }
 
 /// Milliseconds from `joined` to the first `connection: connected` in an `--events` log.

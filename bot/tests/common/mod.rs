@@ -40,11 +40,26 @@ pub fn spawn(url: &str, room: &str, name: &str, extra: &[&str]) -> Bot {
 }
 
 /// [`spawn`] through `command`, which runs the bot (e.g. `ip netns exec NS <bot>`).
-pub fn spawn_via(mut command: Command, url: &str, room: &str, name: &str, extra: &[&str]) -> Bot {
+pub fn spawn_via(command: Command, url: &str, room: &str, name: &str, extra: &[&str]) -> Bot {
+    spawn_via_media_ip(command, url, room, name, Some("127.0.0.1"), extra)
+}
+
+/// [`spawn_via`] with the bot's `--media-ip` (`None`: the bot picks its own addresses, as in a
+/// network namespace).
+pub fn spawn_via_media_ip(
+    mut command: Command,
+    url: &str,
+    room: &str,
+    name: &str,
+    media_ip: Option<&str>,
+    extra: &[&str],
+) -> Bot {
     let stats = temp_path(&format!("{name}.json"));
+    command.args(["--server", url, "--room", room, "--name", name]);
+    if let Some(ip) = media_ip {
+        command.args(["--media-ip", ip]);
+    }
     command
-        .args(["--server", url, "--room", room, "--name", name])
-        .args(["--media-ip", "127.0.0.1"])
         .arg("--stats-json")
         .arg(&stats)
         .args(extra)
