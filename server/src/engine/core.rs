@@ -50,6 +50,8 @@ const MIN_TIMER_STEP: Duration = Duration::from_millis(1);
 pub const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(10);
 /// This long disconnected: the connection has failed (30 s after the last check).
 pub const ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(20);
+/// Authenticated addresses kept for [`MediaCore::poll_binding`] until read.
+const MAX_PENDING_BINDINGS: usize = 1024;
 /// Cap of the `rtc` error log lines per peer (counted beyond it).
 const LOGGED_ERRORS_MAX: u32 = 5;
 
@@ -588,6 +590,10 @@ impl MediaCore {
         let dst = t.transport.peer_addr;
         self.demux.note_sent(t.now, key, proto, dst, &t.message);
         if super::stun::is_binding_success(&t.message) && self.peers.contains_key(&key) {
+            // Drained by the worker every turn; bounded for drivers that never read it.
+            if self.bindings.len() >= MAX_PENDING_BINDINGS {
+                self.bindings.pop_front();
+            }
             self.bindings.push_back((key, proto, dst));
         }
         self.transmits.push_back(Transmit {

@@ -8,8 +8,8 @@ use super::core::{CoreError, CoreEvent, FwdKey, LegKey, MediaCore, PeerKey};
 use super::io_tcp::TcpStats;
 use super::router::Router;
 use super::worker::{
-    EVENT_QUEUE, EngineConfig, EngineStartError, Job, Shard, Worker, WorkerState, advertised,
-    tcp_candidate,
+    EVENT_QUEUE, EngineConfig, EngineStartError, HOP_QUEUE, Job, Shard, Worker, WorkerState,
+    advertised, tcp_candidate,
 };
 use crate::metrics::Metrics;
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -59,7 +59,7 @@ impl Engine {
         let count = config.workers.max(1);
         let router = (count > 1).then(|| Arc::new(Router::new()));
         let (hops, mut hop_rxs): (Vec<_>, Vec<_>) =
-            (0..count).map(|_| mpsc::unbounded_channel()).unzip();
+            (0..count).map(|_| mpsc::channel(HOP_QUEUE)).unzip();
         let tcp_stats = Arc::new(TcpStats::default());
         let mut tcp = tcp;
         let mut workers = Vec::with_capacity(count);

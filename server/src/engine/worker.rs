@@ -33,6 +33,9 @@ pub(crate) type Job = Box<dyn FnOnce(&mut WorkerState, Instant) + Send>;
 
 /// Receive batches handled before the worker looks at its jobs and timers again.
 const RECV_BATCHES_PER_TURN: usize = 16;
+/// Datagrams one worker may have waiting to be passed on to another; beyond it they are
+/// dropped (UDP semantics: a worker that falls behind never makes the others buffer without end).
+pub(crate) const HOP_QUEUE: usize = 4096;
 /// Events an endpoint may have pending before more are dropped (it is wedged or gone).
 pub(crate) const EVENT_QUEUE: usize = 1024;
 
@@ -50,7 +53,7 @@ pub struct WorkerState {
     /// With several workers: who owns which ufrag and address.
     router: Option<Arc<Router>>,
     /// Every worker's inbox of passed-on datagrams (this one's included).
-    hops: Vec<mpsc::UnboundedSender<Hop>>,
+    hops: Vec<mpsc::Sender<Hop>>,
     /// Addresses of each peer published to the router, to take back when it goes.
     routed: HashMap<PeerKey, Vec<(Proto, SocketAddr)>>,
     /// Peers on this worker (placement picks the least loaded worker for a new room).
@@ -156,8 +159,8 @@ pub(crate) struct Shard {
     pub(crate) tcp_stats: Arc<TcpStats>,
     pub(crate) core: CoreConfig,
     pub(crate) router: Option<Arc<Router>>,
-    pub(crate) hops: Vec<mpsc::UnboundedSender<Hop>>,
-    pub(crate) hop_rx: mpsc::UnboundedReceiver<Hop>,
+    pub(crate) hops: Vec<mpsc::Sender<Hop>>,
+    pub(crate) hop_rx: mpsc::Receiver<Hop>,
     pub(crate) load: Arc<AtomicUsize>,
 }
 
@@ -340,7 +343,7 @@ async fn run(
     mut state: WorkerState,
     udp: UdpIo,
     mut inbox: mpsc::UnboundedReceiver<Job>,
-    mut hop_rx: mpsc::UnboundedReceiver<Hop>,
+    mut hop_rx: mpsc::Receiver<Hop>,
     metrics: Arc<Metrics>,
     mut tcp_events: Option<mpsc::Receiver<TcpEvent>>,
 ) {
@@ -374,7 +377,7 @@ async fn run(
                         Ok(_) => {
                             for d in batch.drain(..) {
                                 if let Some(owner) = state.elsewhere(Proto::Udp, d.src, &d.bytes) {
-                                    let _ = state.hops[owner].send(Hop::In {
+                                    let _ = state.hops[owner].try_send(Hop::In {
                                         proto: Proto::Udp,
                                         src: d.src,
                                         dst_ip: d.dst_ip,
@@ -463,7 +466,7 @@ fn handle_tcp_event(state: &mut WorkerState, now: Instant, event: TcpEvent) {
             .filter(|w| *w != index)
         {
             return hops[owner]
-                .send(Hop::In {
+                .try_send(Hop::In {
                     proto: Proto::Tcp,
                     src,
                     dst_ip: None,
@@ -504,7 +507,7 @@ fn flush(state: &mut WorkerState, udp: &UdpIo, out: &mut Vec<Transmit>) {
                 state.tcp.send(t.dst, &t.bytes);
             }
             Proto::Tcp => {
-                let _ = state.hops[0].send(Hop::TcpOut {
+                let _ = state.hops[0].try_send(Hop::TcpOut {
                     dst: t.dst,
                     bytes: t.bytes,
                 });
