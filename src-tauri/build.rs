@@ -20,6 +20,7 @@ const COMMANDS: &[&str] = &[
     "remove_peer",
     "lock_room",
     "end_meeting",
+    "set_view_sizes",
     "create_invite",
     "list_screen_sources",
     "start_screen_share",

@@ -92,6 +92,11 @@ impl People {
             RoomEvent::MeetingEnded { by } => json!({
                 "event": "meeting_ended", "by": self.name(by),
             }),
+            RoomEvent::ActiveSpeakers(ids) => json!({
+                "event": "active_speakers",
+                "peers": ids.iter().map(|id| self.name(id)).collect::<Vec<_>>(),
+                "peer_ids": ids.iter().map(|id| id.as_str()).collect::<Vec<_>>(),
+            }),
             _ => return None,
         })
     }

@@ -69,6 +69,12 @@ struct Args {
     /// publishes; remote video statistics stay at zero).
     #[arg(long)]
     no_video_decode: bool,
+    /// Show every remote video at this size, WIDTHxHEIGHT in pixels (e.g. 320x180; 0x0: not
+    /// shown, as a paused tile): the server is told (`set_view_sizes`) as each track arrives
+    /// and may forward a smaller layer or none. Default: tell nothing (the server sends the
+    /// largest). `--stats-json` reports each track's largest decoded size and size changes.
+    #[arg(long, value_name = "WxH", value_parser = parse_view_size)]
+    view_size: Option<(u32, u32)>,
     /// Write what was measured to this JSON file when leaving.
     #[arg(long)]
     stats_json: Option<PathBuf>,
@@ -87,6 +93,9 @@ struct Args {
     /// Tone frequency, Hz.
     #[arg(long, default_value_t = 440.0)]
     tone_hz: f64,
+    /// Amplitude of the tone, 0.0..=1.0 of full scale (0.3 ≈ −10 dBov).
+    #[arg(long, default_value_t = 0.3, value_parser = parse_amplitude)]
+    tone_amplitude: f64,
     /// Play received audio on the default speaker instead of discarding it.
     #[arg(long)]
     speaker: bool,
@@ -185,6 +194,13 @@ fn parse_video(s: &str) -> Result<VideoArg, String> {
     }
 }
 
+fn parse_amplitude(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(a) if (0.0..=1.0).contains(&a) => Ok(a),
+        _ => Err("expected a number from 0.0 to 1.0 (of full scale)".into()),
+    }
+}
+
 fn parse_audio(s: &str) -> Result<AudioArg, String> {
     match s {
         "tone" => Ok(AudioArg::Tone),
@@ -199,6 +215,29 @@ fn parse_audio(s: &str) -> Result<AudioArg, String> {
                 Err("expected tone, file:PATH, mic, mic:DEVICE or none".into())
             }
         }
+    }
+}
+
+/// The largest side `--view-size` takes.
+const MAX_VIEW_SIDE: u32 = 7680;
+
+/// `--view-size`: `WIDTHxHEIGHT` with both sides in 1..=7680, or `0x0` (not shown).
+fn parse_view_size(s: &str) -> Result<(u32, u32), String> {
+    let bad = || {
+        format!(
+            "expected WIDTHxHEIGHT such as 320x180 (each side 1..={MAX_VIEW_SIDE}), or 0x0 for \
+             hidden; got {s:?}"
+        )
+    };
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h): (u32, u32) = (
+        w.trim().parse().map_err(|_| bad())?,
+        h.trim().parse().map_err(|_| bad())?,
+    );
+    match (w, h) {
+        (0, 0) => Ok((0, 0)),
+        (1..=MAX_VIEW_SIDE, 1..=MAX_VIEW_SIDE) => Ok((w, h)),
+        _ => Err(bad()),
     }
 }
 
@@ -247,6 +286,7 @@ fn join_options(args: &Args) -> Result<JoinOptions, String> {
         })
         .with_reconnect((!args.no_reconnect).then_some(Duration::from_secs(60)))
         .with_video_decoding(!args.no_video_decode)
+        .with_default_view_size(args.view_size)
         .with_token(args.token.clone())
         .with_trusted_certificates(args.trust_certificates.clone());
     let (w, h, fps, kbps) = (args.width, args.height, args.fps, args.video_kbps);
@@ -274,9 +314,11 @@ fn join_options(args: &Args) -> Result<JoinOptions, String> {
         VideoArg::None => options,
     };
     options = match &args.audio {
-        AudioArg::Tone => {
-            options.with_audio(Box::new(ToneSource::new(args.tone_hz, 0.3, Channels::Mono)))
-        }
+        AudioArg::Tone => options.with_audio(Box::new(ToneSource::new(
+            args.tone_hz,
+            args.tone_amplitude,
+            Channels::Mono,
+        ))),
         AudioArg::File(path) => {
             let file = WavSource::open(path).map_err(|e| format!("--audio: {e}"))?;
             options.with_audio(Box::new(file))
@@ -550,6 +592,8 @@ struct Bot {
     people: chat::People,
     /// Our screen share, once started.
     screen: Option<screen::Share>,
+    /// Our camera's uplink budget, sampled every second (see `LocalTrackReport`).
+    budget_timeline: Vec<[u64; 4]>,
 }
 
 impl Bot {
@@ -566,6 +610,7 @@ impl Bot {
             connection: None,
             people: chat::People::default(),
             screen: None,
+            budget_timeline: Vec::new(),
         }
     }
 
@@ -800,6 +845,8 @@ impl Bot {
                 let private = if m.to.is_some() { " (private)" } else { "" };
                 println!("{}{private}: {}", m.from_name, m.text);
             }
+            // Several a second while people talk: in `--events` only.
+            RoomEvent::ActiveSpeakers(_) => {}
             other => {
                 if let Some(line) = self.people.event_line(&other) {
                     println!("{line}");
@@ -843,6 +890,16 @@ impl Bot {
 
     /// Refreshes the saved report of every present track (kept after a track is removed).
     fn snapshot(&mut self, room: &RoomHandle) {
+        if let Some(s) = room.camera_stats()
+            && self.budget_timeline.len() < stats::MAX_BUDGET_SAMPLES
+        {
+            self.budget_timeline.push([
+                stats::wall_ms(),
+                u64::from(s.budget_kbps.unwrap_or(0)),
+                u64::from(s.layers_paused_by_budget),
+                u64::from(s.layers_sent),
+            ]);
+        }
         for (track_id, remote) in &mut self.remotes {
             if !remote.present {
                 continue;
@@ -868,6 +925,11 @@ impl Bot {
                 longest_gap_ms: None,
                 frame_numbers_increasing: None,
                 last_frame_number: None,
+                max_width: None,
+                max_height: None,
+                size_changes: None,
+                size_timeline: None,
+                freeze_timeline: None,
                 dominant_hz: None,
                 muted: remote.info.muted,
                 present: true,
@@ -887,6 +949,9 @@ impl Bot {
                     report.frames_decoded = s.frames_decoded;
                     report.frames_dropped = Some(s.frames_dropped);
                     report.join_to_first_frame_ms = since(s.first_frame_at);
+                    report.max_width = Some(s.max_width);
+                    report.max_height = Some(s.max_height);
+                    report.size_changes = Some(s.size_changes);
                     if let Some(watch) = &remote.video {
                         let w = watch.lock().unwrap_or_else(|p| p.into_inner());
                         report.capture_to_decode = stats::latency(&w.latencies_us);
@@ -898,6 +963,8 @@ impl Bot {
                         report.frame_numbers_increasing =
                             Some(w.stamped_frames > 0 && w.number_regressions == 0);
                         report.last_frame_number = w.last_number;
+                        report.size_timeline = Some(w.sizes.clone());
+                        report.freeze_timeline = Some(w.freeze_list.clone());
                     }
                 }
                 MediaKind::Audio => {
@@ -959,6 +1026,13 @@ impl Bot {
                     packets_sent: Some(s.packets_sent),
                     keyframes_sent: Some(s.keyframes_sent),
                     bitrate_kbps: Some(s.bytes_sent as f64 * 8.0 / 1000.0 / elapsed.max(0.001)),
+                    layers_sent: (kind == MediaKind::Video).then_some(s.layers_sent),
+                    layers_paused: (kind == MediaKind::Video).then_some(s.layers_paused),
+                    budget_kbps: s.budget_kbps,
+                    layers_paused_by_budget: (kind == MediaKind::Video)
+                        .then_some(s.layers_paused_by_budget),
+                    budget_timeline: (kind == MediaKind::Video)
+                        .then(|| self.budget_timeline.clone()),
                     frames_captured: None,
                     shared_s: None,
                     active: None,
@@ -991,6 +1065,11 @@ impl Bot {
                             .as_secs_f64()
                             .max(0.001)
                 }),
+                layers_sent: sent.as_ref().map(|s| s.layers_sent),
+                layers_paused: sent.as_ref().map(|s| s.layers_paused),
+                budget_kbps: sent.as_ref().and_then(|s| s.budget_kbps),
+                layers_paused_by_budget: sent.as_ref().map(|s| s.layers_paused_by_budget),
+                budget_timeline: None,
                 frames_captured: Some(share.frames_captured()),
                 shared_s: Some(end.saturating_duration_since(share.started).as_secs_f64()),
                 active: Some(share.ended.is_none()),
@@ -1105,5 +1184,26 @@ impl StatusLine {
             now.duration_since(self.started).as_secs_f64(),
             bot.peers,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn view_sizes() {
+        assert_eq!(parse_view_size("320x180"), Ok((320, 180)));
+        assert_eq!(parse_view_size("1920X1080"), Ok((1920, 1080)));
+        assert_eq!(parse_view_size("0x0"), Ok((0, 0)));
+        for bad in [
+            "", "320", "320x", "x180", "0x180", "320x0", "-1x5", "7681x10", "axb",
+        ] {
+            let e = parse_view_size(bad).expect_err(bad);
+            assert!(
+                e.contains("WIDTHxHEIGHT") && e.contains("0x0"),
+                "{bad}: {e}"
+            );
+        }
     }
 }

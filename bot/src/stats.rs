@@ -13,6 +13,16 @@ use videoroom_client::RemoteVideo;
 /// A gap between two decoded frames longer than this is a freeze.
 pub const FREEZE: Duration = Duration::from_millis(500);
 
+/// At most this many samples of the uplink budget are kept (an hour at one a second).
+pub const MAX_BUDGET_SAMPLES: usize = 3600;
+
+/// Now, in wall clock ms since the UNIX epoch (as the timelines' times).
+pub fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Latency samples kept per track (about 9 minutes at 30 fps); later frames are not sampled.
 const MAX_SAMPLES: usize = 16_384;
 
@@ -28,9 +38,18 @@ pub struct VideoWatch {
     pub last_number: Option<u64>,
     pub freezes: u64,
     pub longest_gap_ms: u64,
+    /// Each change of the decoded size: (wall clock ms since the UNIX epoch, width, height);
+    /// the first frame's size first. At most [`MAX_TIMELINE`].
+    pub sizes: Vec<(u64, u32, u32)>,
+    /// Each freeze: (wall clock ms of the frame that ended it, gap ms). At most
+    /// [`MAX_TIMELINE`].
+    pub freeze_list: Vec<(u64, u64)>,
     last_decoded: Option<Instant>,
     muted: bool,
 }
+
+/// Entries kept in each of a track's timelines (sizes, freezes).
+pub const MAX_TIMELINE: usize = 1024;
 
 impl VideoWatch {
     /// The publisher muted (`true`) or unmuted the track: a gap across a mute is no freeze.
@@ -48,13 +67,28 @@ impl VideoWatch {
         }
     }
 
-    fn on_frame(&mut self, decoded_at: Instant, decoded_at_micros: u64, stamp: Option<(u64, u64)>) {
+    fn on_frame(
+        &mut self,
+        decoded_at: Instant,
+        decoded_at_micros: u64,
+        stamp: Option<(u64, u64)>,
+        size: (u32, u32),
+    ) {
+        let wall_ms = decoded_at_micros / 1000;
         if let Some(last) = self.last_decoded {
             let gap = decoded_at.saturating_duration_since(last);
             self.longest_gap_ms = self.longest_gap_ms.max(gap.as_millis() as u64);
             if gap > FREEZE && !self.muted {
                 self.freezes += 1;
+                if self.freeze_list.len() < MAX_TIMELINE {
+                    self.freeze_list.push((wall_ms, gap.as_millis() as u64));
+                }
             }
+        }
+        if self.sizes.last().is_none_or(|&(_, w, h)| (w, h) != size)
+            && self.sizes.len() < MAX_TIMELINE
+        {
+            self.sizes.push((wall_ms, size.0, size.1));
         }
         self.last_decoded = Some(decoded_at);
         if let Some((number, capture_micros)) = stamp {
@@ -81,6 +115,7 @@ pub async fn watch_video(video: RemoteVideo, record: Arc<Mutex<VideoWatch>>) {
                 frame.decoded_at,
                 frame.decoded_at_micros,
                 frame.burned_in,
+                (frame.frame.width(), frame.frame.height()),
             );
         }
     }
@@ -161,6 +196,19 @@ pub struct RemoteTrackReport {
     /// Video: whether every burned-in frame number was larger than the one before.
     pub frame_numbers_increasing: Option<bool>,
     pub last_frame_number: Option<u64>,
+    /// Video: the largest decoded picture (by area; 0 before the first frame).
+    pub max_width: Option<u32>,
+    pub max_height: Option<u32>,
+    /// Video: times the decoded size changed from one frame to the next (simulcast layer
+    /// switches, or the publisher changing its size).
+    pub size_changes: Option<u64>,
+    /// Video: the decoded size over time, `[wall clock ms, width, height]` at the first frame
+    /// and at every change (at most 1024 entries).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_timeline: Option<Vec<(u64, u32, u32)>>,
+    /// Video: every freeze, `[wall clock ms of the frame that ended it, gap ms]` (at most 1024).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub freeze_timeline: Option<Vec<(u64, u64)>>,
     /// Audio: the strongest frequency of the last second played, Hz.
     pub dominant_hz: Option<f32>,
     pub muted: bool,
@@ -182,6 +230,23 @@ pub struct LocalTrackReport {
     pub keyframes_sent: Option<u64>,
     /// Encoder output over the whole run, kbit/s.
     pub bitrate_kbps: Option<f64>,
+    /// Video: on how many simulcast layers the last frame went out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers_sent: Option<u32>,
+    /// Video: layers the server said nobody receives, not encoded (dynacast) at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers_paused: Option<u32>,
+    /// Video: the uplink estimate (kbit/s) the layers were last fitted to (`null` before the
+    /// server's first transport-wide feedback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_kbps: Option<u32>,
+    /// Video: layers the uplink budget has no room for, not encoded, at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers_paused_by_budget: Option<u32>,
+    /// Camera: every second, `[wall clock ms, budget kbit/s (0 = none), layers paused by the
+    /// budget, layers the last frame went out on]` (at most [`MAX_BUDGET_SAMPLES`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_timeline: Option<Vec<[u64; 4]>>,
     /// Screen share: frames the engine took from the source to encode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frames_captured: Option<u64>,
@@ -212,15 +277,37 @@ mod tests {
     fn freezes_count_gaps_but_not_mutes() {
         let t0 = Instant::now();
         let mut w = VideoWatch::default();
-        w.on_frame(t0, 0, Some((1, 0)));
-        w.on_frame(t0 + Duration::from_millis(33), 0, Some((2, 0)));
-        w.on_frame(t0 + Duration::from_millis(700), 0, Some((3, 0)));
+        w.on_frame(t0, 0, Some((1, 0)), (640, 360));
+        w.on_frame(
+            t0 + Duration::from_millis(33),
+            33_000,
+            Some((2, 0)),
+            (640, 360),
+        );
+        w.on_frame(
+            t0 + Duration::from_millis(700),
+            700_000,
+            Some((3, 0)),
+            (320, 180),
+        );
         assert_eq!(w.freezes, 1);
         w.set_muted(true);
         w.set_muted(false);
-        w.on_frame(t0 + Duration::from_millis(5000), 0, Some((4, 0)));
+        w.on_frame(
+            t0 + Duration::from_millis(5000),
+            0,
+            Some((4, 0)),
+            (320, 180),
+        );
         assert_eq!(w.freezes, 1, "the gap across a mute is no freeze");
-        w.on_frame(t0 + Duration::from_millis(5033), 0, Some((4, 0)));
+        w.on_frame(
+            t0 + Duration::from_millis(5033),
+            0,
+            Some((4, 0)),
+            (320, 180),
+        );
         assert_eq!(w.number_regressions, 1);
+        assert_eq!(w.sizes, vec![(0, 640, 360), (700, 320, 180)]);
+        assert_eq!(w.freeze_list, vec![(700, 667)]);
     }
 }

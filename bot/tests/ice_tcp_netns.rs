@@ -11,186 +11,30 @@
 
 mod common;
 
+use common::netns::Netns;
 use serde_json::Value;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::process::Command;
 use videoroom_server::config::TlsSetting;
 use videoroom_server::engine::io_tcp::TcpCounts;
 use videoroom_server::{Config, RunningServer};
 
-/// A network namespace joined to this host by a veth pair, with all UDP dropped inside it.
-/// Everything is removed on drop: deleting the namespace deletes its end of the veth (and with
-/// it the host's end) and its nft table.
-struct UdpBlockedNet {
-    ns: String,
-    host_if: String,
-    host_ip: Ipv4Addr,
-    ns_ip: Ipv4Addr,
-}
-
-/// Why there is no namespace.
-enum NetError {
-    /// Not permitted here (not root, or no CAP_NET_ADMIN): the test is skipped.
-    NotPermitted(String),
-    /// Anything else is a failure.
-    Failed(String),
-}
-
-fn run(program: &str, args: &[&str]) -> Result<String, String> {
-    let out = std::process::Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{program}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{program} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+/// A namespace joined to this host by a veth pair, with all UDP dropped inside it; `None`
+/// (skipped, with a message) where namespaces are not permitted.
+fn udp_blocked_net() -> Option<Netns> {
+    let net = Netns::or_skip("tcp")?;
+    if let Err(e) = net.block_udp() {
+        panic!("blocking UDP in the namespace: {e}");
     }
-}
-
-impl UdpBlockedNet {
-    fn new() -> Result<Self, NetError> {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let pid = std::process::id();
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let tag = format!("{}{n}", pid % 100_000);
-        let ns = format!("vr-tcp-{tag}");
-        // Interface names have at most 15 bytes.
-        let host_if = format!("vth{tag}");
-        let ns_if = format!("vtn{tag}");
-        // A /30 of 10.213.0.0/16 per run and test.
-        let k = (pid.wrapping_mul(4) + n) % 16_000;
-        let base = 4 * k;
-        let (b2, b3) = ((base >> 8) as u8, (base & 0xff) as u8);
-        let host_ip = Ipv4Addr::new(10, 213, b2, b3 + 1);
-        let ns_ip = Ipv4Addr::new(10, 213, b2, b3 + 2);
-
-        let _ = run("ip", &["netns", "del", &ns]);
-        if let Err(e) = run("ip", &["netns", "add", &ns]) {
-            let lower = e.to_lowercase();
-            return Err(
-                if lower.contains("permission") || lower.contains("not permitted") {
-                    NetError::NotPermitted(e)
-                } else {
-                    NetError::Failed(e)
-                },
-            );
-        }
-        let net = Self {
-            ns,
-            host_if,
-            host_ip,
-            ns_ip,
-        };
-        let fail = NetError::Failed;
-        let host_cidr = format!("{host_ip}/30");
-        let ns_cidr = format!("{ns_ip}/30");
-        run(
-            "ip",
-            &[
-                "link",
-                "add",
-                &net.host_if,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &ns_if,
-            ],
-        )
-        .map_err(fail)?;
-        run("ip", &["link", "set", &ns_if, "netns", &net.ns]).map_err(fail)?;
-        run("ip", &["addr", "add", &host_cidr, "dev", &net.host_if]).map_err(fail)?;
-        run("ip", &["link", "set", &net.host_if, "up"]).map_err(fail)?;
-        run(
-            "ip",
-            &["-n", &net.ns, "addr", "add", &ns_cidr, "dev", &ns_if],
-        )
-        .map_err(fail)?;
-        run("ip", &["-n", &net.ns, "link", "set", &ns_if, "up"]).map_err(fail)?;
-        run("ip", &["-n", &net.ns, "link", "set", "lo", "up"]).map_err(fail)?;
-        // Drop all UDP in and out of the namespace, loopback included.
-        let rules = "table inet videoroom_udp_block {\n\
-             chain input { type filter hook input priority 0; policy accept; meta l4proto udp counter drop; }\n\
-             chain output { type filter hook output priority 0; policy accept; meta l4proto udp counter drop; }\n\
-             }\n";
-        let script = std::env::temp_dir().join(format!("{}.nft", net.ns));
-        std::fs::write(&script, rules).map_err(|e| fail(e.to_string()))?;
-        let script_path = script.to_str().unwrap_or_default().to_owned();
-        let loaded = run("ip", &["netns", "exec", &net.ns, "nft", "-f", &script_path]);
-        let _ = std::fs::remove_file(&script);
-        loaded.map_err(|e| {
-            fail(format!(
-                "{e} (the nftables package provides `nft`: apt-get install nftables)"
-            ))
-        })?;
-        Ok(net)
-    }
-
-    /// `program` run inside the namespace.
-    fn command(&self, program: &str) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.ns, program]);
-        command
-    }
-
-    /// UDP datagrams nft dropped in the namespace (both directions).
-    fn udp_dropped(&self) -> u64 {
-        let listing = run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &self.ns,
-                "nft",
-                "list",
-                "table",
-                "inet",
-                "videoroom_udp_block",
-            ],
-        )
-        .unwrap_or_default();
-        listing
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .windows(2)
-            .filter(|w| w[0] == "packets")
-            .filter_map(|w| w[1].parse::<u64>().ok())
-            .sum()
-    }
-}
-
-impl Drop for UdpBlockedNet {
-    fn drop(&mut self) {
-        let _ = run("ip", &["netns", "del", &self.ns]);
-        // Normally gone with the namespace's end of the pair; in case the move failed.
-        let _ = run("ip", &["link", "del", &self.host_if]);
-    }
-}
-
-/// The namespace, or `None` (with a message) when this environment does not permit one.
-fn udp_blocked_net() -> Option<UdpBlockedNet> {
-    match UdpBlockedNet::new() {
-        Ok(net) => Some(net),
-        Err(NetError::NotPermitted(e)) => {
-            eprintln!("SKIPPED: cannot create a network namespace here ({e}); run as root");
-            None
-        }
-        Err(NetError::Failed(e)) => panic!("setting up the UDP-blocked namespace: {e}"),
-    }
+    Some(net)
 }
 
 /// A server on the host's end of the veth: HTTP and media on `host_ip`, ICE-TCP on a free port,
 /// plain HTTP (the browser page is a secure context of its own, see the Chromium test).
-async fn server_on(net: &UdpBlockedNet) -> RunningServer {
+async fn server_on(net: &Netns) -> RunningServer {
     let ip = IpAddr::V4(net.host_ip);
     let config = Config {
         listen: SocketAddr::new(ip, 0),

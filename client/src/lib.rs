@@ -8,6 +8,8 @@
 //! - [`peer`]: the WebRTC PeerConnection setup (codecs, interceptors, keyframe-request tap).
 //! - [`publish`] and [`receive`]: the send paths (source → VP8/Opus → RTP) and receive paths
 //!   (RTP → VP8 → latest decoded frame; RTP → jitter buffer).
+//! - [`budget`] and [`allocate`]: the uplink bandwidth estimate shared out between our tracks
+//!   (layers paused, encoder bitrates).
 //! - [`audio`]: jitter buffers, the mixer, the playout thread, level and frequency analysis.
 //! - [`media`]: I420 frames, synthetic video and audio sources behind the
 //!   [`media::VideoSource`] and [`media::AudioSource`] traits, a VP8 encoder/decoder over libvpx
@@ -15,8 +17,10 @@
 //!
 //! Needs the system libraries `libvpx` and `libopus` (Debian: `libvpx-dev libopus-dev pkg-config`).
 
+pub mod allocate;
 mod assembler;
 pub mod audio;
+pub mod budget;
 pub mod chat_command;
 pub mod media;
 pub mod peer;

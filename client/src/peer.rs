@@ -25,6 +25,8 @@ use webrtc::peer_connection::{
 /// TCP candidate added at once could win over a working UDP path.
 pub const TCP_HOLD_BACK: Duration = Duration::from_millis(300);
 
+use videoroom_webrtc::bwe::{BweConfig, SendEstimate, with_send_estimation};
+
 pub use videoroom_webrtc::{
     KeyframeRequestTap, OPUS_PT, VP8_CLOCK_RATE, VP8_PT, is_keyframe_request, rtp_track,
 };
@@ -98,18 +100,35 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-/// Builds the PeerConnection: our codecs, the default interceptors (NACK, reports, TWCC) plus
-/// [`KeyframeRequestTap`], the server's ICE servers, UDP sockets on `udp_addrs` and ICE-TCP
-/// listeners on the same addresses (ephemeral ports, see [`tcp_addrs`]). Events go to `events`.
+/// [`build_peer_connection_estimated`] without the estimate's handle (a connection that does
+/// not adapt what it sends).
 pub async fn build_peer_connection(
     ice_servers: &[IceServer],
     udp_addrs: &[SocketAddr],
     events: mpsc::Sender<PcEvent>,
 ) -> Result<Arc<dyn PeerConnection>, PeerError> {
+    build_peer_connection_estimated(ice_servers, udp_addrs, events)
+        .await
+        .map(|(pc, _)| pc)
+}
+
+/// Builds the PeerConnection: our codecs, the default interceptors (NACK, reports, TWCC) plus
+/// [`KeyframeRequestTap`], the server's ICE servers, UDP sockets on `udp_addrs` and ICE-TCP
+/// listeners on the same addresses (ephemeral ports, see [`tcp_addrs`]). Events go to `events`.
+///
+/// Also the send side of transport-wide congestion control: every RTP packet we send is
+/// numbered (transport-cc header extension), the server's feedback drives the uplink estimate
+/// ([`videoroom_webrtc::bwe`], [`BweConfig::uplink`]), returned with the PeerConnection.
+pub async fn build_peer_connection_estimated(
+    ice_servers: &[IceServer],
+    udp_addrs: &[SocketAddr],
+    events: mpsc::Sender<PcEvent>,
+) -> Result<(Arc<dyn PeerConnection>, SendEstimate), PeerError> {
     // Codecs and interceptors shared with the server, so both ends negotiate the same payload
     // types; includes [`KeyframeRequestTap`].
     let (engine, registry) =
         videoroom_webrtc::engine_and_interceptors().map_err(PeerError::webrtc("media engine"))?;
+    let (registry, estimate) = with_send_estimation(registry, BweConfig::uplink());
     let config = RTCConfigurationBuilder::new()
         .with_ice_servers(
             ice_servers
@@ -133,7 +152,7 @@ pub async fn build_peer_connection(
         .build()
         .await
         .map_err(PeerError::webrtc("build PeerConnection"))?;
-    Ok(Arc::new(pc))
+    Ok((Arc::new(pc), estimate))
 }
 
 /// The ICE-TCP listen addresses for these UDP media addresses: the same IPs on ephemeral ports.

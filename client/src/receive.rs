@@ -60,6 +60,17 @@ pub struct VideoStats {
     pub added_at: Instant,
     /// When its first frame was decoded.
     pub first_frame_at: Option<Instant>,
+    /// Width of the newest decoded frame (0 before the first).
+    pub width: u32,
+    /// Height of the newest decoded frame (0 before the first).
+    pub height: u32,
+    /// Width of the largest decoded frame so far (by area; 0 before the first).
+    pub max_width: u32,
+    /// Height of the largest decoded frame so far (by area; 0 before the first).
+    pub max_height: u32,
+    /// Times the decoded size changed from one frame to the next: the layer switches (or the
+    /// publisher's size changes) as this subscriber sees them.
+    pub size_changes: u64,
 }
 
 #[derive(Debug)]
@@ -70,6 +81,20 @@ struct StatsCell {
     keyframe_requests: AtomicU64,
     added_at: Instant,
     first_frame_at: OnceLock<Instant>,
+    /// Newest and largest decoded size, each `width << 32 | height` (written by the decoder
+    /// thread only, so a load and a store are enough).
+    size: AtomicU64,
+    max_size: AtomicU64,
+    size_changes: AtomicU64,
+}
+
+/// `(width, height)` packed into one word, so a reader never sees half of an update.
+fn pack(width: u32, height: u32) -> u64 {
+    u64::from(width) << 32 | u64::from(height)
+}
+
+fn unpack(packed: u64) -> (u32, u32) {
+    ((packed >> 32) as u32, packed as u32)
 }
 
 impl StatsCell {
@@ -81,10 +106,28 @@ impl StatsCell {
             keyframe_requests: AtomicU64::new(0),
             added_at: Instant::now(),
             first_frame_at: OnceLock::new(),
+            size: AtomicU64::new(0),
+            max_size: AtomicU64::new(0),
+            size_changes: AtomicU64::new(0),
+        }
+    }
+
+    /// Records the size of a decoded frame. Called by the decoder thread only.
+    fn on_decoded_size(&self, width: u32, height: u32) {
+        let now = pack(width, height);
+        let previous = self.size.swap(now, Ordering::Relaxed);
+        if previous != 0 && previous != now {
+            self.size_changes.fetch_add(1, Ordering::Relaxed);
+        }
+        let (mw, mh) = unpack(self.max_size.load(Ordering::Relaxed));
+        if u64::from(width) * u64::from(height) > u64::from(mw) * u64::from(mh) {
+            self.max_size.store(now, Ordering::Relaxed);
         }
     }
 
     fn snapshot(&self) -> VideoStats {
+        let (width, height) = unpack(self.size.load(Ordering::Relaxed));
+        let (max_width, max_height) = unpack(self.max_size.load(Ordering::Relaxed));
         VideoStats {
             frames_decoded: self.frames_decoded.load(Ordering::Relaxed),
             frames_dropped: self.frames_dropped.load(Ordering::Relaxed),
@@ -92,6 +135,11 @@ impl StatsCell {
             keyframe_requests: self.keyframe_requests.load(Ordering::Relaxed),
             added_at: self.added_at,
             first_frame_at: self.first_frame_at.get().copied(),
+            width,
+            height,
+            max_width,
+            max_height,
+            size_changes: self.size_changes.load(Ordering::Relaxed),
         }
     }
 }
@@ -303,6 +351,8 @@ fn publish_frame(
         picture.capture_micros = capture;
     }
     let decoded_at = Instant::now();
+    slot.stats
+        .on_decoded_size(picture.width(), picture.height());
     slot.stats.frames_decoded.fetch_add(1, Ordering::Relaxed);
     if slot.stats.first_frame_at.set(decoded_at).is_ok() {
         tracing::debug!("first frame decoded");
@@ -359,5 +409,113 @@ mod tests {
         assert!(is_vp8_keyframe(&[0x50, 0, 0, 0x9d, 0x01, 0x2a, 0, 0, 0, 0]));
         assert!(!is_vp8_keyframe(&[0x51, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
         assert!(!is_vp8_keyframe(&[]));
+    }
+
+    /// Encodes `count` pattern frames at `width`×`height` (the first a keyframe, as after a
+    /// layer switch) starting at frame number `first`.
+    fn encode_run(width: u32, height: u32, first: u64, count: u64) -> Vec<Encoded> {
+        use crate::media::{PatternSource, Vp8Config, Vp8Encoder};
+        let pattern = PatternSource::new(width, height, 30).unwrap();
+        let mut encoder = Vp8Encoder::new(Vp8Config::new(width, height, 600)).unwrap();
+        (first..first + count)
+            .filter_map(|n| {
+                let frame = pattern.render(n, 1_000_000 + n * 33_333);
+                let encoded = encoder.encode(&frame).unwrap()?;
+                Some(Encoded {
+                    data: encoded.data.into(),
+                    rtp_timestamp: (n * 3000) as u32,
+                })
+            })
+            .collect()
+    }
+
+    /// A stream whose frame size changes mid-stream (a simulcast layer switch, or a publisher
+    /// that changed its size) goes through the decoder thread: every frame is decoded at its
+    /// own size, the burned-in numbers survive, and the stats count the switches and keep the
+    /// largest size.
+    #[test]
+    fn decoder_follows_size_changes() {
+        let slot = VideoSlot::new(TrackId::new("t"), PeerId::new("p"));
+        let view = slot.subscribe();
+        let (to_decoder, from_receiver) = mpsc::channel(64);
+        let (need_keyframe, mut keyframe_requests) = mpsc::channel(1);
+        let (ready, mut ready_rx) = mpsc::channel(4);
+        let runs = [(320, 180, 0), (640, 360, 10), (320, 180, 20)];
+        let mut stream = Vec::new();
+        for (w, h, first) in runs {
+            stream.extend(encode_run(w, h, first, 10));
+        }
+        let total = stream.len() as u64;
+        assert_eq!(total, 30, "the real-time encoder drops no frame");
+        let decoder_slot = slot.clone();
+        let decoder = std::thread::spawn(move || {
+            decode_loop(from_receiver, decoder_slot, need_keyframe, ready)
+        });
+        let mut seen = Vec::new();
+        let mut frames = view.frames();
+        // A UI tile that keeps its buffers across frames copes with the size changing.
+        let mut scaler = crate::media::tile::TileScaler::new();
+        for encoded in stream {
+            to_decoder.blocking_send(encoded).unwrap();
+            // One at a time, so every frame is observed through the latest-frame channel.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if frames.has_changed().unwrap_or(false) {
+                    let frame = frames.borrow_and_update().clone().unwrap();
+                    let tile = scaler.scale(&frame.frame, 240, 240).unwrap();
+                    assert_eq!((tile.width(), tile.height()), (240, 240));
+                    // Letterboxed: 240x135 in the middle, black bars above and below.
+                    assert_eq!(tile.pixel(120, 10), Some([0, 0, 0, 255]));
+                    seen.push((frame.frame.width(), frame.frame.height(), frame.burned_in));
+                    break;
+                }
+                assert!(Instant::now() < deadline, "frame not decoded in time");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        drop(to_decoder);
+        decoder.join().unwrap();
+
+        assert_eq!(seen.len() as u64, total);
+        for (i, (w, h, stamp)) in seen.iter().enumerate() {
+            let (ew, eh, first) = runs[i / 10];
+            assert_eq!((*w, *h), (ew, eh), "frame {i}");
+            assert_eq!(
+                stamp.map(|s| s.0),
+                Some(first + (i % 10) as u64),
+                "frame {i}"
+            );
+        }
+        let stats = view.stats();
+        assert_eq!(stats.frames_decoded, total);
+        assert_eq!(stats.decode_errors, 0);
+        assert_eq!((stats.width, stats.height), (320, 180));
+        assert_eq!((stats.max_width, stats.max_height), (640, 360));
+        assert_eq!(stats.size_changes, 2);
+        assert!(
+            keyframe_requests.try_recv().is_err(),
+            "no keyframe asked for"
+        );
+        assert!(matches!(
+            ready_rx.try_recv(),
+            Ok(ReceiveEvent::FirstFrame(_))
+        ));
+        assert!(ready_rx.try_recv().is_err(), "first frame reported once");
+    }
+
+    #[test]
+    fn size_stats_before_any_frame() {
+        let stats = VideoSlot::new(TrackId::new("t"), PeerId::new("p"))
+            .subscribe()
+            .stats();
+        assert_eq!(
+            (
+                stats.width,
+                stats.max_width,
+                stats.max_height,
+                stats.size_changes
+            ),
+            (0, 0, 0, 0)
+        );
     }
 }

@@ -14,8 +14,8 @@ mod validate;
 
 pub use ids::{PeerId, RoomName, TrackId};
 pub use messages::{
-    ChatMessage, ClientMessage, ErrorCode, IceCandidate, IceServer, MediaKind, ModerationAction,
-    PeerInfo, PublishedTrack, ServerMessage, TrackInfo, TrackSource,
+    ChatMessage, ClientMessage, ErrorCode, IceCandidate, IceServer, MAX_VIEW_SIZES, MediaKind,
+    ModerationAction, PeerInfo, PublishedTrack, ServerMessage, TrackInfo, TrackSource, ViewSize,
 };
 pub use validate::{
     InvalidName, MAX_CHAT_BYTES, MAX_CODE_POINTS_PER_CHAR, MAX_DISPLAY_NAME_CHARS, MAX_ECHO_CHARS,
@@ -98,6 +98,7 @@ impl ClientMessage {
         "lock_room",
         "end_meeting",
         "create_invite",
+        "set_view_sizes",
     ];
 
     /// Serializes to the JSON text frame.

@@ -133,6 +133,30 @@ pub struct PublishedTrack {
     pub muted: bool,
 }
 
+/// How large a subscriber shows one remote video track: the server forwards the smallest
+/// simulcast layer that covers it, and nothing while it is hidden.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewSize {
+    /// The publishing peer.
+    pub peer_id: PeerId,
+    /// The publisher's track id.
+    pub track_id: TrackId,
+    /// Width in device pixels the track is shown at; 0 (with `height` 0): not shown.
+    pub width: u32,
+    /// Height in device pixels the track is shown at; 0 (with `width` 0): not shown.
+    pub height: u32,
+}
+
+impl ViewSize {
+    /// Whether the track is not shown at all (either side is 0).
+    pub fn hidden(&self) -> bool {
+        self.width == 0 || self.height == 0
+    }
+}
+
+/// The most entries one `set_view_sizes` may carry.
+pub const MAX_VIEW_SIZES: usize = 64;
+
 /// A trickled ICE candidate, the JSON form of the browser's `RTCIceCandidateInit`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IceCandidate {
@@ -325,6 +349,13 @@ pub enum ClientMessage {
     },
     /// A moderator ends the meeting: everyone is removed and the room closes.
     EndMeeting,
+    /// How large the client shows remote video tracks (at most [`MAX_VIEW_SIZES`] entries;
+    /// a track not listed keeps its last size; before any, a track is shown large). Sent
+    /// whenever the layout changes.
+    SetViewSizes {
+        /// One entry per track whose size changed.
+        views: Vec<ViewSize>,
+    },
     /// A moderator asks for an invite link to this room (`invite_created` answers).
     CreateInvite {
         /// How long the invitation is valid, in seconds (60 s to 30 days).
@@ -485,5 +516,24 @@ pub enum ServerMessage {
         /// When the token expires (seconds since the Unix epoch); absent without a token.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expires_at: Option<u64>,
+    },
+    /// Which layers of one of the client's own video tracks anyone receives (dynacast): the
+    /// client need not encode the others, nor the track at all when `active` is false. Sent
+    /// when that changes; a track never named is wanted whole.
+    LayersWanted {
+        /// The client's track.
+        track_id: TrackId,
+        /// Whether anyone receives it.
+        active: bool,
+        /// The rids of the simulcast layers wanted (empty for a track without simulcast).
+        #[serde(default)]
+        rids: Vec<String>,
+    },
+    /// Who is speaking now, loudest first (empty: nobody). Sent to everyone, whenever the set
+    /// or its order changes (at most a few times a second), from the audio-level header
+    /// extension of the published audio: the server decodes nothing.
+    ActiveSpeakers {
+        /// The speaking peers, loudest first.
+        peer_ids: Vec<PeerId>,
     },
 }

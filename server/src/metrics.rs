@@ -6,10 +6,11 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// Every metric the server exports.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     /// Open rooms.
     pub rooms: Gauge,
@@ -64,6 +65,56 @@ pub struct Metrics {
     pub media_dropped_datagrams: Family<[(&'static str, &'static str); 1], Counter>,
     /// ICE-TCP connections and frames, by `event` (see [`Metrics::count_ice_tcp`]).
     pub ice_tcp: Family<[(&'static str, &'static str); 1], Counter>,
+    /// Switches of a subscriber's leg from one simulcast layer to another.
+    pub layer_switches: Counter,
+    /// RTP packets received per simulcast layer, by `layer` rank in its track (`0` = the
+    /// smallest picture; a track without simulcast is `0`).
+    pub layer_packets: Family<[(&'static str, &'static str); 1], Counter>,
+    /// Video tracks a subscriber hides (`set_view_sizes` 0×0): nothing is forwarded to it.
+    pub paused_tracks: Gauge,
+    /// Peers' downlink estimates (bits/s, from their TWCC feedback), one sample per peer with
+    /// an estimate per second.
+    pub downlink_estimate: Histogram,
+}
+
+/// The buckets of [`Metrics::downlink_estimate`], bits/s: 100 kbit/s to 25.6 Mbit/s.
+fn estimate_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(100_000.0, 2.0, 9)
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            rooms: Gauge::default(),
+            peers: Gauge::default(),
+            tracks: Gauge::default(),
+            connections: Gauge::default(),
+            rtp_packets_in: Counter::default(),
+            rtp_bytes_in: Counter::default(),
+            rtp_packets_out: Counter::default(),
+            rtp_bytes_out: Counter::default(),
+            keyframe_requests: Counter::default(),
+            dropped_packets: Counter::default(),
+            signaling_errors: Counter::default(),
+            held_packets: Counter::default(),
+            chat_messages: Counter::default(),
+            rate_limited: Counter::default(),
+            moderation_actions: Counter::default(),
+            open_connections: Gauge::default(),
+            connections_refused: Counter::default(),
+            connections_timed_out: Counter::default(),
+            tls_handshakes_failed: Counter::default(),
+            tls_reloads: Counter::default(),
+            tls_reloads_failed: Counter::default(),
+            limited_requests: Family::default(),
+            media_dropped_datagrams: Family::default(),
+            ice_tcp: Family::default(),
+            layer_switches: Counter::default(),
+            layer_packets: Family::default(),
+            paused_tracks: Gauge::default(),
+            downlink_estimate: Histogram::new(estimate_buckets()),
+        }
+    }
 }
 
 impl Metrics {
@@ -197,6 +248,26 @@ impl Metrics {
             "signaling_errors",
             "Signaling messages answered with an error",
             self.signaling_errors.clone(),
+        );
+        registry.register(
+            "layer_switches",
+            "Switches of a subscriber's leg from one simulcast layer to another",
+            self.layer_switches.clone(),
+        );
+        registry.register(
+            "layer_packets",
+            "RTP packets received per simulcast layer rank (0 = smallest picture)",
+            self.layer_packets.clone(),
+        );
+        registry.register(
+            "paused_tracks",
+            "Video tracks hidden by their subscriber (nothing forwarded)",
+            self.paused_tracks.clone(),
+        );
+        registry.register(
+            "downlink_estimate_bps",
+            "Peers' downlink estimates from their TWCC feedback, sampled once a second per peer",
+            self.downlink_estimate.clone(),
         );
         registry.register(
             "held_packets",

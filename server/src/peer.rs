@@ -19,7 +19,7 @@
 //! offer is outstanding later changes accumulate into the next one.
 
 use crate::engine::core::CoreEvent;
-use crate::engine::{EngineHandle, ForwarderHandle, Leg, PeerHandle};
+use crate::engine::{EngineHandle, ForwarderHandle, Leg, PeerHandle, View};
 use crate::media;
 use crate::metrics::Metrics;
 use crate::room::{RoomCommand, RoomHandle};
@@ -37,7 +37,7 @@ use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 use videoroom_protocol::{
     ErrorCode, IceCandidate, MediaKind, PeerId, PublishedTrack, ServerMessage, TrackId, TrackInfo,
-    TrackSource, validate_track_id,
+    TrackSource, ViewSize, validate_track_id,
 };
 
 /// How long a negotiated connection may take to reach "connected" before the peer is removed
@@ -49,6 +49,9 @@ pub const DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_CANDIDATES_BEFORE_OFFER: usize = 64;
 /// Consecutive failed server offers after which the endpoint stops re-offering until the next change.
 const MAX_OFFER_FAILURES: u32 = 3;
+
+/// The most view sizes an endpoint keeps (tracks in a room are bounded by its members).
+const MAX_VIEWS: usize = 1024;
 /// A track is published on its first media packet. The tracks a client offer sends are
 /// announced to the room together (one `tracks_added`, one offer to each subscriber) as soon as
 /// each has sent its first packet, or this long after the first of them did, with those that
@@ -92,6 +95,8 @@ pub enum EndpointCommand {
         /// New state.
         muted: bool,
     },
+    /// The client's `set_view_sizes`: how it shows the tracks forwarded to it.
+    SetViews(Vec<ViewSize>),
     /// Close the PeerConnection and end.
     Close,
 }
@@ -150,6 +155,9 @@ pub struct Endpoint {
     /// The tracks the client's last offer sends and declares unmuted: the batch to wait for.
     expected: HashSet<TrackId>,
     subs: HashMap<TrackId, Sub>,
+    /// How the client shows each track (also tracks not subscribed yet: a `set_view_sizes`
+    /// may overtake the subscription); at most [`MAX_VIEWS`].
+    views: HashMap<TrackId, View>,
     have_local_offer: bool,
     negotiation_needed: bool,
     offer_failures: u32,
@@ -199,6 +207,7 @@ impl Endpoint {
             announce_at: None,
             expected: HashSet::new(),
             subs: HashMap::new(),
+            views: HashMap::new(),
             have_local_offer: false,
             negotiation_needed: false,
             offer_failures: 0,
@@ -328,6 +337,7 @@ impl Endpoint {
             EndpointCommand::UpdateDeclared { track_id, muted } => {
                 self.update_declared(track_id, muted).await
             }
+            EndpointCommand::SetViews(views) => self.set_views(views),
             EndpointCommand::Close => {}
         }
     }
@@ -611,7 +621,32 @@ impl Endpoint {
         self.negotiation_needed = true;
     }
 
+    /// How the client shows tracks: kept for each, and passed to the forwarder of a track
+    /// already flowing. Entries name the publisher too; one that names another publisher than
+    /// the track's is ignored.
+    fn set_views(&mut self, views: Vec<ViewSize>) {
+        for v in views {
+            let view = View::from_size(v.width, v.height);
+            if let Some(sub) = self.subs.get(&v.track_id) {
+                if sub.info.peer_id != v.peer_id || sub.info.kind != MediaKind::Video {
+                    continue;
+                }
+                if sub.active {
+                    sub.forwarder.set_view(sub.key, view);
+                }
+            } else if self.views.len() >= MAX_VIEWS && !self.views.contains_key(&v.track_id) {
+                let subs = &self.subs;
+                self.views.retain(|t, _| subs.contains_key(t));
+                if self.views.len() >= MAX_VIEWS {
+                    continue;
+                }
+            }
+            self.views.insert(v.track_id, view);
+        }
+    }
+
     async fn unsubscribe(&mut self, track_id: &TrackId) {
+        self.views.remove(track_id);
         let Some(sub) = self.subs.remove(track_id) else {
             return;
         };
@@ -684,6 +719,11 @@ impl Endpoint {
                 sender: sub.sender,
                 ssrc: sub.ssrc,
                 payload_type,
+                view: self
+                    .views
+                    .get(&sub.info.track_id)
+                    .copied()
+                    .unwrap_or_default(),
             });
             sub.active = true;
             debug!(track = %sub.info.track_id, payload_type, "forwarding to this peer");
@@ -705,6 +745,31 @@ impl Endpoint {
                 ssrc: _,
                 held,
             } => self.on_remote_track(fwd, track_id, kind, held).await,
+            CoreEvent::SpeakerLevel { track_id, level } => {
+                if let Ok(track_id) = validate_track_id(&track_id) {
+                    // A full room queue drops a report; the next one (250 ms) replaces it.
+                    self.room.try_send(RoomCommand::SpeakerLevel {
+                        peer_id: self.peer_id.clone(),
+                        track_id,
+                        level: level.level,
+                        speaking: level.speaking,
+                    });
+                }
+            }
+            CoreEvent::LayersWanted {
+                track_id,
+                rids,
+                active,
+            } => {
+                if let Ok(track_id) = validate_track_id(&track_id) {
+                    debug!(track = %track_id, ?rids, active, "layers wanted");
+                    self.reply(ServerMessage::LayersWanted {
+                        track_id,
+                        active,
+                        rids,
+                    });
+                }
+            }
             CoreEvent::TrackEnded { track_id, .. } => {
                 if let Ok(track_id) = validate_track_id(&track_id) {
                     self.unpublish(vec![track_id]).await;

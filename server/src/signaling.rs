@@ -22,8 +22,8 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 use videoroom_protocol::{
-    ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, RoomName, ServerMessage, excerpt_to,
-    validate_chat_text, validate_display_name, validate_metadata, validate_reason,
+    ClientMessage, ErrorCode, MAX_VIEW_SIZES, PROTOCOL_VERSION, PeerId, RoomName, ServerMessage,
+    excerpt_to, validate_chat_text, validate_display_name, validate_metadata, validate_reason,
     validate_room_name,
 };
 
@@ -323,6 +323,22 @@ impl Session {
                 let endpoint = endpoint.clone();
                 self.forward(endpoint, EndpointCommand::ClientCandidate(candidate))
                     .await
+            }
+            (State::Joined { .. }, ClientMessage::SetViewSizes { views })
+                if views.len() > MAX_VIEW_SIZES =>
+            {
+                self.error(
+                    ErrorCode::InvalidMessage,
+                    format!(
+                        "set_view_sizes takes at most {MAX_VIEW_SIZES} entries, not {}; send several",
+                        views.len()
+                    ),
+                )
+                .await
+            }
+            (State::Joined { endpoint, .. }, ClientMessage::SetViewSizes { views }) => {
+                let endpoint = endpoint.clone();
+                self.forward(endpoint, EndpointCommand::SetViews(views)).await
             }
             (
                 State::Joined { room, peer_id, .. },
@@ -641,6 +657,7 @@ fn kind_of(message: &ClientMessage) -> &'static str {
         ClientMessage::LockRoom { .. } => "lock_room",
         ClientMessage::EndMeeting => "end_meeting",
         ClientMessage::CreateInvite { .. } => "create_invite",
+        ClientMessage::SetViewSizes { .. } => "set_view_sizes",
         _ => "unknown",
     }
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 use videoroom_protocol::MediaKind;
+use videoroom_server::engine::View;
 use videoroom_server::engine::core::CoreEvent;
 use videoroom_server::engine::sim::{Sim, vp8_packet};
 
@@ -110,13 +111,22 @@ fn one_published_track_reaches_every_subscriber_on_its_own_ssrc() {
         let pt = sim.server.sender_payload_type(key, sender_id).expect("pt");
         assert_eq!(pt, videoroom_webrtc::VP8_PT);
         let now = sim.now;
-        sim.server
-            .subscribe(now, fwd, u64::from(n), key, sender_id, ssrc, pt);
+        sim.server.subscribe(
+            now,
+            fwd,
+            u64::from(n),
+            key,
+            sender_id,
+            ssrc,
+            pt,
+            View::Default,
+        );
         subs.push((b, ssrc));
     }
+    // A video leg starts at a keyframe (the publisher's answer to the subscribe's PLI).
     for seq in 3..33u16 {
         ts += 3000;
-        sim.send_rtp(a, sender, vp8_packet(seq, ts, 0x1111, false, 0xAB, 1000));
+        sim.send_rtp(a, sender, vp8_packet(seq, ts, 0x1111, seq == 3, 0xAB, 1000));
         sim.advance(Duration::from_millis(33));
     }
     assert!(

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use videoroom_protocol::MediaKind;
+use videoroom_server::engine::View;
 use videoroom_server::engine::sim::{Sim, vp8_packet};
 
 const PEERS: usize = 30;
@@ -95,8 +96,16 @@ fn thirty_peers_in_three_rooms_receive_exactly_their_rooms_tracks() {
                 .expect("negotiated payload type");
             assert_eq!(pt, videoroom_webrtc::VP8_PT);
             let leg = (i * PEERS + j) as u64;
-            sim.server
-                .subscribe(now, fwds[j], leg, key, sender, leg_ssrc(i, j), pt);
+            sim.server.subscribe(
+                now,
+                fwds[j],
+                leg,
+                key,
+                sender,
+                leg_ssrc(i, j),
+                pt,
+                View::Default,
+            );
         }
         sim.pump();
     }

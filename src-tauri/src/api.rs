@@ -13,7 +13,8 @@ use videoroom_client::{
     ConnectionState, JoinError, RoomError, RoomInfo as EngineRoomInfo, ScreenShareEnd,
 };
 use videoroom_protocol::{
-    ChatMessage, ErrorCode, MediaKind, ModerationAction, PeerInfo, TrackSource,
+    ChatMessage, ErrorCode, MediaKind, ModerationAction, PeerId, PeerInfo, TrackId, TrackSource,
+    ViewSize,
 };
 
 /// The lobby's values, remembered between launches.
@@ -477,6 +478,39 @@ pub struct TrackLevel {
     pub level: Level,
 }
 
+/// A viewer hint from the UI (`set_view_sizes`): how large a remote video track is shown, in
+/// device pixels; 0×0 while it is not shown (off screen, a hidden strip tile, a minimized
+/// window). The server picks the simulcast layer from it, or sends nothing while hidden.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewSizeView {
+    /// The publishing peer.
+    pub peer_id: String,
+    /// The remote video track.
+    pub track_id: String,
+    /// Width shown at, device pixels (0: not shown).
+    pub width: u32,
+    /// Height shown at, device pixels (0: not shown).
+    pub height: u32,
+}
+
+impl From<ViewSizeView> for ViewSize {
+    fn from(v: ViewSizeView) -> Self {
+        // Either side 0 means hidden: say so with both, as the protocol documents it.
+        let (width, height) = if v.width == 0 || v.height == 0 {
+            (0, 0)
+        } else {
+            (v.width, v.height)
+        };
+        ViewSize {
+            peer_id: PeerId::new(v.peer_id),
+            track_id: TrackId::new(v.track_id),
+            width,
+            height,
+        }
+    }
+}
+
 /// What happened in the room (`listen("room", …)`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -563,6 +597,15 @@ pub enum UiEvent {
         mic: Option<Level>,
         /// Each remote audio track.
         tracks: Vec<TrackLevel>,
+    },
+    /// Who is speaking according to the server (from the audio-level header extension of
+    /// everyone's published audio), loudest first; empty: nobody. Sent when the set or its
+    /// order changes, a few times a second at most; our own id is in it when the server hears
+    /// us.
+    #[serde(rename_all = "camelCase")]
+    ActiveSpeakers {
+        /// The speaking peers, loudest first.
+        peer_ids: Vec<String>,
     },
     /// A chat message (ours come back too, stamped).
     Chat {
@@ -961,6 +1004,7 @@ mod tests {
             ScreenSourceView,
             ScreenSourcesView,
             ScreenShareEndView,
+            ViewSizeView,
         ]
     }
 
@@ -1005,6 +1049,43 @@ mod tests {
             serde_json::to_value(&e).expect("json"),
             serde_json::json!({"type": "local", "cameraOn": true, "micOn": false,
                 "hasCamera": true, "hasMicrophone": true, "screenOn": false})
+        );
+        let e = UiEvent::ActiveSpeakers {
+            peer_ids: vec!["b".into(), "a".into()],
+        };
+        assert_eq!(
+            serde_json::to_value(&e).expect("json"),
+            serde_json::json!({"type": "active_speakers", "peerIds": ["b", "a"]})
+        );
+    }
+
+    #[test]
+    fn view_sizes_come_in_camel_case_and_hidden_is_zero_by_zero() {
+        let v: ViewSizeView = serde_json::from_value(serde_json::json!(
+            {"peerId": "p1", "trackId": "t1", "width": 640, "height": 360}
+        ))
+        .expect("json");
+        let wire = ViewSize::from(v);
+        assert_eq!(
+            (wire.peer_id.as_str(), wire.track_id.as_str()),
+            ("p1", "t1")
+        );
+        assert_eq!((wire.width, wire.height), (640, 360));
+        let half_hidden = ViewSizeView {
+            peer_id: "p1".into(),
+            track_id: "t1".into(),
+            width: 320,
+            height: 0,
+        };
+        let wire = ViewSize::from(half_hidden);
+        assert_eq!((wire.width, wire.height), (0, 0));
+        assert!(wire.hidden());
+        // Negative or fractional sizes from the UI are refused by serde, not wrapped.
+        assert!(
+            serde_json::from_value::<ViewSizeView>(serde_json::json!(
+                {"peerId": "p", "trackId": "t", "width": -1, "height": 2}
+            ))
+            .is_err()
         );
     }
 

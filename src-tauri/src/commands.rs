@@ -5,7 +5,7 @@ use tauri::{AppHandle, State};
 
 use crate::api::{
     AppInfo, Devices, ErrorKind, FrameEndpoint, Joined, LocalState, ModerationView,
-    ScreenSourcesView, Settings, UiError,
+    ScreenSourcesView, Settings, UiError, ViewSizeView,
 };
 use crate::session::{self, AppState};
 
@@ -167,6 +167,16 @@ pub async fn end_meeting(state: State<'_, AppState>) -> Result<(), UiError> {
     state
         .room_call(|room| async move { room.end_meeting().await })
         .await
+}
+
+/// Viewer hints: the device-pixel size each remote video track is shown at (0×0: not shown),
+/// only those that changed.
+#[tauri::command]
+pub async fn set_view_sizes(
+    state: State<'_, AppState>,
+    views: Vec<ViewSizeView>,
+) -> Result<(), UiError> {
+    state.set_view_sizes(views).await
 }
 
 /// What can be shared; with our own picker, thumbnails follow on frame tracks `source:<id>`.

@@ -61,6 +61,7 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
             commands::remove_peer,
             commands::lock_room,
             commands::end_meeting,
+            commands::set_view_sizes,
             commands::create_invite,
             commands::list_screen_sources,
             commands::start_screen_share,

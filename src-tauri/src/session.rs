@@ -28,6 +28,7 @@ use videoroom_protocol::MediaKind;
 use crate::api::{
     ChatView, DeviceView, Devices, ErrorKind, Joined, Level, LocalState, ModerationView, PeerView,
     RoomInfo, ScreenShareEndView, ScreenSourcesView, Settings, TrackLevel, UiError, UiEvent,
+    ViewSizeView,
 };
 use crate::frames::{FrameServer, PreviewGuard, SharedHub};
 use crate::screen::{Thumbnails, shooter};
@@ -46,6 +47,9 @@ const FAKE_ID: &str = "synthetic";
 const SCREEN_FPS: u32 = 15;
 /// Screen share bitrate, kbit/s.
 const SCREEN_KBPS: u32 = 1500;
+/// The most viewer hints one `set_view_sizes` call may carry (the UI sends one per shown
+/// remote video track, and only changes: far fewer).
+const MAX_VIEW_SIZES_PER_CALL: usize = 1024;
 
 /// How the app was started (environment).
 #[derive(Debug, Clone)]
@@ -538,6 +542,24 @@ impl AppState {
         call(handle).await.map_err(|e| UiError::from_room(&e))
     }
 
+    /// Viewer hints: how large the UI shows remote video tracks (only the changes; the engine
+    /// coalesces repeats, splits long lists and tells them again after a rejoin).
+    pub async fn set_view_sizes(&self, views: Vec<ViewSizeView>) -> Result<(), UiError> {
+        if views.len() > MAX_VIEW_SIZES_PER_CALL {
+            return Err(UiError::new(
+                ErrorKind::Rejected,
+                format!(
+                    "{} view sizes at once (at most {MAX_VIEW_SIZES_PER_CALL}).",
+                    views.len()
+                ),
+                None,
+            ));
+        }
+        let views = views.into_iter().map(Into::into).collect();
+        self.room_call(|room| async move { room.set_view_sizes(views).await })
+            .await
+    }
+
     /// Moderators: an invite link to the room, valid for `ttl_secs`.
     pub async fn create_invite(
         &self,
@@ -677,6 +699,9 @@ async fn pump_events(
                     room: RoomInfo::from(&room),
                 }
             }
+            RoomEvent::ActiveSpeakers(peer_ids) => UiEvent::ActiveSpeakers {
+                peer_ids: peer_ids.iter().map(ToString::to_string).collect(),
+            },
             RoomEvent::Chat(message) => UiEvent::Chat {
                 message: ChatView::from(&message),
             },

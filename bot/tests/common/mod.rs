@@ -2,6 +2,10 @@
 
 #![allow(dead_code)]
 
+pub mod netns;
+pub mod relay;
+pub mod timeline;
+
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -4,6 +4,7 @@
 //! replace a synthetic source without touching the codec or transport code.
 
 pub mod devices;
+pub mod downscale;
 pub mod frame;
 pub mod opus;
 pub mod pattern;
@@ -15,6 +16,7 @@ pub mod tile;
 // Every unsafe block in it carries a SAFETY comment, and its public API is entirely safe.
 #[allow(unsafe_code)]
 pub mod vp8;
+pub mod vp8_multi;
 pub mod wav;
 pub mod y4m;
 

@@ -139,6 +139,11 @@ pub struct JoinOptions {
     /// SHA-256 fingerprints (`AA:BB:…`) of certificates trusted for a `wss://` server whose
     /// certificate no system authority signed ([`JoinOptions::with_trusted_certificates`]).
     pub trusted_certificates: Vec<String>,
+    /// The size (width, height in device pixels; (0, 0): not shown) to tell the server for
+    /// every remote video track as soon as it is added, until
+    /// [`RoomHandle::set_view_size`] says otherwise ([`JoinOptions::with_default_view_size`]).
+    /// `None` (the default) tells nothing: the server sends such a track large.
+    pub default_view_size: Option<(u32, u32)>,
 }
 
 impl Default for JoinOptions {
@@ -155,6 +160,7 @@ impl Default for JoinOptions {
             decode_video: true,
             token: None,
             trusted_certificates: Vec::new(),
+            default_view_size: None,
         }
     }
 }
@@ -164,6 +170,13 @@ impl JoinOptions {
     /// self-signed server the person accepted after comparing its fingerprint.
     pub fn with_trusted_certificates(mut self, fingerprints: Vec<String>) -> Self {
         self.trusted_certificates = fingerprints;
+        self
+    }
+
+    /// Shows every remote video track at `width`×`height` unless told otherwise (see
+    /// [`JoinOptions::default_view_size`]); `None` leaves the server's default (large).
+    pub fn with_default_view_size(mut self, size: Option<(u32, u32)>) -> Self {
+        self.default_view_size = size;
         self
     }
 
@@ -381,6 +394,9 @@ pub enum RoomEvent {
     PeerUpdated(PeerInfo),
     /// A chat message: to everyone, or a private one to or from us (ours come back stamped).
     Chat(ChatMessage),
+    /// Who is speaking now according to the server, loudest first (empty: nobody); our own
+    /// id is in it when the server hears us.
+    ActiveSpeakers(Vec<PeerId>),
     /// A moderator locked or unlocked the room.
     RoomLocked {
         /// Locked or not.

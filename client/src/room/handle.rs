@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use videoroom_protocol::{ClientMessage, MediaKind, PeerId, TrackId};
+use videoroom_protocol::{ClientMessage, MediaKind, PeerId, TrackId, ViewSize};
 
 #[derive(Debug)]
 pub(super) struct Shared {
@@ -99,6 +99,8 @@ pub(super) enum Command {
         oneshot::Sender<Result<TrackId, RoomError>>,
     ),
     StopScreen(oneshot::Sender<Result<(), RoomError>>),
+    /// Viewer hints: the sizes remote video tracks are shown at.
+    SetViewSizes(Vec<ViewSize>),
 }
 
 /// The application's handle on a joined room. Dropping it leaves the room.
@@ -237,6 +239,37 @@ impl RoomHandle {
     /// Every remote audio track.
     pub fn remote_audios(&self) -> Vec<RemoteAudio> {
         self.shared.mixer.remote_audios()
+    }
+
+    /// Tells the server how large we show a remote video track, in device pixels (0×0: not
+    /// shown, e.g. off screen or paused), so it can forward a smaller layer or none. Only
+    /// changes are sent; several made at once go out in one `set_view_sizes`; the sizes are
+    /// sent again after a rejoin and forgotten when the track is removed. Until one is set a
+    /// track is shown large (or at [`JoinOptions::default_view_size`](super::JoinOptions)).
+    /// A track the room does not know is told all the same (the server ignores it).
+    pub async fn set_view_size(
+        &self,
+        peer_id: PeerId,
+        track_id: TrackId,
+        width: u32,
+        height: u32,
+    ) -> Result<(), RoomError> {
+        self.set_view_sizes(vec![ViewSize {
+            peer_id,
+            track_id,
+            width,
+            height,
+        }])
+        .await
+    }
+
+    /// [`RoomHandle::set_view_size`] for several tracks at once (one message, or more when
+    /// there are over [`MAX_VIEW_SIZES`](videoroom_protocol::MAX_VIEW_SIZES) changes).
+    pub async fn set_view_sizes(&self, views: Vec<ViewSize>) -> Result<(), RoomError> {
+        self.commands
+            .send(Command::SetViewSizes(views))
+            .await
+            .map_err(|_| RoomError::Closed)
     }
 
     /// Events dropped because the event channel was full.

@@ -32,7 +32,10 @@ pub(super) struct LocalTrack {
     pub(super) kind: MediaKind,
     /// Camera, microphone or screen: what the others are told and how we find it.
     pub(super) source: TrackSource,
+    /// The track's SSRC (a simulcast track's full-size layer's).
     pub(super) ssrc: u32,
+    /// Video: the layers it is sent as (one without a `rid` unless it is simulcast).
+    pub(super) layers: Vec<publish::LayerSpec>,
     /// Video: the track's size, rate and bitrate (a switched-in camera opens with them).
     pub(super) settings: Option<VideoSendSettings>,
     pub(super) ended: EndReports,
@@ -47,8 +50,8 @@ pub(super) struct LocalTrack {
 }
 
 impl LocalTrack {
-    /// A video track from `source` (a camera, or a screen when `what` is
-    /// [`TrackSource::Screen`]).
+    /// A video track from `source`: a camera, sent as simulcast ([`DEFAULT_SIMULCAST`]), or a
+    /// screen (single layer, sharp text) when `what` is [`TrackSource::Screen`].
     pub(super) fn video(
         source: Box<dyn VideoSource>,
         encoder: crate::media::Vp8Encoder,
@@ -56,15 +59,53 @@ impl LocalTrack {
         ended: EndReports,
         what: TrackSource,
     ) -> Self {
+        let simulcast = what == TrackSource::Camera && DEFAULT_SIMULCAST;
+        Self::video_layers(source, encoder, settings, ended, what, simulcast)
+    }
+
+    /// A camera track from `source`, sent as three spatial layers (full, half, quarter size)
+    /// when `simulcast`, else as one.
+    // The room's join path passes the application's choice here (see `JoinOptions`).
+    #[allow(dead_code)]
+    pub(super) fn camera(
+        source: Box<dyn VideoSource>,
+        encoder: crate::media::Vp8Encoder,
+        settings: VideoSendSettings,
+        ended: EndReports,
+        simulcast: bool,
+    ) -> Self {
+        Self::video_layers(
+            source,
+            encoder,
+            settings,
+            ended,
+            TrackSource::Camera,
+            simulcast,
+        )
+    }
+
+    fn video_layers(
+        source: Box<dyn VideoSource>,
+        encoder: crate::media::Vp8Encoder,
+        settings: VideoSendSettings,
+        ended: EndReports,
+        what: TrackSource,
+        simulcast: bool,
+    ) -> Self {
         let ssrc = rand::random::<u32>() | 1;
+        let layers = if simulcast && what != TrackSource::Screen {
+            publish::camera_layers(ssrc)
+        } else {
+            vec![publish::LayerSpec::single(ssrc)]
+        };
         let (binding, bound): (_, TrackBinding) = watch::channel(None);
         let control = Arc::new(VideoControl::new(true));
-        let tasks = publish::spawn_video_sender(
+        let tasks = publish::spawn_layered_sender(
             bound,
             source,
             encoder,
             settings,
-            ssrc,
+            layers.clone(),
             Arc::clone(&control),
             ended.clone(),
             what == TrackSource::Screen,
@@ -73,6 +114,7 @@ impl LocalTrack {
             kind: MediaKind::Video,
             source: what,
             ssrc,
+            layers,
             settings: Some(settings),
             ended,
             track_id: new_track_id(what),
@@ -103,6 +145,7 @@ impl LocalTrack {
             kind: MediaKind::Audio,
             source: TrackSource::Microphone,
             ssrc,
+            layers: Vec::new(),
             settings: None,
             ended,
             track_id: new_track_id(TrackSource::Microphone),
@@ -137,12 +180,12 @@ impl LocalTrack {
         for task in self.tasks.drain(..) {
             task.abort();
         }
-        self.tasks = publish::spawn_video_sender(
+        self.tasks = publish::spawn_layered_sender(
             self.binding.subscribe(),
             source,
             encoder,
             settings,
-            self.ssrc,
+            self.layers.clone(),
             Arc::clone(control),
             self.ended.clone(),
             self.source == TrackSource::Screen,
@@ -187,6 +230,9 @@ impl Drop for LocalTrack {
         }
     }
 }
+
+/// Whether a camera is sent as simulcast unless the application says otherwise.
+pub(super) const DEFAULT_SIMULCAST: bool = true;
 
 pub(super) fn new_track_id(source: TrackSource) -> TrackId {
     let suffix = match source {
@@ -439,12 +485,35 @@ pub(super) async fn add_local_rtp(
     peer_id: &str,
     track: &LocalTrack,
 ) -> Result<LocalRtp, webrtc::error::Error> {
-    let (rtp, init) = peer::rtp_track(peer_id, track.track_id.as_str(), track.kind, track.ssrc);
+    let (rtp, init) = if track.layers.len() > 1 {
+        let layers: Vec<(&str, u32)> = track
+            .layers
+            .iter()
+            .map(|l| (l.rid.unwrap_or_default(), l.ssrc))
+            .collect();
+        videoroom_webrtc::rtp_track_simulcast(peer_id, track.track_id.as_str(), &layers)
+    } else {
+        peer::rtp_track(peer_id, track.track_id.as_str(), track.kind, track.ssrc)
+    };
     let rtp = Arc::new(rtp);
     let transceiver = session
         .pc
         .add_transceiver_from_track(Arc::clone(&rtp) as Arc<dyn TrackLocal>, Some(init))
         .await?;
+    // The send loop labels its packets (MID, RID, audio level) from this transceiver; the
+    // uplink budget shares the estimate out among the tracks it sends.
+    match &track.control {
+        LocalControl::Video(c) => {
+            c.set_transceiver(&rtp, Arc::clone(&transceiver));
+            session
+                .budget
+                .add_video(c, track.source == TrackSource::Screen);
+        }
+        LocalControl::Audio(c) => {
+            c.set_transceiver(&rtp, Arc::clone(&transceiver));
+            session.budget.add_audio(c);
+        }
+    }
     Ok(LocalRtp {
         ssrc: track.ssrc,
         rtp,

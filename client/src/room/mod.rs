@@ -85,6 +85,7 @@ impl Room {
             resume_token: None,
             token: options.token.clone(),
             trusted_certificates: options.trusted_certificates.clone(),
+            budget: crate::budget::SendBudget::start(),
         };
         // Encoder settings are checked before connecting (a bad setting is a join error); devices
         // are opened once joined (a missing device is not: the room goes on without it).
@@ -209,6 +210,7 @@ impl Room {
                 playout,
                 old_peer_ids: std::collections::HashSet::new(),
                 invites: std::collections::VecDeque::new(),
+                views: remote::ViewSizes::new(options.default_view_size),
             };
             task.events.emit(RoomEvent::Joined {
                 peer_id: joined.peer_id.clone(),

@@ -33,6 +33,8 @@ pub(super) struct Link {
     pub(super) token: Option<String>,
     /// Certificate fingerprints trusted besides the system's authorities.
     pub(super) trusted_certificates: Vec<String>,
+    /// The uplink budget: each session hands it its bandwidth estimate.
+    pub(super) budget: Arc<crate::budget::SendBudget>,
 }
 
 /// The server's `joined`.
@@ -59,6 +61,8 @@ pub(super) struct Session {
     pub(super) signaling: Signaling,
     pub(super) pc: Arc<dyn PeerConnection>,
     pub(super) pc_events: mpsc::Receiver<PcEvent>,
+    /// The room's uplink budget (our tracks are registered with it as they are added).
+    pub(super) budget: Arc<crate::budget::SendBudget>,
     /// Our tracks' RTP tracks in this session, one per `RoomTask::local` entry (by SSRC).
     pub(super) local_tracks: Vec<LocalRtp>,
     /// Remote tracks announced in this session.
@@ -112,19 +116,28 @@ impl Session {
             }
         };
         let (pc_events_tx, pc_events) = mpsc::channel(PC_EVENT_QUEUE);
-        let pc =
-            match peer::build_peer_connection(&ice_servers, &link.udp_addrs, pc_events_tx).await {
-                Ok(pc) => pc,
-                Err(e) => {
-                    signaling.close().await;
-                    return Err(e.into());
-                }
-            };
+        let pc = match peer::build_peer_connection_estimated(
+            &ice_servers,
+            &link.udp_addrs,
+            pc_events_tx,
+        )
+        .await
+        {
+            Ok((pc, estimate)) => {
+                link.budget.set_estimate(Some(estimate));
+                pc
+            }
+            Err(e) => {
+                signaling.close().await;
+                return Err(e.into());
+            }
+        };
         Ok((
             Session {
                 signaling,
                 pc,
                 pc_events,
+                budget: Arc::clone(&link.budget),
                 local_tracks: Vec::new(),
                 remote: HashMap::new(),
                 peers: joined

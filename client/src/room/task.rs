@@ -3,7 +3,8 @@
 //! messages and PeerConnection events.
 
 use super::handle::{Command, ConnectionStats, EventSink, Shared, lock};
-use super::local::{LocalIds, LocalTrack, add_local_rtp, new_track_id};
+use super::local::{LocalControl, LocalIds, LocalTrack, add_local_rtp, new_track_id};
+use super::remote::ViewSizes;
 use super::session::{Joined, Link, Session};
 use super::{ConnectionState, JoinError, RoomError, RoomEvent, ScreenShareEnd, social};
 use crate::audio::Playout;
@@ -48,6 +49,8 @@ pub(super) struct RoomTask {
     /// (dropped with the session: the caller hears the connection was lost).
     pub(super) invites:
         std::collections::VecDeque<oneshot::Sender<Result<social::Invite, RoomError>>>,
+    /// The sizes remote video is shown at (viewer hints), sent at the end of each turn.
+    pub(super) views: ViewSizes,
 }
 
 /// How a session ended.
@@ -168,6 +171,8 @@ impl RoomTask {
         ping.tick().await;
         let mut next_ping = 0u64;
         loop {
+            // What the last turn changed (or, first, what the new session has not been told).
+            self.flush_view_sizes().await;
             let tcp_release_at = self.session.as_ref().and_then(|s| s.tcp_release_at);
             tokio::select! {
                 command = self.commands.recv() => match command {
@@ -346,6 +351,10 @@ impl RoomTask {
         let mut ids = LocalIds::default();
         for local in &mut self.local {
             local.track_id = new_track_id(local.source);
+            // A new session: the server wants every layer until it says otherwise.
+            if let LocalControl::Video(control) = &local.control {
+                control.want_all_layers();
+            }
             let sent = add_local_rtp(&session, joined.peer_id.as_str(), local)
                 .await
                 .map_err(PeerError::webrtc("add a local transceiver"))?;
@@ -371,6 +380,13 @@ impl RoomTask {
             .filter(|id| !present.contains(*id))
             .cloned()
             .collect();
+        let present_videos = joined
+            .tracks
+            .iter()
+            .filter(|t| t.kind == videoroom_protocol::MediaKind::Video)
+            .map(|t| (t.peer_id.clone(), t.track_id.clone()))
+            .collect();
+        self.views.new_session(&present_videos);
         for track_id in gone {
             lock(&self.shared.videos).remove(&track_id);
             self.shared.mixer.remove_track(&track_id);
@@ -427,6 +443,12 @@ impl RoomTask {
             }
             Command::Stats(reply) => {
                 let _ = reply.send(self.connection_stats().await);
+            }
+            // Sent at the end of this turn (see `flush_view_sizes`).
+            Command::SetViewSizes(views) => {
+                for view in views {
+                    self.views.set(view);
+                }
             }
         }
     }
@@ -490,6 +512,24 @@ impl RoomTask {
                 self.events.emit(RoomEvent::PeerUpdated(peer))
             }
             ServerMessage::Chat { message } => self.events.emit(RoomEvent::Chat(message)),
+            ServerMessage::LayersWanted {
+                track_id,
+                active,
+                rids,
+            } => {
+                if let Some(LocalControl::Video(control)) = self
+                    .local
+                    .iter()
+                    .find(|t| t.track_id == track_id)
+                    .map(|t| &t.control)
+                {
+                    tracing::debug!(track = %track_id, active, ?rids, "layers wanted");
+                    control.set_wanted_layers(active, &rids);
+                }
+            }
+            ServerMessage::ActiveSpeakers { peer_ids } => {
+                self.events.emit(RoomEvent::ActiveSpeakers(peer_ids))
+            }
             ServerMessage::RoomUpdated { locked, by } => {
                 lock(&self.shared.room).locked = locked;
                 self.events.emit(RoomEvent::RoomLocked { locked, by })
@@ -514,6 +554,7 @@ impl RoomTask {
             }
             ServerMessage::TracksRemoved { track_ids } => {
                 for track_id in track_ids {
+                    self.views.track_removed(&track_id);
                     if let Some(session) = self.session.as_mut() {
                         if session.remote.remove(&track_id).is_none() {
                             // Not announced to us (a ghost's track): nothing to remove.

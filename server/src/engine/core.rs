@@ -10,6 +10,7 @@
 
 use super::demux::{Demux, Proto, Route};
 use super::forward::Fwd;
+use super::speakers::{LEVEL_INTERVAL, SpeakerLevel};
 use bytes::BytesMut;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
@@ -141,6 +142,25 @@ pub enum CoreEvent {
         /// Shared with the forwarder: while set, nothing is forwarded.
         held: Arc<AtomicBool>,
     },
+    /// How loud an audio track the peer publishes is, every
+    /// [`LEVEL_INTERVAL`](super::speakers::LEVEL_INTERVAL) while it carries speech and once
+    /// when it stops (from the audio-level header extension).
+    SpeakerLevel {
+        /// The `msid` track id.
+        track_id: String,
+        /// Its level and whether it carries speech.
+        level: SpeakerLevel,
+    },
+    /// Which simulcast layers of a video track the peer publishes someone receives
+    /// (dynacast): the publisher need not encode the others. Sent when that changes.
+    LayersWanted {
+        /// The `msid` track id.
+        track_id: String,
+        /// The rids of the layers wanted (empty for a track without simulcast).
+        rids: Vec<String>,
+        /// Whether anyone receives the track at all.
+        active: bool,
+    },
     /// A track the peer published ended (renegotiated away, or the connection closed).
     TrackEnded {
         /// Its forwarder.
@@ -171,6 +191,15 @@ pub struct CoreStats {
     pub early_stun_dropped: u64,
     /// Peers removed because a call into their `rtc` core panicked.
     pub core_panics: u64,
+    /// RTP packets on an SSRC that is not one of its track's layers (past the fourth).
+    pub rtp_unknown_layer: u64,
+    /// Switches from one simulcast layer to another on some subscriber's leg.
+    pub layer_switches: u64,
+    /// Times a publisher was told which layers of a track are wanted (dynacast).
+    pub layer_demand_changes: u64,
+    /// Packets received per layer rank within their track (0 = the smallest picture; a
+    /// track without simulcast counts as rank 0).
+    pub layer_packets: [u64; super::layers::MAX_LAYERS],
 }
 
 pub(super) struct Peer {
@@ -192,6 +221,8 @@ pub(super) struct Peer {
     /// A call into its core panicked: it is removed at the next drain.
     pub(super) poisoned: bool,
     pub(super) errors_logged: u32,
+    /// Its downlink bandwidth estimate (from its TWCC feedback).
+    pub(super) downlink: super::bwe::DownlinkEstimate,
 }
 
 /// The engine's logic for one worker: every peer it hosts, their forwarders, and the demux.
@@ -204,6 +235,8 @@ pub struct MediaCore {
     pub(super) next_fwd: FwdKey,
     pub(super) dirty: Vec<PeerKey>,
     pub(super) timers: BTreeSet<(Instant, PeerKey)>,
+    /// When audio levels are next summed up (while any audio track is published).
+    pub(super) next_levels: Option<Instant>,
     pub(super) transmits: VecDeque<Transmit>,
     pub(super) events: VecDeque<(PeerKey, CoreEvent)>,
     /// Addresses authenticated since the last `poll_binding` (for the multi-worker router).
@@ -226,6 +259,7 @@ impl MediaCore {
             next_fwd: 1,
             dirty: Vec::new(),
             timers: BTreeSet::new(),
+            next_levels: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             bindings: VecDeque::new(),
@@ -255,6 +289,25 @@ impl MediaCore {
         self.peers.len()
     }
 
+    /// The downlink bandwidth estimate of `peer` in bits per second, from its TWCC feedback
+    /// (`engine::bwe`); `None` for an unknown peer or before its first feedback.
+    pub fn downlink_estimate(&self, peer: PeerKey) -> Option<u64> {
+        self.peers.get(&peer)?.downlink.bps()
+    }
+
+    /// Every peer's downlink estimate that exists (bits/s).
+    pub fn downlink_estimates(&self) -> Vec<u64> {
+        self.peers
+            .values()
+            .filter_map(|p| p.downlink.bps())
+            .collect()
+    }
+
+    /// The downlink estimate of `peer` and what it is made of (tests, diagnostics).
+    pub fn downlink_stats(&self, peer: PeerKey) -> Option<super::bwe::EstimateStats> {
+        Some(self.peers.get(&peer)?.downlink.stats())
+    }
+
     /// Addresses authenticated for `key` (tests, diagnostics).
     pub fn peer_addresses(&self, key: PeerKey) -> Vec<(Proto, SocketAddr)> {
         self.demux.addresses(key)
@@ -266,6 +319,8 @@ impl MediaCore {
         let ufrag = random_token(16);
         let pwd = random_token(32);
         let (engine, registry) = videoroom_webrtc::engine_and_interceptors()?;
+        let (registry, downlink) =
+            super::bwe::with_downlink_estimation(registry, super::bwe::BweConfig::default());
         let settings = videoroom_webrtc::setting_engine()
             .with_lite(true)
             .with_ice_credentials(ufrag.clone(), pwd)
@@ -313,6 +368,7 @@ impl MediaCore {
                 dirty: false,
                 poisoned: false,
                 errors_logged: 0,
+                downlink,
             },
         );
         self.mark(key);
@@ -521,14 +577,44 @@ impl MediaCore {
                 self.mark(key);
             }
         }
-        let due: Vec<FwdKey> = self
+        let due: Vec<(FwdKey, usize)> = self
             .fwds
             .iter_mut()
-            .filter_map(|(k, f)| f.gate.poll(now).then_some(*k))
+            .flat_map(|(k, f)| {
+                f.layers
+                    .iter_mut()
+                    .enumerate()
+                    .filter_map(move |(i, l)| l.gate.poll(now).then_some((*k, i)))
+            })
             .collect();
-        for fwd in due {
-            self.send_pli(now, fwd);
+        for (fwd, layer) in due {
+            self.send_pli(now, fwd, layer);
         }
+        if self.next_levels.is_some_and(|at| now >= at) {
+            self.report_levels(now);
+        }
+    }
+
+    /// Sums up every audio track's levels of the last interval and tells the publishers'
+    /// endpoints what changed.
+    fn report_levels(&mut self, now: Instant) {
+        let mut any = false;
+        for f in self.fwds.values_mut() {
+            let Some(meter) = f.meter.as_mut() else {
+                continue;
+            };
+            any = true;
+            if let Some(level) = meter.tick() {
+                self.events.push_back((
+                    f.publisher,
+                    CoreEvent::SpeakerLevel {
+                        track_id: f.track_id.clone(),
+                        level,
+                    },
+                ));
+            }
+        }
+        self.next_levels = any.then_some(now + LEVEL_INTERVAL);
     }
 
     /// Processes everything that moved since the last call: call after a batch of
@@ -542,7 +628,15 @@ impl MediaCore {
     /// The next instant [`handle_timeout`](Self::handle_timeout) wants to run at.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let peers = self.timers.first().map(|(at, _)| *at);
-        let gates = self.fwds.values().filter_map(|f| f.gate.deadline()).min();
+        let gates = self
+            .fwds
+            .values()
+            .flat_map(|f| f.layers.iter())
+            .filter_map(|l| l.gate.deadline())
+            .min()
+            .into_iter()
+            .chain(self.next_levels)
+            .min();
         match (peers, gates) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -686,7 +780,7 @@ impl MediaCore {
             .push_back((key, CoreEvent::State(RTCPeerConnectionState::Failed)));
     }
 
-    fn on_event(&mut self, _now: Instant, key: PeerKey, event: RTCPeerConnectionEvent) {
+    fn on_event(&mut self, now: Instant, key: PeerKey, event: RTCPeerConnectionEvent) {
         match event {
             RTCPeerConnectionEvent::OnIceCandidateEvent(e) => match e.candidate.to_json() {
                 Ok(init) => self
@@ -701,7 +795,17 @@ impl MediaCore {
                 let Some(peer) = self.peers.get_mut(&key) else {
                     return;
                 };
-                if peer.published.contains_key(&init.track_id) {
+                if let Some(fwd) = peer.published.get(&init.track_id) {
+                    // Another simulcast layer of a track already published.
+                    if let Some(f) = self.fwds.get_mut(fwd)
+                        && !f.add_layer(init.ssrc, init.rid.clone())
+                    {
+                        debug!(
+                            peer = key,
+                            "more than {} layers for one track; ignored",
+                            super::layers::MAX_LAYERS
+                        );
+                    }
                     return;
                 }
                 let Some(kind) = peer
@@ -711,13 +815,37 @@ impl MediaCore {
                 else {
                     return;
                 };
+                let audio_level_id = if kind == RtpCodecKind::Audio {
+                    peer.pc.rtp_receiver(init.receiver_id).and_then(|mut r| {
+                        r.get_parameters()
+                            .rtp_parameters
+                            .header_extensions
+                            .iter()
+                            .find(|e| e.uri == videoroom_webrtc::AUDIO_LEVEL_URI)
+                            .and_then(|e| u8::try_from(e.id).ok())
+                    })
+                } else {
+                    None
+                };
+                if audio_level_id.is_some() && self.next_levels.is_none() {
+                    self.next_levels = Some(now + LEVEL_INTERVAL);
+                }
                 let fwd = self.next_fwd;
                 self.next_fwd += 1;
                 let held = Arc::new(AtomicBool::new(false));
                 peer.published.insert(init.track_id.clone(), fwd);
                 self.fwds.insert(
                     fwd,
-                    Fwd::new(key, init.receiver_id, init.ssrc, kind, Arc::clone(&held)),
+                    Fwd::new(
+                        key,
+                        init.track_id.clone(),
+                        init.receiver_id,
+                        init.ssrc,
+                        init.rid.clone(),
+                        kind,
+                        Arc::clone(&held),
+                    )
+                    .with_audio_level(audio_level_id),
                 );
                 self.events.push_back((
                     key,
@@ -758,12 +886,12 @@ impl MediaCore {
                 let Some(peer) = self.peers.get(&key) else {
                     return;
                 };
-                if let Some(&(fwd, _)) = peer.legs.get(&track_id)
+                if let Some(&(fwd, leg)) = peer.legs.get(&track_id)
                     && packets
                         .iter()
                         .any(|p| videoroom_webrtc::is_keyframe_request(p.as_ref()))
                 {
-                    self.request_keyframe_inner(now, fwd);
+                    self.request_leg_keyframe(now, fwd, leg);
                 }
             }
             _ => {}

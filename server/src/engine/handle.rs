@@ -6,6 +6,7 @@
 use super::core::CoreConfig;
 use super::core::{CoreError, CoreEvent, FwdKey, LegKey, MediaCore, PeerKey};
 use super::io_tcp::TcpStats;
+use super::layers::View;
 use super::router::Router;
 use super::worker::{
     EVENT_QUEUE, EngineConfig, EngineStartError, HOP_QUEUE, Job, Shard, Worker, WorkerState,
@@ -350,6 +351,8 @@ pub struct Leg {
     pub ssrc: u32,
     /// The payload type negotiated on it.
     pub payload_type: u8,
+    /// How the subscriber shows the track (chooses the simulcast layer; hidden: nothing).
+    pub view: View,
 }
 
 impl ForwarderHandle {
@@ -382,8 +385,16 @@ impl ForwarderHandle {
                 leg.sender,
                 leg.ssrc,
                 leg.payload_type,
+                leg.view,
             )
         });
+    }
+
+    /// The subscriber of leg `key` now shows the track as `view`.
+    pub fn set_view(&self, key: LegKey, view: View) {
+        let fwd = self.fwd;
+        self.engine
+            .cast(move |core, now| core.set_view(now, fwd, key, view));
     }
 
     /// Stops forwarding to the leg `key`.

@@ -8,6 +8,7 @@
 
 use super::core::{CoreConfig, CoreEvent, FwdKey, MediaCore, PeerKey};
 use super::demux::Proto;
+use super::layers::View;
 use bytes::BytesMut;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
@@ -58,6 +59,37 @@ pub struct SimClient {
     pub state: RTCPeerConnectionState,
     /// When it reached `Connected`.
     pub connected_at: Option<Instant>,
+    /// Keyframe requests in `rtcp` its simulated encoder already answered.
+    pub keyframes_sent: usize,
+}
+
+impl SimClient {
+    /// Whether a keyframe request reached it that its next frame has not answered yet.
+    pub fn keyframe_wanted(&self) -> bool {
+        self.keyframe_requests() > self.keyframes_sent
+    }
+
+    /// Its simulated encoder answered every keyframe request so far (a test that builds its
+    /// own packets says so after sending keyframes).
+    pub fn keyframes_answered(&mut self) {
+        self.keyframes_sent = self.keyframe_requests();
+    }
+
+    fn keyframe_requests(&self) -> usize {
+        self.rtcp
+            .iter()
+            .flat_map(|(_, p)| p.iter())
+            .filter(|p| videoroom_webrtc::is_keyframe_request(p.as_ref()))
+            .count()
+    }
+}
+
+/// A simulcast track a client publishes ([`Sim::publish_simulcast`]).
+pub struct SimulcastSender {
+    /// Its sender.
+    pub sender: RTCRtpSenderId,
+    transceiver: rtc::rtp_transceiver::RTCRtpTransceiverId,
+    layers: Vec<(String, u32)>,
 }
 
 /// Something the server's core told an endpoint.
@@ -91,6 +123,9 @@ pub struct Sim {
     pub trace: Vec<(Instant, SocketAddr, SocketAddr, u8, usize)>,
     /// Datagrams the server sent to an address no client has.
     pub to_nowhere: Vec<Wire>,
+    /// Datagrams a rate-limited link's full queue dropped ([`Sim::set_link_rate`]).
+    pub link_drops: u64,
+    links: HashMap<SocketAddr, Link>,
     queue: BinaryHeap<Reverse<(Instant, u64, usize)>>,
     in_flight: HashMap<usize, Wire>,
     seq: u64,
@@ -113,6 +148,8 @@ impl Sim {
             to_server: 0,
             to_nowhere: Vec::new(),
             trace: Vec::new(),
+            link_drops: 0,
+            links: HashMap::new(),
             queue: BinaryHeap::new(),
             in_flight: HashMap::new(),
             seq: 0,
@@ -173,6 +210,7 @@ impl Sim {
             rtcp: Vec::new(),
             state: RTCPeerConnectionState::New,
             connected_at: None,
+            keyframes_sent: 0,
         });
         self.pump();
         i
@@ -195,6 +233,75 @@ impl Sim {
         pc.rtp_transceiver(transceiver)
             .and_then(|t| t.sender())
             .expect("sender")
+    }
+
+    /// Client `i` adds a simulcast video track `track_id` with one SSRC per `(rid, ssrc)`
+    /// layer (not negotiated yet). Send on it with [`Sim::send_layer`].
+    pub fn publish_simulcast(
+        &mut self,
+        i: usize,
+        track_id: &str,
+        layers: &[(&str, u32)],
+    ) -> SimulcastSender {
+        let (track, init) =
+            videoroom_webrtc::rtp_track_simulcast_parts(&format!("client{i}"), track_id, layers);
+        let pc = &mut self.clients[i].pc;
+        let transceiver = pc
+            .add_transceiver_from_track(track, Some(init))
+            .expect("transceiver");
+        let sender = pc
+            .rtp_transceiver(transceiver)
+            .and_then(|t| t.sender())
+            .expect("sender");
+        SimulcastSender {
+            sender,
+            transceiver,
+            layers: layers.iter().map(|&(r, s)| (r.to_owned(), s)).collect(),
+        }
+    }
+
+    /// Client `i` sends `packet` on layer `rid` of a simulcast track: its SSRC, and the MID and
+    /// RID header extensions with the ids the offer negotiated, as a browser does.
+    pub fn send_layer(
+        &mut self,
+        i: usize,
+        track: &SimulcastSender,
+        rid: &str,
+        mut packet: rtc::rtp::Packet,
+    ) {
+        let Some(&(_, ssrc)) = track.layers.iter().find(|(r, _)| r == rid) else {
+            return;
+        };
+        packet.header.ssrc = ssrc;
+        let pc = &mut self.clients[i].pc;
+        let mid = pc
+            .rtp_transceiver(track.transceiver)
+            .and_then(|t| t.mid().clone())
+            .unwrap_or_default();
+        let ids: Vec<(String, u16)> = pc
+            .rtp_sender(track.sender)
+            .map(|mut s| {
+                s.get_parameters()
+                    .rtp_parameters
+                    .header_extensions
+                    .iter()
+                    .map(|e| (e.uri.clone(), e.id))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (uri, id) in ids {
+            let value = if uri == videoroom_webrtc::MID_URI {
+                mid.clone()
+            } else if uri == videoroom_webrtc::RID_URI {
+                rid.to_owned()
+            } else {
+                continue;
+            };
+            let _ = packet
+                .header
+                .set_extension(id as u8, bytes::Bytes::from(value));
+        }
+        self.send_rtp(i, track.sender, packet);
     }
 
     /// Client `i` offers, the server answers (the client-offers path of docs/protocol.md).
@@ -266,9 +373,26 @@ impl Sim {
         let _ = self.clients[i].pc.add_remote_candidate(candidate);
     }
 
-    /// Client `i` sends one RTP packet on `sender`.
-    pub fn send_rtp(&mut self, i: usize, sender: RTCRtpSenderId, packet: rtc::rtp::Packet) {
+    /// Client `i` sends one RTP packet on `sender`. Like a real encoder, it answers a keyframe
+    /// request (PLI/FIR) it received since its last keyframe: a VP8 packet that starts a frame
+    /// goes out as a keyframe.
+    pub fn send_rtp(&mut self, i: usize, sender: RTCRtpSenderId, mut packet: rtc::rtp::Packet) {
         let now = self.now;
+        let c = &mut self.clients[i];
+        let asked = c.keyframe_requests();
+        if packet.header.payload_type == videoroom_webrtc::VP8_PT
+            && packet.payload.len() >= 2
+            && packet.payload[0] & 0x97 == 0x10
+        {
+            if packet.payload[1] & 0x01 == 0 {
+                c.keyframes_sent = asked;
+            } else if asked > c.keyframes_sent {
+                let mut p = BytesMut::from(&packet.payload[..]);
+                p[1] &= !0x01;
+                packet.payload = p.freeze();
+                c.keyframes_sent = asked;
+            }
+        }
         if let Some(mut s) = self.clients[i].pc.rtp_sender(sender) {
             let _ = s.write_rtp(now, packet);
         }
@@ -470,12 +594,52 @@ impl Sim {
         {
             return;
         }
+        let mut at = self.now + self.latency;
+        if let Some(link) = self.links.get_mut(&w.dst) {
+            // A bottleneck in front of `dst`: FIFO at `bps`, dropping what finds more than
+            // `queue` of backlog (drop-tail). 28 bytes of IPv4 and UDP header per datagram.
+            let start = link.free_at.max(self.now);
+            if start - self.now > link.queue {
+                self.link_drops += 1;
+                return;
+            }
+            let bits = (w.bytes.len() as u64 + 28) * 8;
+            link.free_at =
+                start + Duration::from_nanos(bits.saturating_mul(1_000_000_000) / link.bps.max(1));
+            at = link.free_at + self.latency;
+        }
         self.seq += 1;
         let id = self.seq as usize;
         self.in_flight.insert(id, w);
-        self.queue
-            .push(Reverse((self.now + self.latency, self.seq, id)));
+        self.queue.push(Reverse((at, self.seq, id)));
     }
+
+    /// Puts a bottleneck of `bits_per_second` in front of `to` (every datagram sent to it), with
+    /// a drop-tail queue that holds at most `queue` of backlog; `None` lifts the limit (what is
+    /// queued still arrives first, in order).
+    pub fn set_link_rate(&mut self, to: SocketAddr, bits_per_second: Option<u64>, queue: Duration) {
+        let free_at = self.links.get(&to).map_or(self.now, |l| l.free_at);
+        let (bps, queue) = match bits_per_second {
+            Some(bps) => (bps, queue),
+            None => (u64::MAX, Duration::MAX),
+        };
+        self.links.insert(
+            to,
+            Link {
+                bps,
+                queue,
+                free_at,
+            },
+        );
+    }
+}
+
+/// A rate-limited link ([`Sim::set_link_rate`]).
+struct Link {
+    bps: u64,
+    queue: Duration,
+    /// When the last queued datagram has left the bottleneck.
+    free_at: Instant,
 }
 
 impl Default for Sim {
@@ -557,6 +721,38 @@ pub fn vp8_packet(
             sequence_number: seq,
             timestamp: ts,
             ssrc,
+            ..Default::default()
+        },
+        payload: payload.into(),
+    }
+}
+
+/// A VP8 RTP packet with a full payload descriptor (15-bit picture id) as browsers and our
+/// client send it: a keyframe's first packet carries its `size`.
+pub fn vp8_layer_packet(
+    seq: u16,
+    ts: u32,
+    picture_id: u16,
+    keyframe: Option<(u16, u16)>,
+    len: usize,
+) -> rtc::rtp::Packet {
+    let mut payload = vec![0x90, 0x80, 0x80 | (picture_id >> 8) as u8, picture_id as u8];
+    match keyframe {
+        Some((w, h)) => {
+            payload.extend_from_slice(&[0x50, 0x2a, 0x01, 0x9d, 0x01, 0x2a]);
+            payload.extend_from_slice(&w.to_le_bytes());
+            payload.extend_from_slice(&h.to_le_bytes());
+        }
+        None => payload.extend_from_slice(&[0x51, 0x2a, 0x01]),
+    }
+    payload.resize(payload.len() + len, 0xCD);
+    rtc::rtp::Packet {
+        header: rtc::rtp::header::Header {
+            version: 2,
+            marker: true,
+            payload_type: videoroom_webrtc::VP8_PT,
+            sequence_number: seq,
+            timestamp: ts,
             ..Default::default()
         },
         payload: payload.into(),
@@ -674,8 +870,14 @@ impl Sim {
             .sender_payload_type(key, sender)
             .expect("negotiated payload type");
         let now = self.now;
-        self.server.subscribe(now, fwd, leg, key, sender, ssrc, pt);
+        self.server
+            .subscribe(now, fwd, leg, key, sender, ssrc, pt, View::Default);
         self.pump();
+        // The leg starts at a keyframe: let the PLI reach the publisher, whose next frame
+        // answers it.
+        self.run_until(Duration::from_millis(200), |s| {
+            s.clients.iter().any(SimClient::keyframe_wanted)
+        });
         b
     }
 

@@ -556,8 +556,17 @@ struct Exported {
     stats: CoreStats,
     dropped: DropCounts,
     tracks: i64,
+    paused: i64,
+    /// When peers' downlink estimates are next sampled into the histogram.
+    estimates_at: Option<Instant>,
     tcp: io_tcp::TcpCounts,
 }
+
+/// How often each peer's downlink estimate is sampled into `/metrics`.
+const ESTIMATE_SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+/// The `layer` label of `videoroom_layer_packets_total`, by rank.
+const LAYER_LABELS: [&str; super::layers::MAX_LAYERS] = ["0", "1", "2", "3"];
 
 impl Exported {
     fn export(&mut self, state: &WorkerState, metrics: &Metrics) {
@@ -585,6 +594,32 @@ impl Exported {
         metrics
             .keyframe_requests
             .inc_by(s.keyframe_requests - self.stats.keyframe_requests);
+        metrics
+            .layer_switches
+            .inc_by(s.layer_switches - self.stats.layer_switches);
+        for (rank, (now, before)) in s
+            .layer_packets
+            .iter()
+            .zip(self.stats.layer_packets.iter())
+            .enumerate()
+        {
+            if now > before {
+                metrics
+                    .layer_packets
+                    .get_or_create(&[("layer", LAYER_LABELS[rank])])
+                    .inc_by(now - before);
+            }
+        }
+        let now = Instant::now();
+        if self.estimates_at.is_none_or(|at| now >= at) {
+            self.estimates_at = Some(now + ESTIMATE_SAMPLE_EVERY);
+            for bps in core.downlink_estimates() {
+                metrics.downlink_estimate.observe(bps as f64);
+            }
+        }
+        let paused = core.paused_legs() as i64;
+        metrics.paused_tracks.inc_by(paused - self.paused);
+        self.paused = paused;
         let d = core.dropped();
         metrics.count_media_drops(&d, &self.dropped);
         // Every worker adds its own share to the gauge.

@@ -12,6 +12,7 @@
 //! shutdown. Chat, raised hands and moderation are in `actions.rs`.
 
 mod actions;
+mod speakers;
 
 pub use actions::PeerAction;
 
@@ -145,6 +146,17 @@ pub enum RoomCommand {
         /// The tracks.
         track_ids: Vec<TrackId>,
     },
+    /// How loud one of a peer's audio tracks is (while it speaks, and once when it stops).
+    SpeakerLevel {
+        /// Publisher.
+        peer_id: PeerId,
+        /// The audio track.
+        track_id: TrackId,
+        /// Loudness 0..=1.
+        level: f32,
+        /// Whether it carries speech.
+        speaking: bool,
+    },
     /// A peer's media connection failed.
     PeerFailed {
         /// Who.
@@ -168,6 +180,12 @@ impl RoomHandle {
     /// Sends a command; false if the room has ended.
     pub async fn send(&self, command: RoomCommand) -> bool {
         self.tx.send(command).await.is_ok()
+    }
+
+    /// Sends a command without waiting; false if the room has ended or its queue is full
+    /// (for reports that the next one replaces, like speaker levels).
+    pub fn try_send(&self, command: RoomCommand) -> bool {
+        self.tx.try_send(command).is_ok()
     }
 
     pub(crate) fn same_room(&self, other: &RoomHandle) -> bool {
@@ -233,6 +251,8 @@ pub struct Room {
     media: crate::engine::EngineHandle,
     members: BTreeMap<PeerId, Member>,
     tracks: BTreeMap<TrackId, Publication>,
+    /// Who is speaking, loudest first (`active_speakers`).
+    speakers: speakers::ActiveSpeakers,
     stalled: Vec<PeerId>,
     next_seq: u64,
     locked: bool,
@@ -262,6 +282,7 @@ impl Room {
             media,
             members: BTreeMap::new(),
             tracks: BTreeMap::new(),
+            speakers: speakers::ActiveSpeakers::default(),
             stalled: Vec::new(),
             next_seq: 0,
             locked: false,
@@ -362,6 +383,19 @@ impl Room {
                 self.broadcast(None, ServerMessage::PeerUpdated { peer });
             }
             RoomCommand::TracksPublished { peer_id, tracks } => self.publish(peer_id, tracks),
+            RoomCommand::SpeakerLevel {
+                peer_id,
+                track_id,
+                level,
+                speaking,
+            } => {
+                if self.members.contains_key(&peer_id)
+                    && let Some(peer_ids) =
+                        self.speakers.update(&peer_id, &track_id, level, speaking)
+                {
+                    self.broadcast(None, ServerMessage::ActiveSpeakers { peer_ids });
+                }
+            }
             RoomCommand::TracksUnpublished { peer_id, track_ids } => {
                 let theirs: Vec<TrackId> = track_ids
                     .into_iter()
@@ -371,6 +405,11 @@ impl Room {
                             .is_some_and(|p| p.info.peer_id == peer_id)
                     })
                     .collect();
+                for track_id in &theirs {
+                    if let Some(peer_ids) = self.speakers.update(&peer_id, track_id, 0.0, false) {
+                        self.broadcast(None, ServerMessage::ActiveSpeakers { peer_ids });
+                    }
+                }
                 let removed = self.withdraw(&theirs);
                 self.unsubscribe_all(&removed);
             }
@@ -446,6 +485,12 @@ impl Room {
             return Err(JoinRefused::Endpoint("session went away".into()));
         }
         self.broadcast(None, ServerMessage::PeerJoined { peer: peer.clone() });
+        if !self.speakers.current().is_empty() {
+            // Who is speaking right now; the next change comes with everyone's.
+            let _ = out.try_send(ServerMessage::ActiveSpeakers {
+                peer_ids: self.speakers.current().to_vec(),
+            });
+        }
         if grants.subscribe && !self.tracks.is_empty() {
             // Every existing track in one order: the endpoint's first offer carries them all.
             endpoint.try_send(EndpointCommand::Subscribe {
@@ -518,6 +563,9 @@ impl Room {
         }
         let was_moderator = member.info.moderator;
         member.endpoint.try_send(EndpointCommand::Close);
+        if let Some(peer_ids) = self.speakers.remove_peer(peer_id) {
+            self.broadcast(None, ServerMessage::ActiveSpeakers { peer_ids });
+        }
         // Dropping `member.out` lets the session see its queue end and close the socket.
         drop(member);
         let theirs: Vec<TrackId> = self

@@ -6,6 +6,17 @@
 //
 //   node run.mjs --server ws://127.0.0.1:PORT/ws --room NAME --pages 2 --expect-remote-peers 1 \
 //                [--min-frames 30] [--timeout-ms 60000] [--screenshot PATH] [--chromium PATH] [--verbose]
+//                [--simulcast] [--min-layers N] [--hold-ms N] [--stdin-ends-hold]
+//
+// --simulcast: the pages capture 1280x720 and send their camera as simulcast (rids q, h, f at 1/4,
+//   1/2 and full size, lowest first; page.html's SIMULCAST_ENCODINGS).
+// --min-layers N: a page is done only once N of its outgoing video layers (outbound-rtp reports)
+//   have encoded frames.
+// --hold-ms N: once every page is done, print {"ready": true, pages, elapsedMs} as a line of its own,
+//   keep the pages (and their media) going for N ms more, then print the final line as usual (its
+//   pages are the states at the end of the hold). The hold does not count against --timeout-ms.
+// --stdin-ends-hold: the hold also ends when standard input closes (give it a pipe: /dev/null
+//   closes at once).
 
 import { chromium } from 'playwright-core';
 import http from 'node:http';
@@ -33,7 +44,8 @@ const EVALUATE_TIMEOUT_MS = 5000;
 function usage(msg) {
   process.stderr.write(`${msg}\nusage: node run.mjs --server ws://HOST:PORT/ws --room NAME --pages N ` +
     `--expect-remote-peers N [--min-frames 30] [--timeout-ms 60000] [--screenshot PATH] ` +
-    `[--chromium /usr/bin/chromium] [--verbose]\n`);
+    `[--chromium /usr/bin/chromium] [--verbose] [--simulcast] [--min-layers N] [--hold-ms N] ` +
+    `[--stdin-ends-hold]\n`);
   process.exit(2);
 }
 
@@ -41,6 +53,7 @@ function parseArgs(argv) {
   const opts = {
     server: null, room: null, pages: 2, expectRemotePeers: null, minFrames: 30,
     timeoutMs: 60000, screenshot: null, chromium: '/usr/bin/chromium', verbose: false,
+    simulcast: false, minLayers: 0, holdMs: 0, stdinEndsHold: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -63,6 +76,10 @@ function parseArgs(argv) {
       case '--screenshot': opts.screenshot = val(); break;
       case '--chromium': opts.chromium = val(); break;
       case '--verbose': opts.verbose = true; break;
+      case '--simulcast': opts.simulcast = true; break;
+      case '--min-layers': opts.minLayers = int(); break;
+      case '--hold-ms': opts.holdMs = int(); break;
+      case '--stdin-ends-hold': opts.stdinEndsHold = true; break;
       default: usage(`unknown argument ${a}`);
     }
   }
@@ -112,6 +129,12 @@ function pageShortfall(state, opts) {
       return `peer ${peer}: video framesDecoded ${best} (need > ${opts.minFrames})`;
     }
     if (!audio.some((s) => s.packetsReceived > 0)) return `peer ${peer}: no audio packets`;
+  }
+  const layers = (state.outbound || []).filter((o) => o.framesEncoded > 0);
+  if (layers.length < opts.minLayers) {
+    const sizes = (state.outbound || []).map((o) =>
+      `${o.rid}:${o.frameWidth}x${o.frameHeight}/${o.framesEncoded}`).join(' ');
+    return `${layers.length}/${opts.minLayers} video layers encoding (${sizes})`;
   }
   return null;
 }
@@ -173,26 +196,27 @@ async function main() {
       const page = ctx.pages()[0] ?? await ctx.newPage();
       page.on('console', (m) => log(opts, `[${name}] console.${m.type()}: ${m.text()}`));
       page.on('pageerror', (e) => log(opts, `[${name}] pageerror: ${e.message}`));
-      const url = `http://127.0.0.1:${port}/page.html?` + new URLSearchParams({
-        server: opts.server, room: opts.room, name,
-      });
+      const query = { server: opts.server, room: opts.room, name };
+      if (opts.simulcast) query.simulcast = '1';
+      const url = `http://127.0.0.1:${port}/page.html?` + new URLSearchParams(query);
       await page.goto(url, { timeout: remaining() });
       pages.push({ name, page });
     }
 
+    // Each evaluate is bounded on its own (so the last poll at the deadline still reports).
+    const poll = () => Promise.all(pages.map(({ page }) => {
+      let timer;
+      return Promise.race([
+        page.evaluate(() => window.videoroomState()),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('videoroomState timed out')), EVALUATE_TIMEOUT_MS);
+        }),
+      ]).catch((e) => ({ evaluateError: String(e && e.message || e) }))
+        .finally(() => clearTimeout(timer));
+    }));
     let shortfalls = [];
     for (;;) {
-      // Each evaluate is bounded on its own (so the last poll at the deadline still reports).
-      const polled = await Promise.all(pages.map(({ page }) => {
-        let timer;
-        return Promise.race([
-          page.evaluate(() => window.videoroomState()),
-          new Promise((_, reject) => {
-            timer = setTimeout(() => reject(new Error('videoroomState timed out')), EVALUATE_TIMEOUT_MS);
-          }),
-        ]).catch((e) => ({ evaluateError: String(e && e.message || e) }))
-          .finally(() => clearTimeout(timer));
-      }));
+      const polled = await poll();
       // Keep a page's last good state when one poll fails, with the failure attached.
       states = polled.map((s, i) => (s.evaluateError && states[i] && !states[i].evaluateError
         ? { ...states[i], evaluateError: s.evaluateError } : s));
@@ -211,6 +235,26 @@ async function main() {
         break;
       }
       await new Promise((r) => setTimeout(r, Math.min(POLL_INTERVAL_MS, remaining())));
+    }
+
+    if (result.ok && opts.holdMs > 0) {
+      process.stdout.write(JSON.stringify({ ready: true, pages: states,
+        elapsedMs: Date.now() - started }) + '\n');
+      const holdEnd = Date.now() + opts.holdMs;
+      let stdinClosed = false;
+      if (opts.stdinEndsHold) {
+        process.stdin.on('data', () => {});
+        process.stdin.on('end', () => { stdinClosed = true; });
+        process.stdin.on('close', () => { stdinClosed = true; });
+        process.stdin.on('error', () => { stdinClosed = true; });
+      }
+      while (!stdinClosed && Date.now() < holdEnd) {
+        await new Promise((r) => setTimeout(r, Math.min(POLL_INTERVAL_MS, holdEnd - Date.now())));
+      }
+      log(opts, `hold ended (${stdinClosed ? 'stdin closed' : 'hold-ms elapsed'})`);
+      const polled = await poll();
+      states = polled.map((s, i) => (s.evaluateError ? { ...states[i], evaluateError: s.evaluateError } : s));
+      if (opts.stdinEndsHold) process.stdin.destroy();
     }
 
     if (opts.screenshot) {

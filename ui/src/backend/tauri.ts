@@ -4,6 +4,7 @@
 
 import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
+import { getCurrentWindow } from "@tauri-apps/api/window";
 import type { AppInfo } from "../bindings/AppInfo";
 import type { InviteView } from "../bindings/InviteView";
 import type { Devices } from "../bindings/Devices";
@@ -14,10 +15,11 @@ import type { ModerationView } from "../bindings/ModerationView";
 import type { ScreenSources } from "../bindings/ScreenSources";
 import type { Settings } from "../bindings/Settings";
 import type { UiEvent } from "../bindings/UiEvent";
+import type { ViewSizeView } from "../bindings/ViewSizeView";
 import { FrameClient } from "../render/client";
 import type { ProbeResult } from "../render/messages";
 import { toUiError } from "../state/errors";
-import type { Backend, InviteLink, Startup, VideoRenderer } from "./types";
+import { watchPageVisible, type Backend, type InviteLink, type Startup, type VideoRenderer } from "./types";
 
 async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
   try {
@@ -78,6 +80,42 @@ export class TauriBackend implements Backend {
   stopScreenShare = () => call<LocalState>("stop_screen_share");
   closeScreenPicker = () => call<void>("close_screen_picker");
   openLink = (url: string) => call<void>("open_link", { url });
+  setViewSizes = (views: ViewSizeView[]) => call<void>("set_view_sizes", { views });
+
+  /**
+   * The page's visibility, and the window's minimized state: a webview may go on calling its
+   * page visible while the window is minimized, so every resize and focus change asks the
+   * window (minimizing moves the focus away, restoring brings it back).
+   */
+  watchWindowVisible(handler: (visible: boolean) => void): () => void {
+    const page = watchPageVisible(handler);
+    const unlisten: (() => void)[] = [];
+    let stopped = false;
+    const win = getCurrentWindow();
+    const check = () => {
+      win
+        .isMinimized()
+        .then((minimized) => {
+          if (!stopped) page.setHiddenBy(minimized);
+        })
+        .catch(() => {
+          // Not allowed or not known: the page's visibility alone decides.
+        });
+    };
+    for (const subscribe of [() => win.onResized(check), () => win.onFocusChanged(check)]) {
+      subscribe()
+        .then((f) => {
+          if (stopped) f();
+          else unlisten.push(f);
+        })
+        .catch(() => {});
+    }
+    return () => {
+      stopped = true;
+      page.stop();
+      for (const f of unlisten) f();
+    };
+  }
   trustCertificate = (serverUrl: string, fingerprint: string) =>
     call<void>("trust_certificate", { serverUrl, fingerprint });
 

@@ -11,6 +11,7 @@ import type { ModerationView } from "../bindings/ModerationView";
 import type { ScreenSources } from "../bindings/ScreenSources";
 import type { Settings } from "../bindings/Settings";
 import type { UiEvent } from "../bindings/UiEvent";
+import type { ViewSizeView } from "../bindings/ViewSizeView";
 import type { ProbeResult } from "../render/messages";
 import type { ErrorView } from "../state/errors";
 
@@ -22,6 +23,40 @@ export const SCREEN_TRACK = "screen";
 /** The frame track of a picker thumbnail of source `id` (tauri backend, `picker: "ours"`). */
 export function sourceTrack(id: string): string {
   return `source:${id}`;
+}
+
+/**
+ * Watches the page's visibility (`document.visibilityState`: a hidden tab, or a minimized
+ * window where the engine reports it) and calls `handler` on changes; returns the unsubscribe
+ * function. `extra` adds another reason to be hidden (the desktop's minimized state).
+ */
+export function watchPageVisible(handler: (visible: boolean) => void): {
+  stop: () => void;
+  /** Another source says hidden (true) or not (false). */
+  setHiddenBy: (hidden: boolean) => void;
+} {
+  let pageVisible = document.visibilityState !== "hidden";
+  let hiddenBy = false;
+  let last = true;
+  const update = () => {
+    const visible = pageVisible && !hiddenBy;
+    if (visible === last) return;
+    last = visible;
+    handler(visible);
+  };
+  const onChange = () => {
+    pageVisible = document.visibilityState !== "hidden";
+    update();
+  };
+  document.addEventListener("visibilitychange", onChange);
+  update();
+  return {
+    stop: () => document.removeEventListener("visibilitychange", onChange),
+    setHiddenBy: (hidden) => {
+      hiddenBy = hidden;
+      update();
+    },
+  };
 }
 
 /** What `start` learns: how the app runs and the lobby's remembered values. */
@@ -132,6 +167,18 @@ export interface Backend {
    * desktop backend gets that error: a browser decides about certificates itself.
    */
   trustCertificate(serverUrl: string, fingerprint: string): Promise<void>;
+  /**
+   * Viewer hints: the device-pixel size remote video tracks are shown at (0×0: not shown),
+   * only those that changed; the backend tells the server (`set_view_sizes`) and again after a
+   * reconnection. Resolves once handed over (not when the server has them).
+   */
+  setViewSizes(views: ViewSizeView[]): Promise<void>;
+  /**
+   * Calls `handler` with false when the window is hidden or minimized and with true when it
+   * shows again (only on changes; it is taken to be visible at first); returns the unsubscribe
+   * function.
+   */
+  watchWindowVisible(handler: (visible: boolean) => void): () => void;
   /** Opens an http(s) or mailto URL outside the app (system browser, or a new tab). */
   openLink(url: string): Promise<void>;
 

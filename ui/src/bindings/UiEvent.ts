@@ -95,7 +95,11 @@ mic: Level | null,
 /**
  * Each remote audio track.
  */
-tracks: Array<TrackLevel>, } | { "type": "chat", 
+tracks: Array<TrackLevel>, } | { "type": "active_speakers", 
+/**
+ * The speaking peers, loudest first.
+ */
+peerIds: Array<string>, } | { "type": "chat", 
 /**
  * The message.
  */

@@ -127,3 +127,38 @@ function fit(r: Rect, aspect: number | null): Rect {
 function area(r: Rect): number {
   return r.w * r.h;
 }
+
+/** What `stripOrder` needs to know about a strip tile. */
+export interface StripCandidate {
+  key: string;
+  /** The person it shows; null for a shared screen (never moved for a speaker, never displaced). */
+  speaker: string | null;
+}
+
+/**
+ * The strip's tiles in the order they take its places, when only `shown` fit: the usual order,
+ * except that a recent speaker (`recent`, most recent first) whose place is past the last shown
+ * one swaps places with the last shown tile that is no recent speaker (and no screen). So the
+ * people talking are in view, and since `recent` changes only when someone new starts talking,
+ * tiles do not move with every loudness change.
+ */
+export function stripOrder<T extends StripCandidate>(tiles: readonly T[], recent: readonly string[], shown: number): T[] {
+  const order = tiles.slice();
+  if (shown >= order.length) return order;
+  const isRecent = (t: T) => t.speaker !== null && recent.includes(t.speaker);
+  for (const id of recent) {
+    const hidden = order.findIndex((t, i) => i >= shown && t.speaker === id);
+    if (hidden < 0) continue;
+    let swap = -1;
+    for (let i = Math.min(shown, order.length) - 1; i >= 0; i--) {
+      const t = order[i]!;
+      if (t.speaker !== null && !isRecent(t)) {
+        swap = i;
+        break;
+      }
+    }
+    if (swap < 0) break;
+    [order[swap], order[hidden]] = [order[hidden]!, order[swap]!];
+  }
+  return order;
+}

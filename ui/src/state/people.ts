@@ -7,15 +7,24 @@ import { tilesOf, type RoomState, type TileModel } from "./room";
 export type Person = TileModel;
 
 /**
- * Everyone, ourselves included: raised hands first, earliest first; then us; then the others
- * in the order they came.
+ * Everyone, ourselves included: raised hands first, earliest first; then us; then who spoke
+ * lately ("who is talking": `RoomState.recentSpeakers`, which changes only when someone new
+ * starts speaking, so rows do not jump with every loudness change); then the others in the
+ * order they came.
  */
 export function peopleOf(state: RoomState, selfName: string): Person[] {
   const tiles = tilesOf(state, selfName);
   const raised = tiles
     .filter((t) => t.handRaisedAt !== null)
     .sort((a, b) => a.handRaisedAt! - b.handRaisedAt!);
-  return [...raised, ...tiles.filter((t) => t.handRaisedAt === null)];
+  const rest = tiles.filter((t) => t.handRaisedAt === null);
+  const rank = (t: Person): number => {
+    if (t.isSelf) return -1;
+    const i = state.recentSpeakers.indexOf(t.peerId);
+    return i < 0 ? state.recentSpeakers.length : i;
+  };
+  // A stable sort: the others who did not speak lately stay in the order they came.
+  return [...raised, ...rest.sort((a, b) => rank(a) - rank(b))];
 }
 
 /** How many hands are up (ours included). */

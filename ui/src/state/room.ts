@@ -36,6 +36,8 @@ export const SELF_TRACK = "self";
 export const OWN_SCREEN_KEY = "self-screen";
 /** What our own screen share's tile is called. */
 export const OWN_SCREEN_NAME = "Your screen";
+/** How many recent speakers the "who is talking" order remembers. */
+export const MAX_RECENT_SPEAKERS = 4;
 /** Room notices kept at once (older ones drop). */
 const MAX_NOTICES = 3;
 
@@ -95,8 +97,30 @@ export interface RoomState {
   /** Everyone else, in the order they came. */
   peers: PeerView[];
   tracks: TrackState[];
-  /** Ids of the peers speaking now (our own id when our microphone picks up speech). */
+  /**
+   * Ids of the peers speaking now, sorted (the speaking ring). How it is made (`speakingNow`):
+   * for the others the server's `active_speakers` is authoritative once it has sent one in
+   * this room (it hears everyone's audio-level extension, even what we do not decode; before
+   * that, e.g. an older server, our own meters of their audio stand in); for us, our own
+   * microphone meter, for instant feedback, and so that a muted microphone never rings.
+   */
   speaking: string[];
+  /** Our microphone meter says we speak (and the microphone is on). */
+  micSpeaking: boolean;
+  /** Remote peers our own meters of their audio hear speaking, sorted. */
+  levelSpeakers: string[];
+  /**
+   * The server's last `active_speakers` (peers present, or us), loudest first; null until it
+   * sends one in this room (then `levelSpeakers` stands in).
+   */
+  serverSpeakers: string[] | null;
+  /**
+   * Who spoke lately, for the "who is talking" order (people list, which strip tiles show):
+   * someone who starts speaking goes first and then keeps their place while they speak on, so
+   * the order changes only when someone new speaks, never with every loudness change.
+   * At most `MAX_RECENT_SPEAKERS` (the longest silent go first). Our own id too.
+   */
+  recentSpeakers: string[];
   connection: ConnectionStateView;
   local: LocalState;
   /** A `local` event came since the join started (it is newer than `join`'s answer). */
@@ -178,6 +202,10 @@ export function initialRoomState(local?: Partial<LocalState>): RoomState {
     peers: [],
     tracks: [],
     speaking: [],
+    micSpeaking: false,
+    levelSpeakers: [],
+    serverSpeakers: null,
+    recentSpeakers: [],
     connection: "connecting",
     local: { cameraOn: false, micOn: false, hasCamera: true, hasMicrophone: true, screenOn: false, ...local },
     localFromEvent: false,
@@ -253,6 +281,9 @@ function reduce(state: RoomState, action: RoomAction): RoomState {
         peers: state.peers.filter((p) => p.id !== action.peerId),
         tracks: state.tracks.filter((t) => t.peerId !== action.peerId),
         speaking: without(state.speaking, action.peerId),
+        levelSpeakers: without(state.levelSpeakers, action.peerId),
+        serverSpeakers: state.serverSpeakers && without(state.serverSpeakers, action.peerId),
+        recentSpeakers: without(state.recentSpeakers, action.peerId),
       };
     case "track_added": {
       const track: TrackState = {
@@ -284,17 +315,38 @@ function reduce(state: RoomState, action: RoomAction): RoomState {
     case "screen_share_ended":
       return screenShareEnded(state, action.reason, action.detail);
     case "levels": {
-      const speaking = new Set<string>();
-      if (action.mic?.speaking && state.local.micOn && state.selfId !== null) {
-        speaking.add(state.selfId);
-      }
+      const micSpeaking = action.mic?.speaking === true && state.local.micOn && state.selfId !== null;
+      const heard = new Set<string>();
       for (const { trackId, level } of action.tracks) {
         if (!level.speaking) continue;
         const track = state.tracks.find((t) => t.id === trackId);
-        if (track && track.kind === "audio" && !track.muted) speaking.add(track.peerId);
+        if (track && track.kind === "audio" && !track.muted) heard.add(track.peerId);
       }
-      const next = [...speaking].sort();
-      return sameList(next, state.speaking) ? state : { ...state, speaking: next };
+      const levelSpeakers = [...heard].sort();
+      return withSpeaking(state, {
+        micSpeaking,
+        levelSpeakers: sameList(levelSpeakers, state.levelSpeakers) ? state.levelSpeakers : levelSpeakers,
+      });
+    }
+    case "active_speakers": {
+      const present = new Set(state.peers.map((p) => p.id));
+      const seen = new Set<string>();
+      const server: string[] = [];
+      for (const raw of action.peerIds) {
+        // Our id of an earlier session counts as us; someone we do not know (yet) is skipped.
+        const id = isSelfId(state, raw) && state.selfId !== null ? state.selfId : raw;
+        if ((id === state.selfId || present.has(id)) && !seen.has(id)) {
+          seen.add(id);
+          server.push(id);
+        }
+      }
+      const serverSpeakers =
+        state.serverSpeakers !== null && sameList(server, state.serverSpeakers) ? state.serverSpeakers : server;
+      const recent = recentSpeakersAfter(state.recentSpeakers, serverSpeakers, MAX_RECENT_SPEAKERS);
+      return withSpeaking(state, {
+        serverSpeakers,
+        recentSpeakers: sameList(recent, state.recentSpeakers) ? state.recentSpeakers : recent,
+      });
     }
     case "chat":
       return chatReceived(state, action.message);
@@ -478,6 +530,12 @@ function enterRoom(state: RoomState, selfId: string, peers: PeerView[], room: Ro
     peers: others,
     tracks: [],
     speaking: [],
+    micSpeaking: false,
+    levelSpeakers: [],
+    // A rejoin: the same server tells us again who speaks (if anyone does); a first join: we
+    // do not know yet whether this server sends `active_speakers` at all.
+    serverSpeakers: state.view === "room" && state.serverSpeakers !== null ? [] : null,
+    recentSpeakers: state.view === "room" ? state.recentSpeakers.filter((id) => id === selfId || others.some((p) => p.id === id)) : [],
     leaving: false,
     exitError: null,
     chat: mergeChat(state.chat, room.chat),
@@ -530,6 +588,53 @@ function without(list: string[], item: string): string[] {
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+type SpeakingInputs = Pick<RoomState, "micSpeaking" | "levelSpeakers" | "serverSpeakers" | "recentSpeakers">;
+
+/** `state` with new speaking inputs and the `speaking` they make; the same object if none changed. */
+function withSpeaking(state: RoomState, patch: Partial<SpeakingInputs>): RoomState {
+  const next = { ...state, ...patch };
+  const speaking = speakingNow(next);
+  const unchanged =
+    next.micSpeaking === state.micSpeaking &&
+    next.levelSpeakers === state.levelSpeakers &&
+    next.serverSpeakers === state.serverSpeakers &&
+    next.recentSpeakers === state.recentSpeakers &&
+    sameList(speaking, state.speaking);
+  if (unchanged) return state;
+  return { ...next, speaking: sameList(speaking, state.speaking) ? state.speaking : speaking };
+}
+
+/**
+ * Who rings now (see `RoomState.speaking`): us by our own meter; the others by the server's
+ * list once it sends one, else by our meters of their audio. Sorted.
+ */
+export function speakingNow(s: SpeakingInputs & Pick<RoomState, "selfId">): string[] {
+  const others = (s.serverSpeakers ?? s.levelSpeakers).filter((id) => id !== s.selfId);
+  const all = s.micSpeaking && s.selfId !== null ? [...others, s.selfId] : others;
+  return all.sort();
+}
+
+/**
+ * The recent speakers after the server says `speakingNow` (loudest first): those who were not
+ * in the list go to the front (the loudest first), everyone else keeps their place; over `max`,
+ * the last who is not speaking now drops (or the last of all when everyone is).
+ */
+export function recentSpeakersAfter(recent: readonly string[], speakingNow: readonly string[], max: number): string[] {
+  const fresh = speakingNow.filter((id) => !recent.includes(id));
+  const next = [...fresh, ...recent];
+  while (next.length > max) {
+    let drop = -1;
+    for (let i = next.length - 1; i >= 0; i--) {
+      if (!speakingNow.includes(next[i]!)) {
+        drop = i;
+        break;
+      }
+    }
+    next.splice(drop < 0 ? next.length - 1 : drop, 1);
+  }
+  return next;
 }
 
 // --- what the grid shows ------------------------------------------------------------------

@@ -18,6 +18,7 @@ import {
 } from "./lobby";
 import { editServerOrRoom, parseInvite } from "./invite";
 import { applyEvent, initialRoomState, type RoomAction, type RoomState } from "./room";
+import { ViewSizeReporter } from "./viewSizes";
 
 const SAVE_DEBOUNCE_MS = 500;
 
@@ -36,9 +37,24 @@ export const pending = signal({ mic: false, camera: false, leave: false });
 /** The devices a `select_devices` in flight asks for (the room's device selects show them). */
 export const switchingDevices = signal<DeviceChoice | null>(null);
 
+/**
+ * Viewer hints: the tiles' shown sizes, sent to the backend (only changes). Outside a room
+ * there is nothing to tell; a failure (the room just ended) is of no consequence.
+ */
+export const viewSizes = new ViewSizeReporter((views) => {
+  if (room.value.view !== "room") return;
+  backend()
+    .setViewSizes(views)
+    .catch((e: unknown) => console.debug("videoroom: view sizes not sent:", e));
+});
+
 export function dispatch(action: RoomAction): void {
-  const next = applyEvent(room.value, action);
-  if (next !== room.value) room.value = next;
+  const before = room.value;
+  const next = applyEvent(before, action);
+  if (next === before) return;
+  // A room ended (or a new one began): the next room has been told no sizes.
+  if (before.view !== next.view) viewSizes.reset();
+  room.value = next;
 }
 
 /**
@@ -54,6 +70,8 @@ export async function start(): Promise<void> {
     appInfo.value = info;
     // Devices plugged in, or (in a browser) named once the page may use them.
     b.onDevicesChanged(() => void refreshDevices());
+    // Hidden or minimized: every remote video is told 0×0 (paused) until the window shows.
+    b.watchWindowVisible((visible) => viewSizes.setWindowVisible(visible));
   } catch (e) {
     fatal.value = describeError(toUiError(e));
     return;

@@ -1,6 +1,6 @@
 import { useEffect } from "preact/hooks";
 import { gridLayout, type Rect } from "../layout/grid";
-import { pickStage, presentationLayout } from "../layout/presentation";
+import { pickStage, presentationLayout, stripOrder } from "../layout/presentation";
 import { describeError } from "../state/errors";
 import { allTilesOf, stageCandidates, type Notice, type RoomState, type TileModel } from "../state/room";
 import { sharePending, stopScreenShare } from "../state/screen";
@@ -47,8 +47,14 @@ function arrange(state: RoomState, tiles: TileModel[], w: number, h: number): Ar
       presenting: false,
     };
   }
-  const strip = tiles.filter((t) => t.key !== stageKey);
-  const layout = presentationLayout(strip.length, w, h, GAP, { full: state.layout.full });
+  const inStrip = tiles.filter((t) => t.key !== stageKey);
+  const layout = presentationLayout(inStrip.length, w, h, GAP, { full: state.layout.full });
+  // More tiles than places: recent speakers get the places (the DOM order stays as it is).
+  const strip = stripOrder(
+    inStrip.map((t) => ({ key: t.key, speaker: t.kind === "person" ? t.peerId : null, tile: t })),
+    state.recentSpeakers,
+    layout.strip.length,
+  ).map((c) => c.tile);
   return {
     placed: tiles.map((tile) => {
       if (tile.key === stageKey) return { tile, rect: layout.stage, place: "stage" };

@@ -52,7 +52,13 @@ export function Tile({ model, rect, place, pinned }: Props) {
       data-track={track ?? undefined}
       onDblClick={togglePin}
     >
-      {track !== null && <Video track={track} onFirstFrame={() => setDrawnTrack(track)} />}
+      {track !== null && (
+        <Video
+          track={track}
+          peerId={model.isSelf ? undefined : model.peerId}
+          onFirstFrame={() => setDrawnTrack(track)}
+        />
+      )}
       {showPlaceholder && (
         <div class="placeholder">
           {screen ? <ScreenIcon size={40} /> : <div class="avatar">{initials(model.name)}</div>}

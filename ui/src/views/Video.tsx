@@ -3,11 +3,17 @@
 
 import { useEffect, useRef } from "preact/hooks";
 import { backend } from "../backend";
+import { useViewSize } from "./useViewSize";
 
 interface VideoProps {
   track: string;
   /** Called once the first frame is on screen. */
   onFirstFrame: () => void;
+  /**
+   * The publisher of a remote track: its shown size goes to the server as a viewer hint
+   * (useViewSize.ts). Omitted for our own camera and screen preview.
+   */
+  peerId?: string;
 }
 
 /** A canvas can be handed to the worker only once, so each track gets its own element. */
@@ -15,9 +21,10 @@ export function Video(props: VideoProps) {
   return <TrackView key={props.track} {...props} />;
 }
 
-function TrackView({ track, onFirstFrame }: VideoProps) {
+function TrackView({ track, onFirstFrame, peerId }: VideoProps) {
   const renderer = backend().video;
   const ref = useRef<HTMLCanvasElement & HTMLVideoElement>(null);
+  useViewSize(ref, peerId ?? null, track);
   const firstFrame = useRef(onFirstFrame);
   firstFrame.current = onFirstFrame;
   useEffect(() => {

@@ -12,12 +12,13 @@ import type { ModerationView } from "../../bindings/ModerationView";
 import type { Settings } from "../../bindings/Settings";
 import type { UiError } from "../../bindings/UiError";
 import type { UiEvent } from "../../bindings/UiEvent";
+import type { ViewSizeView } from "../../bindings/ViewSizeView";
 import type { ProbeResult } from "../../render/messages";
 import { toUiError } from "../../state/errors";
 import { INCOMPLETE_INVITE } from "../../state/invite";
 import { safeHref } from "../../state/links";
 import { SELF_TRACK } from "../../state/room";
-import { SCREEN_TRACK, type Backend, type InviteLink, type ScreenSources, type Startup, type VideoRenderer } from "../types";
+import { SCREEN_TRACK, watchPageVisible, type Backend, type InviteLink, type ScreenSources, type Startup, type VideoRenderer } from "../types";
 import { AudioOut } from "./audio";
 import { BUSY, INSECURE_CONTEXT, NOT_IN_ROOM } from "./errors";
 import { canChooseSpeaker, devicesFrom, openDevice, stop } from "./media";
@@ -67,6 +68,8 @@ export class BrowserBackend implements Backend {
   private readonly deviceHandlers = new Set<() => void>();
   /** Devices are listed with names once the page may use them. */
   private named = false;
+  /** Viewer hints the UI gave while `join` was still under way (`setViewSizes`). */
+  private earlyViews: ViewSizeView[] = [];
 
   readonly video: VideoRenderer = {
     element: "video",
@@ -210,6 +213,9 @@ export class BrowserBackend implements Backend {
         },
       );
       this.room = room;
+      const early = this.earlyViews;
+      this.earlyViews = [];
+      if (early.length > 0) room.setViewSizes(early);
       this.startMeters();
       saveSettings(this.local, this.session, settings);
       const path = roomPath(settings.room);
@@ -225,6 +231,7 @@ export class BrowserBackend implements Backend {
       throw toUiError(e);
     } finally {
       this.joining = false;
+      this.earlyViews = [];
     }
   }
 
@@ -337,6 +344,24 @@ export class BrowserBackend implements Backend {
 
   createInvite(ttlSecs: number, moderator: boolean): Promise<InviteLink> {
     return this.call(() => this.inRoom().createInvite(ttlSecs, moderator));
+  }
+
+  /**
+   * Viewer hints go on the room's socket (`set_view_sizes`), and again after a rejoin. The UI
+   * is in the room from the `joined` event on, while `join` may still be opening devices:
+   * hints given meanwhile wait for the room.
+   */
+  setViewSizes(views: ViewSizeView[]): Promise<void> {
+    if (this.room === null && this.joining) {
+      this.earlyViews.push(...views);
+      return Promise.resolve();
+    }
+    return this.call(() => this.inRoom().setViewSizes(views));
+  }
+
+  /** A hidden tab or a minimized browser window: `document.visibilityState`. */
+  watchWindowVisible(handler: (visible: boolean) => void): () => void {
+    return watchPageVisible(handler).stop;
   }
 
   /** The browser checks certificates itself (it never reports `untrusted_certificate`). */

@@ -28,6 +28,7 @@ import type { ScreenShareEnd } from "../../bindings/ScreenShareEnd";
 import type { TrackKind } from "../../bindings/TrackKind";
 import type { UiError } from "../../bindings/UiError";
 import type { UiEvent } from "../../bindings/UiEvent";
+import type { ViewSizeView } from "../../bindings/ViewSizeView";
 import type { InviteLink } from "../types";
 import {
   NOT_IN_ROOM,
@@ -45,6 +46,7 @@ import { PING_INTERVAL_MS, Rejoin, silent, type AttemptFailure } from "./reconne
 import { Signal, type JoinRequest } from "./signal";
 import { ALREADY_SHARING, BROWSER_PICKS, displayMedia, openScreen, type OpenedScreen } from "./screen";
 import { RoomModel, roomInfo, type Effect } from "./translate";
+import { ViewSizeBook } from "./viewSizes";
 import type { ClientMessage, DeclaredTrack, ServerMessage, WireIceServer, WireJoined } from "./wire";
 
 /** A device of ours the room keeps: camera or microphone. */
@@ -199,6 +201,8 @@ export class BrowserRoom {
   private stale = new Map<string, TrackKind>();
   /** Ends the rejoin loop's wait early (leave). */
   private wake: (() => void) | null = null;
+  /** Viewer hints: what the UI asked for, and what this session has been told. */
+  private readonly views = new ViewSizeBook();
 
   private constructor(
     private readonly params: RoomParams,
@@ -606,6 +610,10 @@ export class BrowserRoom {
     // A share that outlived the last session goes on in this one (under a new track id).
     if (this.share !== null && this.share.readyState === "live") this.addScreenTransceiver(session, this.share);
     void session.negotiation.offer();
+    // Viewer hints the UI gave go to this session too (for the tracks it still has).
+    const videos = [...this.model.remote.values()].filter((t) => t.kind === "video").map((t) => t.track_id);
+    this.views.newSession(new Set(videos));
+    this.flushViews();
     signal.listen(
       (msg) => this.onMessage(session, msg),
       (reason) => this.lose(session, reason),
@@ -660,7 +668,19 @@ export class BrowserRoom {
       this.dropStale((id) => id === event.trackId);
     }
     if (events.some((e) => e.type === "track_added")) this.bindRemote(session);
+    for (const event of events) {
+      if (event.type === "track_added" && event.kind === "video") this.views.trackAdded(event.trackId);
+      if (event.type === "track_removed") this.views.trackRemoved(event.trackId);
+    }
+    this.flushViews();
     if (effect) void this.onEffect(session, effect);
+  }
+
+  /** Sends the viewer hints changed since the last time (none while reconnecting: they wait). */
+  private flushViews(): void {
+    const session = this.session;
+    if (!session || this.state !== "joined") return;
+    for (const views of this.views.takeChanges()) session.signal.send({ type: "set_view_sizes", views });
   }
 
   private async onEffect(session: Session, effect: Effect): Promise<void> {
@@ -856,6 +876,16 @@ export class BrowserRoom {
   send(msg: ClientMessage): void {
     if (this.state === "over") throw NOT_IN_ROOM;
     if (!this.session || this.state !== "joined" || !this.session.signal.send(msg)) throw RECONNECTING;
+  }
+
+  /**
+   * Viewer hints: the device-pixel size the UI shows remote video tracks at (0×0: not shown).
+   * Only changes go out; kept across a reconnection and told to the next session.
+   */
+  setViewSizes(views: readonly ViewSizeView[]): void {
+    if (this.state === "over") throw NOT_IN_ROOM;
+    for (const v of views) this.views.set(v.peerId, v.trackId, v.width, v.height);
+    this.flushViews();
   }
 
   /** `create_invite` → `invite_created` (or the server's refusal). */

@@ -179,3 +179,13 @@ describe("RoomModel: messages", () => {
     });
   });
 });
+
+describe("active_speakers", () => {
+  it("becomes an `active_speakers` event, loudest first, junk ids dropped", () => {
+    const model = new RoomModel();
+    const applied = model.apply({ type: "active_speakers", peer_ids: ["b", 7 as unknown as string, "a"] });
+    expect(applied).toEqual({ events: [{ type: "active_speakers", peerIds: ["b", "a"] }], effect: null });
+    const none = model.apply({ type: "active_speakers", peer_ids: null as unknown as string[] });
+    expect(none.events).toEqual([{ type: "active_speakers", peerIds: [] }]);
+  });
+});

@@ -156,6 +156,11 @@ export class RoomModel {
         if (known.muted === t.muted) return none;
         return only({ type: "track_muted", trackId: t.track_id, muted: t.muted });
       }
+      case "active_speakers": {
+        // Loudest first; our ids (this session's or a ghost's) are the room state's to judge.
+        const ids = Array.isArray(msg.peer_ids) ? msg.peer_ids.filter((id) => typeof id === "string") : [];
+        return only({ type: "active_speakers", peerIds: ids });
+      }
       case "chat":
         return only({ type: "chat", message: chatView(msg.message) });
       case "room_updated":

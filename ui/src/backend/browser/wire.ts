@@ -74,7 +74,19 @@ export type ClientMessage =
   | { type: "remove_peer"; peer_id: string; reason?: string }
   | { type: "lock_room"; locked: boolean }
   | { type: "end_meeting" }
-  | { type: "create_invite"; ttl_secs: number; moderator: boolean };
+  | { type: "create_invite"; ttl_secs: number; moderator: boolean }
+  | { type: "set_view_sizes"; views: WireViewSize[] };
+
+/** A viewer hint: how large we show a remote video track, device pixels (0×0: not shown). */
+export interface WireViewSize {
+  peer_id: string;
+  track_id: string;
+  width: number;
+  height: number;
+}
+
+/** The most entries one `set_view_sizes` may carry (`MAX_VIEW_SIZES`). */
+export const MAX_VIEW_SIZES = 64;
 
 export interface WireJoined {
   type: "joined";
@@ -110,6 +122,7 @@ export type ServerMessage =
   | { type: "removed"; by: string; reason?: string | null }
   | { type: "meeting_ended"; by: string }
   | { type: "closing"; reason: string }
+  | { type: "active_speakers"; peer_ids: string[] }
   | { type: "invite_created"; token?: string | null; url?: string | null; expires_at?: number | null };
 
 /** Parses one text frame from the server; null if it is not a message object. */
