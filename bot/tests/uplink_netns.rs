@@ -6,6 +6,10 @@
 //! video freezes for over 1 s after the first 5 s of the cap. Nothing in the test tells the
 //! publisher about the limit.
 //!
+//! The call lasts long enough under the cap (~50 s) for the publisher's first probe (a paused
+//! layer resumed at its floor ~30 s after the pause, stopped as soon as less than what is sent
+//! arrives): a probe that froze the viewers would fail the test.
+//!
 //! The limit comes after the call is up (not from the start) because that is the case the
 //! estimator has to react to: a link that degrades under a running call, from an estimate and
 //! layers that fit the free link. From the start the first feedback already carries the
@@ -83,7 +87,7 @@ async fn a_capped_uplink_pauses_the_upper_layers_and_keeps_audio_and_video_flowi
         Some(&inside),
         &[
             "--duration",
-            "40s",
+            "60s",
             "--width",
             "1280",
             "--height",
@@ -99,7 +103,7 @@ async fn a_capped_uplink_pauses_the_upper_layers_and_keeps_audio_and_video_flowi
     );
     let watch = [
         "--duration",
-        "38s",
+        "58s",
         "--video",
         "none",
         "--audio",

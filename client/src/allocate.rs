@@ -19,7 +19,8 @@
 //! therefore rationed: none for [`PROBE_INTERVAL`] after the budget paused a layer, that
 //! interval doubles (up to [`MAX_PROBE_INTERVAL`]) after a failed probe (the layer paused again
 //! within [`PROBE_WINDOW`]) and is back to its start after a layer resumed by a probe stays on
-//! for [`PROBE_WINDOW`].
+//! for [`PROBE_WINDOW`]. A probe runs at the layer's floor, and stops at once if less than
+//! [`PROBE_GUARD_SHARE`] of what we send arrives.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -42,6 +43,12 @@ pub const DEMONSTRATED_WINDOW: Duration = Duration::from_secs(5);
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(30);
 /// The longest wait between probes after repeated failures.
 pub const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(120);
+/// While a probe runs, it has failed as soon as less than this share of what we sent arrives
+/// (the path queues or drops the excess), checked from [`PROBE_GUARD_AFTER`] on: the layer is
+/// paused at once instead of when the estimate has come down, which takes GCC seconds.
+pub const PROBE_GUARD_SHARE: f64 = 0.85;
+/// See [`PROBE_GUARD_SHARE`]: the estimator's rate windows (1 s) must hold some of the probe.
+pub const PROBE_GUARD_AFTER: Duration = Duration::from_millis(500);
 /// A layer resumed by a probe and paused again within this was a failed probe.
 pub const PROBE_WINDOW: Duration = Duration::from_secs(10);
 
@@ -52,6 +59,8 @@ pub struct Estimate {
     pub kbps: u32,
     /// What arrived at the other end over the estimator's last window, kbit/s.
     pub delivered_kbps: Option<u32>,
+    /// What we sent over the same window, kbit/s (by departure).
+    pub sent_kbps: Option<u32>,
 }
 
 /// What a track is, for precedence.
@@ -216,7 +225,14 @@ impl Allocator {
                     state.fits_since = None;
                     false
                 } else if state.active {
-                    if left >= floor {
+                    let probe_failed = state.probed_at.is_some_and(|p| {
+                        let since = now.saturating_duration_since(p);
+                        since >= PROBE_GUARD_AFTER && since < PROBE_WINDOW
+                    }) && matches!(
+                        (estimate.delivered_kbps, estimate.sent_kbps),
+                        (Some(d), Some(s)) if f64::from(d) < f64::from(s) * PROBE_GUARD_SHARE
+                    );
+                    if left >= floor && !probe_failed {
                         true
                     } else {
                         // Congestion: no probe for a while, longer if this was one.
@@ -263,7 +279,13 @@ impl Allocator {
                         state.probed_at = None;
                         self.probe_interval = PROBE_INTERVAL;
                     }
-                    let kbps = nominal.min(left).max(floor);
+                    // A probe runs at the layer's floor until it held: it overloads a path
+                    // that cannot carry it less, so the guard stops it before much is lost.
+                    let kbps = if state.probed_at.is_some() {
+                        floor
+                    } else {
+                        nominal.min(left).max(floor)
+                    };
                     left = left.saturating_sub(kbps);
                     out[t][i] = LayerDecision::Send(kbps);
                 } else {
@@ -307,6 +329,7 @@ mod tests {
         Some(Estimate {
             kbps,
             delivered_kbps: Some(kbps),
+            sent_kbps: Some(kbps),
         })
     }
 
@@ -422,6 +445,7 @@ mod tests {
         Some(Estimate {
             kbps,
             delivered_kbps: Some(delivered),
+            sent_kbps: Some(delivered),
         })
     }
 
@@ -468,6 +492,31 @@ mod tests {
             a.allocate(t0 + 3 * S, blind(900, 900), &tracks).tracks[0][1],
             Send(500)
         );
+    }
+
+    #[test]
+    fn a_probe_whose_excess_does_not_arrive_is_stopped_at_once() {
+        let tracks = [camera(), mic()];
+        let mut a = Allocator::new();
+        let t0 = Instant::now();
+        // Congestion pauses the half layer; 30 s later a blind estimate lets a probe resume it.
+        a.allocate(t0, blind(400, 400), &tracks);
+        let probe = resumed_after(&mut a, t0 + S, 900);
+        // The estimate is still high, but half of what is sent does not arrive.
+        let congested = Some(Estimate {
+            kbps: 900,
+            delivered_kbps: Some(400),
+            sent_kbps: Some(800),
+        });
+        let at = probe + PROBE_GUARD_AFTER;
+        let decided = a.allocate(at, congested, &tracks);
+        assert_eq!(decided.tracks[0][1], Paused, "{decided:?}");
+        // Before the guard's delay, the same figures do not stop it (the windows lag).
+        let mut b = Allocator::new();
+        b.allocate(t0, blind(400, 400), &tracks);
+        let probe = resumed_after(&mut b, t0 + S, 900);
+        let early = b.allocate(probe + Duration::from_millis(100), congested, &tracks);
+        assert_ne!(early.tracks[0][1], Paused);
     }
 
     #[test]

@@ -133,6 +133,7 @@ impl SendBudget {
                 Some(Estimate {
                     kbps: kbps(s.bps?),
                     delivered_kbps: s.delivered_bps.map(kbps),
+                    sent_kbps: s.sent_bps.map(kbps),
                 })
             });
         let mut demands = Vec::with_capacity(inner.tracks.len());
