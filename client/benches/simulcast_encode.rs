@@ -69,18 +69,22 @@ fn layers() -> Vec<(LayerSpec, LayerTarget)> {
 }
 
 /// The full layer's configuration, as `new_encoder` builds it for the camera (`cpu_used`
-/// overridden by `--cpu-used`).
+/// overridden by `--cpu-used`; the smaller layers' by `--small-cpu-used`).
 fn top_config() -> Vp8Config {
     let mut config = Vp8Config::new(WIDTH, HEIGHT, TOP_KBPS);
     config.fps = FPS;
-    if let Some(cpu) = std::env::args()
-        .skip_while(|a| a != "--cpu-used")
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(cpu) = arg_value("--cpu-used") {
         config.cpu_used = cpu;
     }
     config
+}
+
+/// The number after `flag` on the command line.
+fn arg_value(flag: &str) -> Option<i32> {
+    std::env::args()
+        .skip_while(|a| a != flag)
+        .nth(1)
+        .and_then(|v| v.parse().ok())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -135,11 +139,17 @@ fn run(variant: Variant, frames: &[I420Frame]) -> Run {
     let mut separate: Vec<Vp8Encoder> = if variant == Variant::Separate {
         layers
             .iter()
-            .map(|(_, t)| {
+            .enumerate()
+            .map(|(i, (_, t))| {
                 let mut c = top.clone();
                 c.width = t.width;
                 c.height = t.height;
                 c.target_kbps = t.target_kbps;
+                if i > 0
+                    && let Some(cpu) = arg_value("--small-cpu-used")
+                {
+                    c.cpu_used = cpu;
+                }
                 Vp8Encoder::new(c).expect("encoder")
             })
             .collect()
