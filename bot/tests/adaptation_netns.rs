@@ -11,26 +11,15 @@ mod common;
 
 use common::netns::Netns;
 use common::timeline::{freezes, sizes, wall_ms};
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::process::Command;
-use videoroom_server::Config;
-use videoroom_server::config::TlsSetting;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capped_downlink_gets_a_lower_layer_and_climbs_back() {
     let Some(net) = Netns::or_skip("bwe") else {
         return;
     };
-    let ip = IpAddr::V4(net.host_ip);
-    let server = videoroom_testkit::start_server(Config {
-        listen: SocketAddr::new(ip, 0),
-        rtc_bind_ip: ip,
-        tls: TlsSetting::Off,
-        ..videoroom_testkit::test_config()
-    })
-    .await;
-    let url = format!("ws://{}/ws", server.local_addr());
+    let (server, url) = net.server(false).await;
     let host = net.host_ip.to_string();
     let inside = net.ns_ip.to_string();
     let watch = [

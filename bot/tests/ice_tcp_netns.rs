@@ -13,12 +13,11 @@ mod common;
 
 use common::netns::Netns;
 use serde_json::Value;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::Command;
-use videoroom_server::config::TlsSetting;
 use videoroom_server::engine::io_tcp::TcpCounts;
 use videoroom_server::{Config, RunningServer};
 
@@ -35,15 +34,7 @@ fn udp_blocked_net() -> Option<Netns> {
 /// A server on the host's end of the veth: HTTP and media on `host_ip`, ICE-TCP on a free port,
 /// plain HTTP (the browser page is a secure context of its own, see the Chromium test).
 async fn server_on(net: &Netns) -> RunningServer {
-    let ip = IpAddr::V4(net.host_ip);
-    let config = Config {
-        listen: SocketAddr::new(ip, 0),
-        rtc_bind_ip: ip,
-        tcp_port: Some(0),
-        tls: TlsSetting::Off,
-        ..videoroom_testkit::test_config()
-    };
-    let server = videoroom_testkit::start_server(config).await;
+    let (server, _) = net.server(true).await;
     assert!(server.tcp_addr().is_some());
     server
 }

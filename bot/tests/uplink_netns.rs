@@ -22,11 +22,8 @@ mod common;
 use common::netns::Netns;
 use common::timeline::{freezes, sizes, wall_ms};
 use serde_json::Value;
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::process::Command;
-use videoroom_server::Config;
-use videoroom_server::config::TlsSetting;
 
 /// `[wall ms, budget kbit/s, layers paused by the budget, layers sent]` of the publisher's
 /// camera.
@@ -68,15 +65,7 @@ async fn a_capped_uplink_pauses_the_upper_layers_and_keeps_audio_and_video_flowi
     let Some(net) = Netns::or_skip("upl") else {
         return;
     };
-    let ip = IpAddr::V4(net.host_ip);
-    let server = videoroom_testkit::start_server(Config {
-        listen: SocketAddr::new(ip, 0),
-        rtc_bind_ip: ip,
-        tls: TlsSetting::Off,
-        ..videoroom_testkit::test_config()
-    })
-    .await;
-    let url = format!("ws://{}/ws", server.local_addr());
+    let (_server, url) = net.server(false).await;
     let host = net.host_ip.to_string();
     let inside = net.ns_ip.to_string();
     let mut publisher = common::spawn_via_media_ip(

@@ -131,11 +131,7 @@ fn a_capped_subscriber_steps_down_and_climbs_back() {
     let mut sim = Sim::new();
     let mut publisher = Publisher::new(&mut sim);
     publisher.frame(&mut sim);
-    assert!(sim.run_until(Duration::from_secs(1), |s| {
-        s.forwarder_of(publisher.i, "cam")
-            .is_some_and(|f| s.server.layers(f).len() == 3)
-    }));
-    let fwd = sim.forwarder_of(publisher.i, "cam").expect("forwarder");
+    let fwd = sim.wait_layers(publisher.i, "cam", 3);
     let capped = sim.connect_subscriber(fwd, 1, "cam", 0xCA9);
     let free = sim.connect_subscriber(fwd, 2, "cam", 0xF4EE);
     let start = sim.now;

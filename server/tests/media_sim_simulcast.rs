@@ -116,13 +116,7 @@ fn each_subscriber_gets_the_layer_that_fits_and_switches_are_seamless() {
     let mut sim = Sim::new();
     let mut publisher = Publisher::new(&mut sim);
     publisher.frame(&mut sim);
-    assert!(
-        sim.run_until(Duration::from_secs(1), |s| s
-            .forwarder_of(publisher.i, "cam")
-            .is_some_and(|f| s.server.layers(f).len() == 3)),
-        "the three layers did not open as one track"
-    );
-    let fwd = sim.forwarder_of(publisher.i, "cam").expect("forwarder");
+    let fwd = sim.wait_layers(publisher.i, "cam", 3);
     let opened = sim
         .events
         .iter()
@@ -234,11 +228,7 @@ fn a_layer_that_stops_is_replaced_by_the_next_one_down() {
     let mut sim = Sim::new();
     let mut publisher = Publisher::new(&mut sim);
     publisher.frame(&mut sim);
-    assert!(sim.run_until(Duration::from_secs(1), |s| {
-        s.forwarder_of(publisher.i, "cam")
-            .is_some_and(|f| s.server.layers(f).len() == 3)
-    }));
-    let fwd = sim.forwarder_of(publisher.i, "cam").expect("forwarder");
+    let fwd = sim.wait_layers(publisher.i, "cam", 3);
     let b = sim.connect_subscriber(fwd, 1, "cam", 0xB);
     for _ in 0..20 {
         publisher.frame(&mut sim);
@@ -282,11 +272,7 @@ fn the_publisher_is_told_which_layers_anyone_receives() {
     let mut sim = Sim::new();
     let mut publisher = Publisher::new(&mut sim);
     publisher.frame(&mut sim);
-    assert!(sim.run_until(Duration::from_secs(1), |s| {
-        s.forwarder_of(publisher.i, "cam")
-            .is_some_and(|f| s.server.layers(f).len() == 3)
-    }));
-    let fwd = sim.forwarder_of(publisher.i, "cam").expect("forwarder");
+    let fwd = sim.wait_layers(publisher.i, "cam", 3);
     // Nobody subscribed: after the release delay, nothing is wanted.
     for _ in 0..80 {
         publisher.frame(&mut sim);
@@ -354,11 +340,7 @@ fn padding_only_packets_are_not_forwarded_and_leave_no_gap() {
     let mut sim = Sim::new();
     let mut publisher = Publisher::new(&mut sim);
     publisher.frame(&mut sim);
-    assert!(sim.run_until(Duration::from_secs(1), |s| {
-        s.forwarder_of(publisher.i, "cam")
-            .is_some_and(|f| s.server.layers(f).len() == 3)
-    }));
-    let fwd = sim.forwarder_of(publisher.i, "cam").expect("forwarder");
+    let fwd = sim.wait_layers(publisher.i, "cam", 3);
     let b = sim.connect_subscriber(fwd, 1, "cam", 0xB);
     for _ in 0..60 {
         publisher.frame(&mut sim);

@@ -187,6 +187,22 @@ impl Netns {
         limit(Some(&self.ns), &self.ns_if, kbit_per_s)
     }
 
+    /// A server in this process on the host's end of the veth: HTTP (plain) and media on
+    /// `host_ip`, ICE over TCP on a free port when `ice_tcp`. Its `ws://` URL comes with it.
+    pub async fn server(&self, ice_tcp: bool) -> (videoroom_server::RunningServer, String) {
+        let ip = std::net::IpAddr::V4(self.host_ip);
+        let server = videoroom_testkit::start_server(videoroom_server::Config {
+            listen: std::net::SocketAddr::new(ip, 0),
+            rtc_bind_ip: ip,
+            tcp_port: ice_tcp.then_some(0),
+            tls: videoroom_server::config::TlsSetting::Off,
+            ..videoroom_testkit::test_config()
+        })
+        .await;
+        let url = format!("ws://{}/ws", server.local_addr());
+        (server, url)
+    }
+
     /// `program` run inside the namespace.
     pub fn command(&self, program: &str) -> Command {
         let mut command = Command::new("ip");

@@ -260,6 +260,18 @@ impl Sim {
         }
     }
 
+    /// Runs until client `i`'s `track_id` is one forwarder with `layers` layers (its simulcast
+    /// layers opened); panics after 1 s of simulated time. Returns the forwarder.
+    pub fn wait_layers(&mut self, i: usize, track_id: &str, layers: usize) -> FwdKey {
+        assert!(
+            self.run_until(Duration::from_secs(1), |s| s
+                .forwarder_of(i, track_id)
+                .is_some_and(|f| s.server.layers(f).len() == layers)),
+            "client {i}'s {track_id} did not open {layers} layers as one track"
+        );
+        self.forwarder_of(i, track_id).expect("forwarder")
+    }
+
     /// Client `i` sends `packet` on layer `rid` of a simulcast track: its SSRC, and the MID and
     /// RID header extensions with the ids the offer negotiated, as a browser does.
     pub fn send_layer(
