@@ -7,7 +7,7 @@
 use super::core::{CoreEvent, FwdKey, LegKey, MediaCore, PeerKey, guarded, log_rtc_error};
 use super::layers::{
     Demand, Layer, LegStream, MAX_LAYERS, UP_HOLD, UpBlock, Verdict, View, choose, ideal,
-    within_budget, within_budget_any,
+    split_budget, within_budget, within_budget_any,
 };
 use super::speakers::{LevelMeter, parse_audio_level};
 use super::vp8;
@@ -375,7 +375,7 @@ impl MediaCore {
         let subscribers: Vec<PeerKey> = f.legs.values().map(|l| l.peer).collect();
         let budgets: HashMap<PeerKey, u64> = subscribers
             .into_iter()
-            .filter_map(|p| self.video_share(p).map(|b| (p, b)))
+            .filter_map(|p| self.video_share(p, fwd).map(|b| (p, b)))
             .collect();
         let Some(f) = self.fwds.get_mut(&fwd) else {
             return;
@@ -398,28 +398,40 @@ impl MediaCore {
         }
     }
 
-    /// One video leg's share of `peer`'s downlink estimate: the estimate less an allowance
-    /// per audio leg, split evenly among its video legs that are shown. `None` without an
-    /// estimate (no TWCC feedback yet).
-    fn video_share(&self, peer: PeerKey) -> Option<u64> {
+    /// The share of `peer`'s downlink estimate for its leg of `of`: the estimate less an
+    /// allowance per audio leg, shared between its shown video legs by what each view calls for
+    /// ([`split_budget`]). `None` without an estimate (no TWCC feedback yet).
+    fn video_share(&self, peer: PeerKey, of: FwdKey) -> Option<u64> {
         let p = self.peers.get(&peer)?;
         let estimate = p.downlink.bps()?;
-        let (mut audio, mut video) = (0u64, 0u64);
+        let mut audio = 0u64;
+        let mut wants: Vec<(FwdKey, u64)> = Vec::new();
         for (fwd, leg) in p.legs.values() {
             let Some(f) = self.fwds.get(fwd) else {
                 continue;
             };
             if f.kind == RtpCodecKind::Audio {
                 audio += 1;
-            } else if f
-                .legs
-                .get(leg)
-                .is_some_and(|l| l.stream.view != View::Hidden)
-            {
-                video += 1;
+                continue;
             }
+            let Some(l) = f.legs.get(leg).filter(|l| l.stream.view != View::Hidden) else {
+                continue;
+            };
+            let want = ideal(l.stream.view, &f.layers)
+                .and_then(|i| f.layers.get(i))
+                .map_or(0, |layer| layer.rate_bps as u64);
+            wants.push((*fwd, want));
         }
-        Some(estimate.saturating_sub(audio * AUDIO_ALLOWANCE_BPS) / video.max(1))
+        let budget = estimate.saturating_sub(audio * AUDIO_ALLOWANCE_BPS);
+        let rates: Vec<u64> = wants.iter().map(|&(_, w)| w).collect();
+        let shares = split_budget(budget, &rates);
+        Some(
+            wants
+                .iter()
+                .zip(shares)
+                .find(|((fwd, _), _)| *fwd == of)
+                .map_or(budget, |(_, share)| share),
+        )
     }
 
     pub(super) fn send_pli(&mut self, now: Instant, fwd: FwdKey, layer: usize) {

@@ -272,6 +272,33 @@ fn fit(
         .map(|&(i, _)| i)
 }
 
+/// Shares a subscriber's video budget between its shown video tracks by what each one's view
+/// calls for (`wants`, bits/s of the layer it would get with room enough; 0 = not measured:
+/// counted as an even share). With room for all, each gets its want and an even part of the
+/// rest (a step up stays possible); without, each gets the same fraction of its want, so a
+/// stage and a thumbnail come down together instead of the stage starving first.
+pub fn split_budget(budget: u64, wants: &[u64]) -> Vec<u64> {
+    if wants.is_empty() {
+        return Vec::new();
+    }
+    let n = wants.len() as u64;
+    let even = budget / n;
+    let wants: Vec<u64> = wants
+        .iter()
+        .map(|&w| if w == 0 { even } else { w })
+        .collect();
+    let total: u64 = wants.iter().sum();
+    if total <= budget {
+        let extra = (budget - total) / n;
+        wants.iter().map(|&w| w + extra).collect()
+    } else {
+        wants
+            .iter()
+            .map(|&w| (u128::from(budget) * u128::from(w) / u128::from(total.max(1))) as u64)
+            .collect()
+    }
+}
+
 /// The layer `view` calls for if every layer were sent (dynacast: what the publisher should
 /// encode), among the layers whose size is known; `None` when hidden. Without any size known,
 /// the first layer.
@@ -708,6 +735,22 @@ mod tests {
         let back = t0 + LAYER_WARMUP + LAYER_STALE * 2;
         l.on_packet(back, 100);
         assert!(!l.settled(back));
+    }
+
+    #[test]
+    fn a_budget_is_shared_by_what_each_view_calls_for() {
+        // A stage (1.5 Mbit/s) and two thumbnails (150 kbit/s) in 3 Mbit/s: all fit, the rest
+        // is spread.
+        assert_eq!(
+            split_budget(3_000_000, &[1_500_000, 150_000, 150_000]),
+            vec![1_900_000, 550_000, 550_000]
+        );
+        // In 900 kbit/s: the same fraction of each (1.5M : 150k : 150k).
+        let s = split_budget(900_000, &[1_500_000, 150_000, 150_000]);
+        assert_eq!(s, vec![750_000, 75_000, 75_000]);
+        // Not measured yet: an even share.
+        assert_eq!(split_budget(600_000, &[0, 0]), vec![300_000, 300_000]);
+        assert!(split_budget(1, &[]).is_empty());
     }
 
     #[test]
