@@ -175,6 +175,75 @@ fn error_text(ctx: *mut vpx::vpx_codec_ctx_t) -> String {
     }
 }
 
+/// Describes `frame`'s planes to libvpx without copying them (the image borrows the frame's
+/// buffers: use it only while `frame` lives).
+pub(crate) fn wrap_i420(frame: &I420Frame) -> Result<vpx::vpx_image_t, Vp8Error> {
+    let mut image = MaybeUninit::<vpx::vpx_image_t>::uninit();
+    // SAFETY: `vpx_img_wrap` fully initialises `*image` (returning it) for a valid format and
+    // non-zero size; it only stores the data pointer, which is replaced below. Returns NULL
+    // on bad arguments, which is checked.
+    let wrapped = unsafe {
+        vpx::vpx_img_wrap(
+            image.as_mut_ptr(),
+            vpx::vpx_img_fmt::VPX_IMG_FMT_I420,
+            frame.width(),
+            frame.height(),
+            1,
+            frame.y().as_ptr().cast_mut(),
+        )
+    };
+    if wrapped.is_null() {
+        return Err(Vp8Error::InvalidConfig(
+            "vpx_img_wrap rejected the frame".into(),
+        ));
+    }
+    // SAFETY: initialised by the successful `vpx_img_wrap` above.
+    let mut image = unsafe { image.assume_init() };
+    image.planes[0] = frame.y().as_ptr().cast_mut();
+    image.planes[1] = frame.u().as_ptr().cast_mut();
+    image.planes[2] = frame.v().as_ptr().cast_mut();
+    image.planes[3] = ptr::null_mut();
+    image.stride[0] = frame.width() as c_int;
+    image.stride[1] = frame.chroma_width() as c_int;
+    image.stride[2] = frame.chroma_width() as c_int;
+    image.stride[3] = 0;
+    Ok(image)
+}
+
+/// The frame packets `ctx` produced on its last encode call, concatenated (empty when rate
+/// control dropped the frame), and whether any was a keyframe.
+///
+/// # Safety
+/// `ctx` is an initialised encoder context.
+pub(crate) unsafe fn drain_frames(ctx: &mut vpx::vpx_codec_ctx_t) -> (Vec<u8>, bool) {
+    let mut data = Vec::new();
+    let mut keyframe = false;
+    let mut iter: vpx::vpx_codec_iter_t = ptr::null();
+    loop {
+        // SAFETY: the context is initialised (the caller's contract); `iter` starts NULL and is
+        // only advanced by libvpx.
+        let packet = unsafe { vpx::vpx_codec_get_cx_data(ctx, &mut iter) };
+        if packet.is_null() {
+            break;
+        }
+        // SAFETY: a non-NULL packet is valid until the next encode call; `kind` tells which
+        // union member is live, and for frame packets `buf`/`sz` describe a readable buffer.
+        unsafe {
+            if (*packet).kind == vpx::vpx_codec_cx_pkt_kind::VPX_CODEC_CX_FRAME_PKT {
+                let f = (*packet).data.frame;
+                if !f.buf.is_null() && f.sz > 0 {
+                    data.extend_from_slice(std::slice::from_raw_parts(
+                        f.buf.cast::<u8>(),
+                        f.sz as usize,
+                    ));
+                }
+                keyframe |= f.flags & vpx::VPX_FRAME_IS_KEY != 0;
+            }
+        }
+    }
+    (data, keyframe)
+}
+
 fn check(
     ctx: *mut vpx::vpx_codec_ctx_t,
     call: &'static str,
@@ -415,35 +484,7 @@ impl Vp8Encoder {
         };
 
         // Describe the frame's planes to libvpx without copying them.
-        let mut image = MaybeUninit::<vpx::vpx_image_t>::uninit();
-        // SAFETY: `vpx_img_wrap` fully initialises `*image` (returning it) for a valid format and
-        // non-zero size; it only stores the data pointer, which is replaced below. Returns NULL
-        // on bad arguments, which is checked.
-        let wrapped = unsafe {
-            vpx::vpx_img_wrap(
-                image.as_mut_ptr(),
-                vpx::vpx_img_fmt::VPX_IMG_FMT_I420,
-                frame.width(),
-                frame.height(),
-                1,
-                frame.y().as_ptr().cast_mut(),
-            )
-        };
-        if wrapped.is_null() {
-            return Err(Vp8Error::InvalidConfig(
-                "vpx_img_wrap rejected the frame".into(),
-            ));
-        }
-        // SAFETY: initialised by the successful `vpx_img_wrap` above.
-        let mut image = unsafe { image.assume_init() };
-        image.planes[0] = frame.y().as_ptr().cast_mut();
-        image.planes[1] = frame.u().as_ptr().cast_mut();
-        image.planes[2] = frame.v().as_ptr().cast_mut();
-        image.planes[3] = ptr::null_mut();
-        image.stride[0] = frame.width() as c_int;
-        image.stride[1] = frame.chroma_width() as c_int;
-        image.stride[2] = frame.chroma_width() as c_int;
-        image.stride[3] = 0;
+        let image = wrap_i420(frame)?;
 
         // SAFETY: the context is initialised; `image` describes planes of exactly the sizes
         // libvpx reads for a `width`×`height` I420 image (checked by `I420Frame` and the size
@@ -463,33 +504,9 @@ impl Vp8Encoder {
         check(&mut *self.ctx, "vpx_codec_encode", code)?;
         self.last_pts = Some(pts);
 
-        let mut data = Vec::new();
-        let mut keyframe = false;
-        let mut got_frame = false;
-        let mut iter: vpx::vpx_codec_iter_t = ptr::null();
-        loop {
-            // SAFETY: context initialised; `iter` starts NULL and is only advanced by libvpx.
-            let packet = unsafe { vpx::vpx_codec_get_cx_data(&mut *self.ctx, &mut iter) };
-            if packet.is_null() {
-                break;
-            }
-            // SAFETY: a non-NULL packet is valid until the next encode call; `kind` tells which
-            // union member is live, and for frame packets `buf`/`sz` describe a readable buffer.
-            unsafe {
-                if (*packet).kind == vpx::vpx_codec_cx_pkt_kind::VPX_CODEC_CX_FRAME_PKT {
-                    let f = (*packet).data.frame;
-                    if !f.buf.is_null() && f.sz > 0 {
-                        data.extend_from_slice(std::slice::from_raw_parts(
-                            f.buf.cast::<u8>(),
-                            f.sz as usize,
-                        ));
-                    }
-                    keyframe |= f.flags & vpx::VPX_FRAME_IS_KEY != 0;
-                    got_frame = true;
-                }
-            }
-        }
-        if !got_frame || data.is_empty() {
+        // SAFETY: the context is initialised (by `new`).
+        let (data, keyframe) = unsafe { drain_frames(&mut self.ctx) };
+        if data.is_empty() {
             // Dropped by rate control: a wanted keyframe stays wanted for the next frame.
             return Ok(None);
         }

@@ -19,11 +19,11 @@
 
 use std::mem::MaybeUninit;
 use std::os::raw::{c_int, c_long, c_ulong};
-use std::ptr;
 
 use vpx_sys as vpx;
 
 use super::downscale::downscale;
+use super::vp8::{drain_frames, wrap_i420};
 use super::{EncodedFrame, I420Frame, Vp8Config, Vp8Error};
 
 /// RTP's 90 kHz clock, also used as the encoder's timebase (as in [`super::vp8`]).
@@ -490,7 +490,7 @@ impl Vp8MultiEncoder {
             if picture.width() != layer.target.width || picture.height() != layer.target.height {
                 return Err(Vp8Error::InvalidConfig("layer picture size".into()));
             }
-            images.push(wrap(picture)?);
+            images.push(wrap_i420(picture)?);
         }
         // Presentation time in the 90 kHz timebase from the capture clock, strictly increasing.
         let first = *self
@@ -536,7 +536,8 @@ impl Vp8MultiEncoder {
 
         let mut out = Vec::with_capacity(count);
         for (i, (ctx, layer)) in self.ctxs.iter_mut().zip(&self.layers).enumerate() {
-            let (data, keyframe) = drain(ctx);
+            // SAFETY: every context was initialised by `vpx_codec_enc_init_multi_ver` (`new`).
+            let (data, keyframe) = unsafe { drain_frames(ctx) };
             if layer.paused || data.is_empty() {
                 // Dropped by rate control: a wanted keyframe stays wanted.
                 out.push(None);
@@ -554,69 +555,6 @@ impl Vp8MultiEncoder {
         }
         Ok(out)
     }
-}
-
-/// Describes `frame`'s planes to libvpx without copying them.
-fn wrap(frame: &I420Frame) -> Result<vpx::vpx_image_t, Vp8Error> {
-    let mut image = MaybeUninit::<vpx::vpx_image_t>::uninit();
-    // SAFETY: `vpx_img_wrap` fully initialises `*image` (returning it) for a valid format and
-    // non-zero size, or returns NULL (checked). It only stores the data pointer, replaced below.
-    let wrapped = unsafe {
-        vpx::vpx_img_wrap(
-            image.as_mut_ptr(),
-            vpx::vpx_img_fmt::VPX_IMG_FMT_I420,
-            frame.width(),
-            frame.height(),
-            1,
-            frame.y().as_ptr().cast_mut(),
-        )
-    };
-    if wrapped.is_null() {
-        return Err(Vp8Error::InvalidConfig(
-            "vpx_img_wrap rejected the frame".into(),
-        ));
-    }
-    // SAFETY: initialised by the successful `vpx_img_wrap` above.
-    let mut image = unsafe { image.assume_init() };
-    image.planes[0] = frame.y().as_ptr().cast_mut();
-    image.planes[1] = frame.u().as_ptr().cast_mut();
-    image.planes[2] = frame.v().as_ptr().cast_mut();
-    image.planes[3] = ptr::null_mut();
-    image.stride[0] = frame.width() as c_int;
-    image.stride[1] = frame.chroma_width() as c_int;
-    image.stride[2] = frame.chroma_width() as c_int;
-    image.stride[3] = 0;
-    Ok(image)
-}
-
-/// The frame packets `ctx` produced on the last encode call, concatenated, and whether any was
-/// a keyframe.
-fn drain(ctx: &mut vpx::vpx_codec_ctx_t) -> (Vec<u8>, bool) {
-    let mut data = Vec::new();
-    let mut keyframe = false;
-    let mut iter: vpx::vpx_codec_iter_t = ptr::null();
-    loop {
-        // SAFETY: the context is initialised; `iter` starts NULL and is only advanced by libvpx.
-        let packet = unsafe { vpx::vpx_codec_get_cx_data(ctx, &mut iter) };
-        if packet.is_null() {
-            break;
-        }
-        // SAFETY: a non-NULL packet is valid until the next encode call; `kind` tells which
-        // union member is live, and for frame packets `buf`/`sz` describe a readable buffer.
-        unsafe {
-            if (*packet).kind == vpx::vpx_codec_cx_pkt_kind::VPX_CODEC_CX_FRAME_PKT {
-                let f = (*packet).data.frame;
-                if !f.buf.is_null() && f.sz > 0 {
-                    data.extend_from_slice(std::slice::from_raw_parts(
-                        f.buf.cast::<u8>(),
-                        f.sz as usize,
-                    ));
-                }
-                keyframe |= f.flags & vpx::VPX_FRAME_IS_KEY != 0;
-            }
-        }
-    }
-    (data, keyframe)
 }
 
 impl Drop for Vp8MultiEncoder {
