@@ -8,6 +8,7 @@
 //! ended the meeting.
 
 mod chat;
+mod replay;
 mod screen;
 mod stats;
 
@@ -34,22 +35,41 @@ use videoroom_protocol::{ErrorCode, MediaKind, PeerId, TrackId, TrackInfo, Track
 #[command(name = "videoroom-bot", version, about)]
 struct Args {
     /// Signaling URL of the server, e.g. ws://127.0.0.1:8080/ws.
-    #[arg(long, env = "VIDEOROOM_SERVER")]
-    server: String,
+    #[arg(
+        long,
+        env = "VIDEOROOM_SERVER",
+        required_unless_present = "write_fixture"
+    )]
+    server: Option<String>,
     /// Room to join.
-    #[arg(long)]
-    room: String,
+    #[arg(long, required_unless_present = "write_fixture")]
+    room: Option<String>,
     /// Display name.
     #[arg(long, default_value = "bot")]
     name: String,
     /// Video to publish: `pattern` (moving test pattern with frame number and capture time
-    /// burned in), `file:PATH` (a .y4m file, looped), `camera` or `camera:DEVICE`, `none`.
+    /// burned in), `file:PATH` (a .y4m file, looped), `camera` or `camera:DEVICE`,
+    /// `replay:DIR` (a fixture from `--write-fixture`, sent as recorded: no encoding), `none`.
     #[arg(long, default_value = "pattern", value_parser = parse_video)]
     video: VideoArg,
     /// Audio to publish: `tone` (sine), `file:PATH` (a 48 kHz .wav file, looped), `mic` or
-    /// `mic:DEVICE`, `none`.
+    /// `mic:DEVICE`, `replay:DIR` (a fixture's Opus packets, looped), `none`.
     #[arg(long, default_value = "tone", value_parser = parse_audio)]
     audio: AudioArg,
+    /// Write a replay fixture to this directory and exit (no server, no room): the pattern
+    /// (`--width`, `--height`, `--fps`) encoded as the camera's simulcast layers at
+    /// `--video-kbps`, a keyframe every second on every layer, each frame stamped with the
+    /// time `--video replay:DIR` will send it (from `--fixture-start-in` on), and the tone
+    /// (`--tone-hz`, `--tone-amplitude`) as Opus.
+    #[arg(long, value_name = "DIR")]
+    write_fixture: Option<PathBuf>,
+    /// The fixture's length.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, requires = "write_fixture")]
+    fixture_seconds: Duration,
+    /// When the fixture's first frame is due, from now: a replay sends each frame at its
+    /// stamped time (frames already due when it starts are skipped).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, requires = "write_fixture")]
+    fixture_start_in: Duration,
     /// Stay this long, then leave (e.g. `30s`, `2m`). Default: until Ctrl-C.
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
@@ -166,6 +186,7 @@ enum VideoArg {
     Pattern,
     File(PathBuf),
     Camera(Option<String>),
+    Replay(PathBuf),
     None,
 }
 
@@ -174,6 +195,7 @@ enum AudioArg {
     Tone,
     File(PathBuf),
     Mic(Option<String>),
+    Replay(PathBuf),
     None,
 }
 
@@ -185,10 +207,12 @@ fn parse_video(s: &str) -> Result<VideoArg, String> {
         _ => {
             if let Some(path) = s.strip_prefix("file:").filter(|p| !p.is_empty()) {
                 Ok(VideoArg::File(path.into()))
+            } else if let Some(dir) = s.strip_prefix("replay:").filter(|p| !p.is_empty()) {
+                Ok(VideoArg::Replay(dir.into()))
             } else if let Some(device) = s.strip_prefix("camera:").filter(|d| !d.is_empty()) {
                 Ok(VideoArg::Camera(Some(device.to_owned())))
             } else {
-                Err("expected pattern, file:PATH, camera, camera:DEVICE or none".into())
+                Err("expected pattern, file:PATH, camera, camera:DEVICE, replay:DIR or none".into())
             }
         }
     }
@@ -209,10 +233,12 @@ fn parse_audio(s: &str) -> Result<AudioArg, String> {
         _ => {
             if let Some(path) = s.strip_prefix("file:").filter(|p| !p.is_empty()) {
                 Ok(AudioArg::File(path.into()))
+            } else if let Some(dir) = s.strip_prefix("replay:").filter(|p| !p.is_empty()) {
+                Ok(AudioArg::Replay(dir.into()))
             } else if let Some(device) = s.strip_prefix("mic:").filter(|d| !d.is_empty()) {
                 Ok(AudioArg::Mic(Some(device.to_owned())))
             } else {
-                Err("expected tone, file:PATH, mic, mic:DEVICE or none".into())
+                Err("expected tone, file:PATH, mic, mic:DEVICE, replay:DIR or none".into())
             }
         }
     }
@@ -242,6 +268,7 @@ fn parse_view_size(s: &str) -> Result<(u32, u32), String> {
 }
 
 mod exit {
+    pub const OK: u8 = 0;
     pub const FAILURE: u8 = 1;
     pub const BAD_ARGUMENTS: u8 = 2;
     pub const UNREACHABLE: u8 = 3;
@@ -311,6 +338,12 @@ fn join_options(args: &Args) -> Result<JoinOptions, String> {
             fps,
             kbps,
         ),
+        VideoArg::Replay(dir) => {
+            let replay = replay::ReplayVideo::open(dir).map_err(|e| format!("--video: {e}"))?;
+            let meta = replay.meta();
+            let (fw, fh, ffps, fkbps) = (meta.width, meta.height, meta.fps, meta.target_kbps);
+            options.with_video(Box::new(replay), fw, fh, ffps, fkbps)
+        }
         VideoArg::None => options,
     };
     options = match &args.audio {
@@ -326,12 +359,61 @@ fn join_options(args: &Args) -> Result<JoinOptions, String> {
         AudioArg::Mic(device) => options.with_audio_input(AudioInput::Microphone {
             device: device.clone(),
         }),
+        AudioArg::Replay(dir) => {
+            let replay = replay::ReplayAudio::open(dir).map_err(|e| format!("--audio: {e}"))?;
+            options.with_audio(Box::new(replay))
+        }
         AudioArg::None => options,
     };
     Ok(options)
 }
 
+/// `--write-fixture`: writes the fixture; the exit code.
+fn write_fixture(args: &Args, dir: &std::path::Path) -> u8 {
+    let start = videoroom_client::media::unix_micros_now()
+        + u64::try_from(args.fixture_start_in.as_micros()).unwrap_or(u64::MAX / 2);
+    let spec = replay::FixtureSpec {
+        width: args.width,
+        height: args.height,
+        fps: args.fps,
+        seconds: args.fixture_seconds.as_secs().clamp(1, 3600) as u32,
+        start_unix_micros: start,
+        target_kbps: args.video_kbps,
+        keyframe_interval: args.fps,
+        tone_hz: args.tone_hz,
+        amplitude: args.tone_amplitude,
+    };
+    let began = Instant::now();
+    match replay::generate(dir, &spec) {
+        Ok(meta) => {
+            if !args.quiet {
+                println!(
+                    "fixture {}: {} frames of {:?} at {} fps, first due at {} µs, written in {:.1} s",
+                    dir.display(),
+                    meta.frames,
+                    meta.layers,
+                    meta.fps,
+                    meta.start_unix_micros,
+                    began.elapsed().as_secs_f64()
+                );
+            }
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("videoroom-bot: --write-fixture: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
 async fn run(args: Args) -> u8 {
+    if let Some(dir) = &args.write_fixture {
+        return write_fixture(&args, dir);
+    }
+    let (server, room_name) = (
+        args.server.clone().unwrap_or_default(),
+        args.room.clone().unwrap_or_default(),
+    );
     let options = match join_options(&args) {
         Ok(o) => o,
         Err(e) => {
@@ -370,12 +452,12 @@ async fn run(args: Args) -> u8 {
         None => None,
     };
     let started = Instant::now();
-    let (room, mut events) = match Room::join(&args.server, &args.room, &args.name, options).await {
+    let (room, mut events) = match Room::join(&server, &room_name, &args.name, options).await {
         Ok(joined) => joined,
         Err(e) => {
             eprintln!(
                 "videoroom-bot: cannot join room {:?} on {}: {e}",
-                args.room, args.server
+                room_name, server
             );
             return match &e {
                 JoinError::Unreachable(_) | JoinError::Timeout(_) => exit::UNREACHABLE,
@@ -392,7 +474,7 @@ async fn run(args: Args) -> u8 {
     if !args.quiet {
         println!(
             "joined room {:?} as {:?} ({}) in {join_ms:.0} ms",
-            args.room,
+            room_name,
             args.name,
             room.peer_id()
         );
@@ -1076,7 +1158,7 @@ impl Bot {
             });
         }
         Report {
-            room: args.room.clone(),
+            room: args.room.clone().unwrap_or_default(),
             name: args.name.clone(),
             peer_id: room.peer_id().to_string(),
             duration_s: elapsed,

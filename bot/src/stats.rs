@@ -45,6 +45,7 @@ pub struct VideoWatch {
     /// [`MAX_TIMELINE`].
     pub freeze_list: Vec<(u64, u64)>,
     last_decoded: Option<Instant>,
+    last_size: Option<(u32, u32)>,
     muted: bool,
 }
 
@@ -85,15 +86,24 @@ impl VideoWatch {
                 }
             }
         }
+        let resized = self.last_size.is_some_and(|last| last != size);
         if self.sizes.last().is_none_or(|&(_, w, h)| (w, h) != size)
             && self.sizes.len() < MAX_TIMELINE
         {
             self.sizes.push((wall_ms, size.0, size.1));
         }
+        self.last_size = Some(size);
         self.last_decoded = Some(decoded_at);
         if let Some((number, capture_micros)) = stamp {
             self.stamped_frames += 1;
-            if self.last_number.is_some_and(|last| number <= last) {
+            // A simulcast layer switch may show the same capture again: the server forwards the
+            // target layer's keyframe, which can be the frame just shown from the other layer
+            // (the publisher sends a capture's layers one after the other). The same number at
+            // a new size is that; a smaller number, or the same at the same size, is not.
+            if self
+                .last_number
+                .is_some_and(|last| number < last || (number == last && !resized))
+            {
                 self.number_regressions += 1;
             }
             self.last_number = Some(number);
@@ -309,5 +319,23 @@ mod tests {
         assert_eq!(w.number_regressions, 1);
         assert_eq!(w.sizes, vec![(0, 640, 360), (700, 320, 180)]);
         assert_eq!(w.freeze_list, vec![(700, 667)]);
+    }
+
+    #[test]
+    fn a_layer_switch_may_show_the_same_capture_again_but_never_an_older_one() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut w = VideoWatch::default();
+        w.on_frame(at(0), 0, Some((10, 0)), (640, 360));
+        // The switch target's keyframe of the same capture, smaller: a switch, not a regression.
+        w.on_frame(at(5), 5_000, Some((10, 0)), (320, 180));
+        w.on_frame(at(33), 33_000, Some((11, 0)), (320, 180));
+        assert_eq!(w.number_regressions, 0);
+        // The same capture at the same size is a duplicate.
+        w.on_frame(at(40), 40_000, Some((11, 0)), (320, 180));
+        assert_eq!(w.number_regressions, 1);
+        // An older capture is a regression even across a switch.
+        w.on_frame(at(66), 66_000, Some((10, 0)), (640, 360));
+        assert_eq!(w.number_regressions, 2);
     }
 }

@@ -552,9 +552,66 @@ struct EncodeStage {
     control: Arc<VideoControl>,
     /// A screen share's scaling and motion gate (`None` for a camera).
     screen: Option<ScreenPrep>,
+    /// An encoded source ([`VideoSource::encoded`]): the layers (bits in the control's layer
+    /// order) that wait for their next recorded keyframe (asked for, or resumed).
+    replay_waiting: u32,
 }
 
 impl EncodeStage {
+    /// The step of an encoded source: its next capture's layers as recorded, less the paused
+    /// ones; a layer asked for a keyframe (or resumed) skips its frames until its next
+    /// recorded keyframe. No encoder runs; a budget's bitrates are not followed.
+    fn replay_step(
+        &mut self,
+        keyframes: u32,
+        paused: u32,
+        order: &[u32],
+    ) -> Result<Vec<(usize, EncodedFrame)>, PublishError> {
+        self.replay_waiting |= keyframes;
+        let Some(source) = self.source.encoded() else {
+            return Ok(Vec::new());
+        };
+        let frames = source.next_frames()?;
+        let mut out = Vec::with_capacity(frames.len());
+        for (index, frame) in frames {
+            let Some(layer) = self.layers.get(index) else {
+                continue;
+            };
+            let Some(position) = order.iter().position(|&s| s == layer.spec.ssrc) else {
+                continue;
+            };
+            let bit = 1u32.checked_shl(position as u32).unwrap_or(0);
+            if paused & bit != 0 {
+                continue;
+            }
+            if self.replay_waiting & bit != 0 {
+                if !frame.keyframe {
+                    continue;
+                }
+                self.replay_waiting &= !bit;
+            }
+            out.push((index, frame));
+        }
+        Ok(out)
+    }
+
+    /// Each layer's current size (0×0: not encoding), in [`layers`](Self::layers) order.
+    fn sizes(&mut self) -> Vec<(u32, u32)> {
+        if let Some(source) = self.source.encoded() {
+            let mut sizes = source.layer_sizes();
+            sizes.resize(self.layers.len(), (0, 0));
+            return sizes;
+        }
+        self.layers
+            .iter()
+            .map(|l| {
+                l.encoder
+                    .as_ref()
+                    .map_or((0, 0), |e| (e.config().width, e.config().height))
+            })
+            .collect()
+    }
+
     /// One captured frame, encoded on every layer it is big enough for: `(layer, frame)` pairs
     /// with `layer` an index into [`layers`](Self::layers). `keyframes` has the bit of each
     /// layer (by its index in the control's layer order) that must start with a keyframe.
@@ -568,6 +625,9 @@ impl EncodeStage {
     ) -> Result<Vec<(usize, EncodedFrame)>, PublishError> {
         if let Some(source) = swap {
             self.source = source;
+        }
+        if self.source.encoded().is_some() {
+            return self.replay_step(keyframes, paused, order);
         }
         let mut frame = self.source.next_frame()?;
         if let Some(prep) = self.screen.as_mut() {
@@ -938,6 +998,7 @@ pub fn spawn_layered_sender(
             top_config,
             control: Arc::clone(&control),
             screen: screen.then(ScreenPrep::default),
+            replay_waiting: 0,
         },
         settings,
         ssrc,
@@ -1079,15 +1140,8 @@ async fn video_send_loop(
             ));
             return;
         };
-        let sizes: Vec<(u32, u32)> = current
-            .layers
-            .iter()
-            .map(|l| {
-                l.encoder
-                    .as_ref()
-                    .map_or((0, 0), |e| (e.config().width, e.config().height))
-            })
-            .collect();
+        let mut current = current;
+        let sizes = current.sizes();
         stage = Some(current);
         let frames = match failures.judge(MediaKind::Video, device, ssrc, result, &ended) {
             Outcome::Frame(frames) => frames,
@@ -1273,6 +1327,8 @@ struct AudioStage {
     encoder: OpusEncoder,
     control: Arc<AudioControl>,
     meter: LevelMeter,
+    /// An encoded source's next capture time (its packets carry none; 20 ms apart).
+    replay_micros: Option<u64>,
 }
 
 impl AudioStage {
@@ -1283,6 +1339,20 @@ impl AudioStage {
         if let Some(source) = swap {
             self.source = source;
         }
+        if let Some(source) = self.source.encoded() {
+            let packet = source.next_packet()?;
+            let capture = self
+                .replay_micros
+                .unwrap_or_else(crate::media::unix_micros_now);
+            self.replay_micros = Some(capture + FRAME_MICROS);
+            self.control
+                .level_bits
+                .store(packet.level_dbov.to_bits(), Ordering::Relaxed);
+            self.control.speaking.store(packet.voice, Ordering::Relaxed);
+            let level = audio_level(packet.level_dbov, packet.voice);
+            return Ok((packet.payload, capture, level));
+        }
+        self.replay_micros = None;
         let frame = self.source.next_frame()?;
         let level = self.meter.update(&frame.samples);
         let frame_level = audio_level(
@@ -1335,6 +1405,7 @@ pub fn spawn_audio_sender(
                 encoder,
                 control: Arc::clone(&control),
                 meter: LevelMeter::default(),
+                replay_micros: None,
             },
             ssrc,
             control,

@@ -5,6 +5,7 @@
 
 pub mod devices;
 pub mod downscale;
+pub mod encoded;
 pub mod frame;
 pub mod opus;
 pub mod pattern;
@@ -23,6 +24,7 @@ pub mod y4m;
 pub use devices::{
     CameraSource, DeviceError, DeviceInfo, DeviceKind, MicrophoneSource, SpeakerSink,
 };
+pub use encoded::{EncodedAudio, EncodedAudioSource, EncodedVideoSource};
 pub use frame::{FrameError, I420Frame};
 pub use opus::{
     AudioFrame, AudioSource, Channels, OpusConfig, OpusDecoder, OpusEncoder, OpusError, ToneSource,

@@ -62,6 +62,12 @@ pub trait AudioSource: Send {
     fn is_live(&self) -> bool {
         false
     }
+
+    /// A source of packets already encoded (a replayed recording, see [`super::encoded`]):
+    /// the publish path takes its packets from here and never calls `next_frame`.
+    fn encoded(&mut self) -> Option<&mut dyn super::EncodedAudioSource> {
+        None
+    }
 }
 
 /// A sine tone. Timestamps start at the wall clock when the source is created and advance by

@@ -18,6 +18,12 @@ use super::{I420Frame, SourceError, unix_micros_now};
 pub trait VideoSource: Send {
     /// The next frame. A synthetic source returns immediately; a device blocks until one is ready.
     fn next_frame(&mut self) -> Result<I420Frame, SourceError>;
+
+    /// A source of frames already encoded (a replayed recording, see [`super::encoded`]):
+    /// the publish path takes its frames from here and never calls `next_frame`.
+    fn encoded(&mut self) -> Option<&mut dyn super::EncodedVideoSource> {
+        None
+    }
 }
 
 /// Cells per code row.
