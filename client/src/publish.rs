@@ -1069,6 +1069,15 @@ async fn video_send_loop(
         "camera"
     };
     let period = Duration::from_micros(1_000_000 / u64::from(settings.fps.max(1)));
+    let mut stage = stage;
+    // A recording paces itself (it sleeps until each frame is due): the ticker only bounds the
+    // loop, four times faster, so that a replay that fell behind (starved of CPU) catches up
+    // instead of staying behind for good.
+    let period = if stage.source.encoded().is_some() {
+        period / 4
+    } else {
+        period
+    };
     let mut ticker = tokio::time::interval(period);
     // An encoder that falls behind skips ticks instead of bursting to catch up.
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
