@@ -11,8 +11,10 @@
 //! `--nice 19` (the bots' niceness; `--nice 0` runs them at normal priority), `--source
 //! replay` (the bots replay a pre-encoded fixture: no encoding; `--source pattern`: they render
 //! and encode the pattern live, as before), `--size 640x360` (the bots' video), `--bot-view
-//! 320x180` (the size each bot says it shows the others' videos at, as in a grid of a big
-//! meeting: the server sends them that layer, and the app encodes the layers they want).
+//! 320x180` (the size the first bot says it shows everyone's video at, as in a grid of a big
+//! meeting: the server sends it that layer, and the app encodes the layer it wants; the other
+//! bots show nothing (`--view-size 0x0`), so that their receiving, which in a real meeting
+//! happens on other machines, does not take this one's CPU).
 //!
 //! Per room size: Xvfb; a server in this process; with `--source replay` a fixture written for
 //! this run (`videoroom-bot --write-fixture`: the pattern as the camera's three simulcast layers
@@ -244,7 +246,8 @@ async fn one_run(n: usize, run: usize, o: &Options) -> Result<Row, String> {
             let mut spec = BotSpec::new(&url, ROOM, &name, &work.join(format!("{name}.log")));
             spec.args = media.clone();
             spec.args.push("--no-video-decode".into());
-            spec.args.extend(["--view-size".into(), o.bot_view.clone()]);
+            let view = if i == 1 { o.bot_view.as_str() } else { "0x0" };
+            spec.args.extend(["--view-size".into(), view.into()]);
             spec.nice = (o.nice != 0).then_some(o.nice);
             (spec.spawn(), spec.log.clone())
         })
@@ -538,7 +541,7 @@ async fn main() {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "desktop app {}: N bots publishing {}x{}@30 + tone as simulcast ({}; {}, \
-         --no-video-decode, --view-size {}), app with synthetic media, Xvfb 1280x800, {cores} \
+         --no-video-decode, one bot --view-size {}, the others 0x0), app with synthetic media, Xvfb 1280x800, {cores} \
          cores; warm-up {} s, measured {} s",
         app.display(),
         o.size.0,

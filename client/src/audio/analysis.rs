@@ -4,8 +4,10 @@
 //!
 //! Pure functions over sample slices; no I/O.
 
-use rustfft::FftPlanner;
 use rustfft::num_complex::Complex;
+use rustfft::{Fft, FftPlanner};
+use std::cell::RefCell;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The level of digital silence, dBov (as in RFC 6464 audio levels, which span 0 to −127).
@@ -56,19 +58,13 @@ pub fn dominant_frequency(samples: &[i16], sample_rate: u32) -> Option<f32> {
         return None;
     }
     let mean = samples.iter().map(|&s| f64::from(s)).sum::<f64>() / n as f64;
-    let step = std::f64::consts::TAU / n as f64;
+    let (fft, window) = plan(n);
     let mut buffer: Vec<Complex<f32>> = samples
         .iter()
-        .enumerate()
-        .map(|(i, &s)| {
-            // Periodic Hann window.
-            let w = 0.5 - 0.5 * (step * i as f64).cos();
-            Complex::new(((f64::from(s) - mean) * w / FULL_SCALE) as f32, 0.0)
-        })
+        .zip(window.iter())
+        .map(|(&s, &w)| Complex::new(((f64::from(s) - mean) * w / FULL_SCALE) as f32, 0.0))
         .collect();
-    FftPlanner::<f32>::new()
-        .plan_fft_forward(n)
-        .process(&mut buffer);
+    fft.process(&mut buffer);
 
     // Bins 1..=n/2 - 1, so the peak always has two neighbours (0..=n/2).
     let magnitude = |k: usize| buffer[k].norm();
@@ -86,6 +82,32 @@ pub fn dominant_frequency(samples: &[i16], sample_rate: u32) -> Option<f32> {
     };
     let hz = (peak as f64 + offset) * f64::from(sample_rate) / n as f64;
     Some(hz as f32)
+}
+
+/// The forward FFT of `n` points and the periodic Hann window of `n`, made once per thread for
+/// the last size asked (a caller measures blocks of one size, e.g. the bot a second of each
+/// remote track every second: planning and the window's cosines each time cost more than the
+/// FFT itself).
+fn plan(n: usize) -> (Arc<dyn Fft<f32>>, Arc<[f64]>) {
+    type Plan = (usize, Arc<dyn Fft<f32>>, Arc<[f64]>);
+    thread_local! {
+        static LAST: RefCell<Option<Plan>> = const { RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((size, fft, window)) = last.as_ref()
+            && *size == n
+        {
+            return (Arc::clone(fft), Arc::clone(window));
+        }
+        let fft = FftPlanner::<f32>::new().plan_fft_forward(n);
+        let step = std::f64::consts::TAU / n as f64;
+        let window: Arc<[f64]> = (0..n)
+            .map(|i| 0.5 - 0.5 * (step * i as f64).cos())
+            .collect();
+        *last = Some((n, Arc::clone(&fft), Arc::clone(&window)));
+        (fft, window)
+    })
 }
 
 /// A smoothed level for a speaking indicator: fast attack, slower release, and a speaking flag

@@ -7,7 +7,7 @@
 use super::core::{CoreEvent, FwdKey, LegKey, MediaCore, PeerKey, guarded, log_rtc_error};
 use super::layers::{
     Demand, Layer, LegStream, MAX_LAYERS, UP_HOLD, UpBlock, Verdict, View, choose, ideal,
-    split_budget, within_budget, within_budget_any,
+    split_budget_fixed, within_budget, within_budget_any,
 };
 use super::speakers::{LevelMeter, parse_audio_level};
 use super::vp8;
@@ -399,13 +399,14 @@ impl MediaCore {
     }
 
     /// The share of `peer`'s downlink estimate for its leg of `of`: the estimate less an
-    /// allowance per audio leg, shared between its shown video legs by what each view calls for
-    /// ([`split_budget`]). `None` without an estimate (no TWCC feedback yet).
+    /// allowance per audio leg, shared between its shown video legs by what each view calls for,
+    /// a leg of one layer (a screen share) taking its rate first ([`split_budget_fixed`]). `None`
+    /// without an estimate (no TWCC feedback yet).
     fn video_share(&self, peer: PeerKey, of: FwdKey) -> Option<u64> {
         let p = self.peers.get(&peer)?;
         let estimate = p.downlink.bps()?;
         let mut audio = 0u64;
-        let mut wants: Vec<(FwdKey, u64)> = Vec::new();
+        let mut wants: Vec<(FwdKey, (u64, bool))> = Vec::new();
         for (fwd, leg) in p.legs.values() {
             let Some(f) = self.fwds.get(fwd) else {
                 continue;
@@ -420,11 +421,13 @@ impl MediaCore {
             let want = ideal(l.stream.view, &f.layers)
                 .and_then(|i| f.layers.get(i))
                 .map_or(0, |layer| layer.rate_bps as u64);
-            wants.push((*fwd, want));
+            // Simulcast (a rid, or several layers open) can come down; one plain layer cannot.
+            let adaptable = f.layers.len() > 1 || f.layers.iter().any(|l| l.rid.is_some());
+            wants.push((*fwd, (want, adaptable)));
         }
         let budget = estimate.saturating_sub(audio * AUDIO_ALLOWANCE_BPS);
-        let rates: Vec<u64> = wants.iter().map(|&(_, w)| w).collect();
-        let shares = split_budget(budget, &rates);
+        let rates: Vec<(u64, bool)> = wants.iter().map(|&(_, w)| w).collect();
+        let shares = split_budget_fixed(budget, &rates);
         Some(
             wants
                 .iter()

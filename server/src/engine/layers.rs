@@ -299,6 +299,26 @@ pub fn split_budget(budget: u64, wants: &[u64]) -> Vec<u64> {
     }
 }
 
+/// [`split_budget`] when some legs cannot adapt (`(want, adaptable)`; a track of one layer — a
+/// screen share — is sent whatever its share, so its rate is taken off the top): the fixed legs
+/// get their want, the adaptable ones share what is left. The screen a subscriber is reading
+/// keeps its rate on a slow link, and the cameras beside it come down instead of being chosen
+/// as if the share would shrink too.
+pub fn split_budget_fixed(budget: u64, legs: &[(u64, bool)]) -> Vec<u64> {
+    let fixed: u64 = legs.iter().filter(|l| !l.1).map(|l| l.0).sum();
+    let wants: Vec<u64> = legs.iter().filter(|l| l.1).map(|l| l.0).collect();
+    let mut shares = split_budget(budget.saturating_sub(fixed), &wants).into_iter();
+    legs.iter()
+        .map(|&(want, adaptable)| {
+            if adaptable {
+                shares.next().unwrap_or(0)
+            } else {
+                want
+            }
+        })
+        .collect()
+}
+
 /// The layer `view` calls for if every layer were sent (dynacast: what the publisher should
 /// encode), among the layers whose size is known; `None` when hidden. Without any size known,
 /// the first layer.
@@ -751,6 +771,32 @@ mod tests {
         // Not measured yet: an even share.
         assert_eq!(split_budget(600_000, &[0, 0]), vec![300_000, 300_000]);
         assert!(split_budget(1, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_leg_that_cannot_adapt_takes_its_rate_first() {
+        // A 1.2 Mbit/s screen share and two cameras (500 kbit/s each) in 1.6 Mbit/s: the share
+        // keeps its rate, the cameras split the 400 kbit/s left by what they call for.
+        assert_eq!(
+            split_budget_fixed(
+                1_600_000,
+                &[(500_000, true), (1_200_000, false), (500_000, true)]
+            ),
+            vec![200_000, 1_200_000, 200_000]
+        );
+        // Less than the share alone: the cameras get nothing, the share its rate.
+        assert_eq!(
+            split_budget_fixed(1_000_000, &[(1_200_000, false), (500_000, true)]),
+            vec![1_200_000, 0]
+        );
+        // All adaptable: as split_budget.
+        assert_eq!(
+            split_budget_fixed(
+                900_000,
+                &[(1_500_000, true), (150_000, true), (150_000, true)]
+            ),
+            split_budget(900_000, &[1_500_000, 150_000, 150_000])
+        );
     }
 
     #[test]
