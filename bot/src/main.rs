@@ -89,6 +89,11 @@ struct Args {
     /// publishes; remote video statistics stay at zero).
     #[arg(long)]
     no_video_decode: bool,
+    /// Receive other participants' audio without decoding or mixing it (with
+    /// `--no-video-decode`, a load generator that costs little; remote audio statistics stay at
+    /// zero).
+    #[arg(long)]
+    no_audio_decode: bool,
     /// Show every remote video at this size, WIDTHxHEIGHT in pixels (e.g. 320x180; 0x0: not
     /// shown, as a paused tile): the server is told (`set_view_sizes`) as each track arrives
     /// and may forward a smaller layer or none. Default: tell nothing (the server sends the
@@ -313,6 +318,7 @@ fn join_options(args: &Args) -> Result<JoinOptions, String> {
         })
         .with_reconnect((!args.no_reconnect).then_some(Duration::from_secs(60)))
         .with_video_decoding(!args.no_video_decode)
+        .with_audio_decoding(!args.no_audio_decode)
         .with_default_view_size(args.view_size)
         .with_token(args.token.clone())
         .with_trusted_certificates(args.trust_certificates.clone());
@@ -1051,8 +1057,12 @@ impl Bot {
                 }
                 MediaKind::Audio => {
                     // Gone already (removed while we were looking): keep the last snapshot,
-                    // at most a second old.
+                    // at most a second old. Never decoded (`--no-audio-decode`): the track with
+                    // nothing decoded.
                     let Some(audio) = room.remote_audio(track_id) else {
+                        if remote.last.is_none() {
+                            remote.last = Some(report);
+                        }
                         continue;
                     };
                     let s = audio.stats();

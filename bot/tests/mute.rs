@@ -26,11 +26,25 @@ async fn muted_bot_is_seen_muted_and_its_media_stops() {
         ],
     );
     // A second viewer that does not decode video (a load generator): it still hears the tone.
+    // A third decodes nothing.
     let mut blind = common::spawn(
         &url,
         "mute",
         "Blind",
         &["--duration", "9s", "--video", "none", "--no-video-decode"],
+    );
+    let mut deaf = common::spawn(
+        &url,
+        "mute",
+        "Deaf",
+        &[
+            "--duration",
+            "9s",
+            "--video",
+            "none",
+            "--no-video-decode",
+            "--no-audio-decode",
+        ],
     );
     let mut muter = common::spawn(
         &url,
@@ -115,5 +129,11 @@ async fn muted_bot_is_seen_muted_and_its_media_stops() {
             .unwrap()
             >= 50
     );
+    assert_eq!(deaf.wait_exit(Duration::from_secs(30)).await, 0);
+    let deaf = deaf.report();
+    for kind in ["video", "audio"] {
+        let track = common::track_of(&deaf, "Muter", kind);
+        assert_eq!(track["frames_decoded"], 0, "nothing decoded: {track}");
+    }
     server.shutdown(Duration::from_secs(2)).await;
 }

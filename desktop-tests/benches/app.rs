@@ -20,8 +20,9 @@
 //! this run (`videoroom-bot --write-fixture`: the pattern as the camera's three simulcast layers
 //! and the tone as Opus, each frame stamped with the time the bots will send it, so capture →
 //! display stays a true latency); N release bots publishing it (`--video replay:DIR --audio
-//! replay:DIR`) or the live pattern and tone (`--no-video-decode`: they drain the others' video
-//! undecoded, or nine of them decoding eight streams each would fill both cores); then the
+//! replay:DIR`) or the live pattern and tone (`--no-video-decode --no-audio-decode`: they drain
+//! what they receive undecoded, or sixteen of them decoding fifteen streams each would fill both
+//! cores); then the
 //! release app, which joins at
 //! once (`VIDEOROOM_AUTOJOIN`) with synthetic media and writes its render worker's figures every
 //! second (`VIDEOROOM_BENCH_OUT`, docs/desktop.md "Bench stats"). Once every remote tile draws,
@@ -245,7 +246,8 @@ async fn one_run(n: usize, run: usize, o: &Options) -> Result<Row, String> {
             let name = format!("Bot{i}");
             let mut spec = BotSpec::new(&url, ROOM, &name, &work.join(format!("{name}.log")));
             spec.args = media.clone();
-            spec.args.push("--no-video-decode".into());
+            spec.args
+                .extend(["--no-video-decode".into(), "--no-audio-decode".into()]);
             let view = if i == 1 { o.bot_view.as_str() } else { "0x0" };
             spec.args.extend(["--view-size".into(), view.into()]);
             spec.nice = (o.nice != 0).then_some(o.nice);
@@ -541,7 +543,7 @@ async fn main() {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "desktop app {}: N bots publishing {}x{}@30 + tone as simulcast ({}; {}, \
-         --no-video-decode, one bot --view-size {}, the others 0x0), app with synthetic media, Xvfb 1280x800, {cores} \
+         --no-video-decode --no-audio-decode, one bot --view-size {}, the others 0x0), app with synthetic media, Xvfb 1280x800, {cores} \
          cores; warm-up {} s, measured {} s",
         app.display(),
         o.size.0,

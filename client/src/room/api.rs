@@ -134,6 +134,9 @@ pub struct JoinOptions {
     /// Decode remote video (the default). Off, remote video packets are received and dropped:
     /// for load generators that only publish.
     pub decode_video: bool,
+    /// Decode and play remote audio (the default). Off, remote audio packets are received and
+    /// dropped (no mixing, no levels): for load generators.
+    pub decode_audio: bool,
     /// The invitation token ([`JoinOptions::with_token`]).
     pub token: Option<String>,
     /// SHA-256 fingerprints (`AA:BB:…`) of certificates trusted for a `wss://` server whose
@@ -158,6 +161,7 @@ impl Default for JoinOptions {
             event_capacity: 256,
             reconnect_for: Some(Duration::from_secs(60)),
             decode_video: true,
+            decode_audio: true,
             token: None,
             trusted_certificates: Vec::new(),
             default_view_size: None,
@@ -246,6 +250,12 @@ impl JoinOptions {
     /// Decode remote video (`true`, the default) or receive and drop it.
     pub fn with_video_decoding(mut self, decode: bool) -> Self {
         self.decode_video = decode;
+        self
+    }
+
+    /// Decode and mix remote audio (`true`, the default) or receive and drop it.
+    pub fn with_audio_decoding(mut self, decode: bool) -> Self {
+        self.decode_audio = decode;
         self
     }
 

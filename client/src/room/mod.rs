@@ -197,6 +197,7 @@ impl Room {
                 link,
                 reconnect_for: options.reconnect_for,
                 decode_video: options.decode_video,
+                decode_audio: options.decode_audio,
                 commands,
                 events,
                 shared: Arc::clone(&shared),

@@ -187,6 +187,9 @@ impl RoomTask {
             tokio::spawn(
                 receive::receive_video(track, slot, self.ready_tx.clone()).instrument(span),
             )
+        } else if !self.decode_audio {
+            tracing::debug!(parent: &span, "audio not decoded (decode_audio off)");
+            tokio::spawn(receive::drain(track).instrument(span))
         } else {
             self.shared
                 .mixer

@@ -30,6 +30,7 @@ pub(super) struct RoomTask {
     pub(super) link: Link,
     pub(super) reconnect_for: Option<Duration>,
     pub(super) decode_video: bool,
+    pub(super) decode_audio: bool,
     pub(super) commands: mpsc::Receiver<Command>,
     pub(super) events: EventSink,
     pub(super) shared: Arc<Shared>,
