@@ -5,7 +5,7 @@
 //! top layer within 15 s.
 
 use std::time::Duration;
-use videoroom_server::engine::sim::{Sim, SimulcastSender, vp8_layer_packet};
+use videoroom_server::engine::sim::{Sim, SimulcastSender, longest_gap, vp8_layer_packet};
 use videoroom_server::engine::vp8;
 
 /// (rid, SSRC, size, bytes per frame at 30 fps)
@@ -108,13 +108,7 @@ impl Watch {
 
     /// The longest time without a frame in `from..to`.
     fn longest_gap(&self, from: Duration, to: Duration) -> Duration {
-        let mut last = from;
-        let mut worst = Duration::ZERO;
-        for &(t, _) in self.frames.iter().filter(|(t, _)| *t >= from && *t <= to) {
-            worst = worst.max(t - last);
-            last = t;
-        }
-        worst.max(to.saturating_sub(last))
+        longest_gap(self.frames.iter().map(|&(t, _)| t), from, to)
     }
 
     /// When frames of `size` were first seen from `from` on.

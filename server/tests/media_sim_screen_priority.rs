@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use videoroom_protocol::MediaKind;
 use videoroom_server::engine::View;
-use videoroom_server::engine::sim::{Sim, SimulcastSender, vp8_layer_packet};
+use videoroom_server::engine::sim::{Sim, SimulcastSender, longest_gap, vp8_layer_packet};
 use videoroom_server::engine::vp8;
 
 /// (rid, SSRC, size, bytes per frame at 30 fps)
@@ -194,13 +194,7 @@ impl Watch {
     /// The longest time without a complete frame in `from..to` (up to `to` itself: a stream
     /// that stopped counts).
     fn longest_gap(&self, from: Duration, to: Duration) -> Duration {
-        let mut last = from;
-        let mut worst = Duration::ZERO;
-        for &(t, _) in self.frames.iter().filter(|(t, _)| *t >= from && *t <= to) {
-            worst = worst.max(t - last);
-            last = t;
-        }
-        worst.max(to.saturating_sub(last))
+        longest_gap(self.frames.iter().map(|&(t, _)| t), from, to)
     }
 
     /// The layer changes and freezes over 300 ms from `from` on, for the log.

@@ -739,6 +739,22 @@ pub fn vp8_packet(
     }
 }
 
+/// The longest time without a frame in `from..=to`, from the (sorted) times frames arrived
+/// (up to `to` itself: a stream that stopped counts as a freeze until `to`).
+pub fn longest_gap(
+    arrivals: impl IntoIterator<Item = Duration>,
+    from: Duration,
+    to: Duration,
+) -> Duration {
+    let mut last = from;
+    let mut worst = Duration::ZERO;
+    for t in arrivals.into_iter().filter(|t| *t >= from && *t <= to) {
+        worst = worst.max(t - last);
+        last = t;
+    }
+    worst.max(to.saturating_sub(last))
+}
+
 /// A VP8 RTP packet with a full payload descriptor (15-bit picture id) as browsers and our
 /// client send it: a keyframe's first packet carries its `size`.
 pub fn vp8_layer_packet(
