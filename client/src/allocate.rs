@@ -51,6 +51,12 @@ pub const PROBE_GUARD_SHARE: f64 = 0.85;
 pub const PROBE_GUARD_AFTER: Duration = Duration::from_millis(500);
 /// A layer resumed by a probe and paused again within this was a failed probe.
 pub const PROBE_WINDOW: Duration = Duration::from_secs(10);
+/// While a probe is young (its first [`PROBE_WATCH`]), the allocation runs this often instead
+/// of every [`INTERVAL`], so that the guard stops a failing probe as soon as it shows (the
+/// overload costs the layers below it their packets, and the viewers a freeze, until then).
+pub const PROBE_CHECK_EVERY: Duration = Duration::from_millis(100);
+/// See [`PROBE_CHECK_EVERY`].
+pub const PROBE_WATCH: Duration = Duration::from_secs(2);
 
 /// The uplink estimate as the allocator takes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +162,16 @@ impl Allocator {
     /// A fresh allocator: every layer on.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether a probe started less than [`PROBE_WATCH`] ago is still running at `now`: the
+    /// allocation should then run every [`PROBE_CHECK_EVERY`].
+    pub fn probe_running(&self, now: Instant) -> bool {
+        self.layers.values().any(|s| {
+            s.active
+                && s.probed_at
+                    .is_some_and(|p| now.saturating_duration_since(p) < PROBE_WATCH)
+        })
     }
 
     /// Shares `estimate` between `tracks` at `now` (see the module doc). Without an estimate
@@ -508,15 +524,24 @@ mod tests {
             delivered_kbps: Some(400),
             sent_kbps: Some(800),
         });
+        // A young probe asks for the allocation every PROBE_CHECK_EVERY.
+        assert!(a.probe_running(probe));
+        assert!(a.probe_running(probe + PROBE_GUARD_AFTER));
         let at = probe + PROBE_GUARD_AFTER;
         let decided = a.allocate(at, congested, &tracks);
         assert_eq!(decided.tracks[0][1], Paused, "{decided:?}");
+        assert!(!a.probe_running(at), "a stopped probe is not watched");
         // Before the guard's delay, the same figures do not stop it (the windows lag).
         let mut b = Allocator::new();
         b.allocate(t0, blind(400, 400), &tracks);
         let probe = resumed_after(&mut b, t0 + S, 900);
         let early = b.allocate(probe + Duration::from_millis(100), congested, &tracks);
         assert_ne!(early.tracks[0][1], Paused);
+        assert!(b.probe_running(probe + PROBE_WATCH - MS));
+        assert!(
+            !b.probe_running(probe + PROBE_WATCH),
+            "an old probe is not watched"
+        );
     }
 
     #[test]

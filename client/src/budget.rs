@@ -3,7 +3,9 @@
 //! between our tracks every [`INTERVAL`] by the [`Allocator`], whose decisions each track's send
 //! loop applies (layers paused, encoder bitrates; see [`crate::publish`]).
 
-use crate::allocate::{Allocator, Estimate, INTERVAL, LayerDecision, TrackDemand, TrackKind};
+use crate::allocate::{
+    Allocator, Estimate, INTERVAL, LayerDecision, PROBE_CHECK_EVERY, TrackDemand, TrackKind,
+};
 use crate::publish::{AudioControl, VideoControl};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
@@ -50,23 +52,34 @@ fn lock(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
 }
 
 impl SendBudget {
-    /// A budget and the task that re-allocates it every [`INTERVAL`] (it ends when the budget
-    /// is dropped). Needs a tokio runtime.
+    /// A budget and the task that re-allocates it every [`INTERVAL`], every
+    /// [`PROBE_CHECK_EVERY`] while a young probe runs (it ends when the budget is dropped).
+    /// Needs a tokio runtime.
     pub fn start() -> Arc<Self> {
         let budget = Arc::new(Self::default());
         let weak = Arc::downgrade(&budget);
         tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(INTERVAL);
+            let mut ticker = tokio::time::interval(PROBE_CHECK_EVERY);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut next = Instant::now();
             loop {
                 ticker.tick().await;
                 let Some(budget) = weak.upgrade() else {
                     return;
                 };
-                budget.run(Instant::now());
+                let now = Instant::now();
+                if now >= next || budget.probe_running(now) {
+                    budget.run(now);
+                    next = now + INTERVAL;
+                }
             }
         });
         budget
+    }
+
+    /// Whether a probe the allocator started is young (see [`Allocator::probe_running`]).
+    fn probe_running(&self, now: Instant) -> bool {
+        lock(&self.inner).allocator.probe_running(now)
     }
 
     /// The current session's estimate (`None` between sessions: every layer then runs at its
