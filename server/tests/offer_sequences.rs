@@ -103,11 +103,20 @@ fn kind(m: &ServerMessage) -> &'static str {
     }
 }
 
-/// The peer's messages from index `from` on, without ICE candidates.
+/// The peer's messages from index `from` on, without ICE candidates and without the room's
+/// media notices (`active_speakers`, `layers_wanted`), which come whenever the audio levels or
+/// the views change, on their own schedule, and are not part of a negotiation.
 fn sequence_since(peer: &TestPeer, from: usize) -> Vec<ServerMessage> {
     peer.state().messages[from..]
         .iter()
-        .filter(|m| !matches!(m, ServerMessage::IceCandidate { .. }))
+        .filter(|m| {
+            !matches!(
+                m,
+                ServerMessage::IceCandidate { .. }
+                    | ServerMessage::ActiveSpeakers { .. }
+                    | ServerMessage::LayersWanted { .. }
+            )
+        })
         .cloned()
         .collect()
 }
