@@ -14,6 +14,7 @@
 //! - [`cpu`]: CPU time of a process and its descendants from `/proc`.
 //! - [`procs`]: children in their own process group, killed (with their children) on drop.
 //! - [`image`]: RGB images, XWD → PNG.
+//! - [`pointer`]: double clicks, and pinning a tile to the stage with one.
 //!
 //! What has to be there first (the tests never build anything themselves):
 //!
@@ -37,6 +38,7 @@ pub mod browser;
 pub mod cpu;
 pub mod driver;
 pub mod image;
+pub mod pointer;
 pub mod procs;
 pub mod xvfb;
 

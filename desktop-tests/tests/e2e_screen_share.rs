@@ -16,7 +16,6 @@
 //! tauri-driver, WebKitWebDriver); logs in `<target>/e2e/screen-share/` and
 //! `<target>/e2e/screen-share-app/`.
 
-use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use videoroom_desktop_tests::bot::{self, BotSpec};
@@ -108,7 +107,8 @@ async fn scenario<B>(s: &Session, bot: B) -> Result<(), String> {
     );
 
     // A double click on the camera pins it to the stage; the screen goes to the strip.
-    toggle_pin(s, &camera_in_strip, &stage, BOT).await?;
+    s.toggle_pin(&camera_in_strip, &stage, ("data-name", BOT), BOUND)
+        .await?;
     expect_attr(s, &stage, "data-pinned", "true").await?;
     s.wait_css(&screen_in_strip, BOUND).await?;
     let camera = s.wait_drawn(BOT, BOUND).await?;
@@ -119,7 +119,8 @@ async fn scenario<B>(s: &Session, bot: B) -> Result<(), String> {
     );
 
     // Again: unpinned, the screen is back on the stage.
-    toggle_pin(s, &stage, &stage, SCREEN).await?;
+    s.toggle_pin(&stage, &stage, ("data-name", SCREEN), BOUND)
+        .await?;
     expect_attr(s, &stage, "data-pinned", "false").await?;
     s.wait_css(&camera_in_strip, BOUND).await?;
     eprintln!(
@@ -219,57 +220,6 @@ async fn area(s: &Session, css: &str) -> Result<f64, String> {
         .await
         .map_err(|e| format!("{css} rectangle: {e}"))?;
     Ok(w * h)
-}
-
-/// Double clicks `target` until the stage shows `expected` (at most `BOUND`). Tiles slide for
-/// 0.2 s after the layout changes (the side panel closing, a pin): a double click that lands
-/// on a tile's old place does nothing, and is tried again; one that took changes the stage at
-/// once, so a toggle is never applied twice.
-async fn toggle_pin(s: &Session, target: &str, stage: &str, expected: &str) -> Result<(), String> {
-    let deadline = Instant::now() + BOUND;
-    loop {
-        double_click(s, target).await?;
-        let took = s
-            .wait_attr(stage, "data-name", expected, Duration::from_secs(2))
-            .await;
-        if took.is_ok() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return took;
-        }
-    }
-}
-
-/// A real double click (pointer down/up twice) in the middle of the element.
-async fn double_click(s: &Session, css: &str) -> Result<(), String> {
-    let el = s.wait_css(css, BOUND).await?;
-    let click = [
-        PointerAction::Down {
-            button: MOUSE_BUTTON_LEFT,
-        },
-        PointerAction::Up {
-            button: MOUSE_BUTTON_LEFT,
-        },
-    ];
-    let mut actions = MouseActions::new("mouse".into()).then(PointerAction::MoveToElement {
-        element: el,
-        duration: None,
-        // The centre: clear of the pin button (top right) and the name (bottom left).
-        x: 0.0,
-        y: 0.0,
-    });
-    for a in click.iter().chain(click.iter()) {
-        actions = actions.then(a.clone());
-    }
-    s.client
-        .perform_actions(actions)
-        .await
-        .map_err(|e| format!("double click on {css}: {e}"))?;
-    s.client
-        .release_actions()
-        .await
-        .map_err(|e| format!("releasing the mouse: {e}"))
 }
 
 /// The room of the sharing test.

@@ -8,7 +8,6 @@
 //!
 //! Same prerequisites as `e2e.rs`; logs in `<target>/e2e/speakers-view/`.
 
-use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 use std::time::{Duration, Instant};
 use videoroom_desktop_tests::bot::BotSpec;
 use videoroom_desktop_tests::driver::{Launched, Session, testid};
@@ -91,9 +90,9 @@ async fn scenario(s: &Session, paused: &(dyn Fn() -> i64 + Sync)) -> Result<(), 
     }
     // Our own tile on the stage, full-window: the bot's tile is not shown.
     let mine = format!(r#"{}[data-self="true"]"#, testid("tile"));
-    double_click(s, &mine).await?;
     let stage = testid("stage-tile");
-    s.wait_attr(&stage, "data-self", "true", BOUND).await?;
+    s.toggle_pin(&mine, &stage, ("data-self", "true"), BOUND)
+        .await?;
     let room = testid("room");
     let hidden_at = Instant::now();
     s.press('f').await?;
@@ -130,34 +129,4 @@ async fn scenario(s: &Session, paused: &(dyn Fn() -> i64 + Sync)) -> Result<(), 
         shown_at.elapsed()
     );
     Ok(())
-}
-
-/// A real double click (pointer down/up twice) in the middle of the element.
-async fn double_click(s: &Session, css: &str) -> Result<(), String> {
-    let el = s.wait_css(css, BOUND).await?;
-    let click = [
-        PointerAction::Down {
-            button: MOUSE_BUTTON_LEFT,
-        },
-        PointerAction::Up {
-            button: MOUSE_BUTTON_LEFT,
-        },
-    ];
-    let mut actions = MouseActions::new("mouse".into()).then(PointerAction::MoveToElement {
-        element: el,
-        duration: None,
-        x: 0.0,
-        y: 0.0,
-    });
-    for a in click.iter().chain(click.iter()) {
-        actions = actions.then(a.clone());
-    }
-    s.client
-        .perform_actions(actions)
-        .await
-        .map_err(|e| format!("double click on {css}: {e}"))?;
-    s.client
-        .release_actions()
-        .await
-        .map_err(|e| format!("releasing the mouse: {e}"))
 }

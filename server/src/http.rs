@@ -13,11 +13,16 @@
 //!
 //! Connections closed by either timeout count in `videoroom_connections_timed_out_total`.
 //!
+//! Every connection, upgraded or not, ends with a lingering close ([`crate::linger`]): what
+//! the server wrote last (a WebSocket close frame) reaches the client even if the client was
+//! still sending.
+//!
 //! Only HTTP/1.1 is served: WebSockets need it and the endpoints gain nothing from HTTP/2, while
 //! hyper-util's auto-detecting builder waits for the HTTP/2 preface with no timeout and hyper's
 //! HTTP/2 server has no idle timeout.
 
 use crate::Shared;
+use crate::linger::LingeringStream;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
@@ -120,7 +125,7 @@ async fn accept_connection(
 ) {
     let activity = Arc::new(Activity::new());
     let watched = Watched {
-        inner: stream,
+        inner: LingeringStream::new(stream),
         activity: Arc::clone(&activity),
     };
     let Some(tls) = tls else {
@@ -244,7 +249,7 @@ impl Activity {
 
 /// A socket that notes in its [`Activity`] when bytes go through it.
 struct Watched {
-    inner: TcpStream,
+    inner: LingeringStream,
     activity: Arc<Activity>,
 }
 

@@ -19,6 +19,7 @@ pub mod invite;
 /// The WebRTC setup shared with the clients (codecs, interceptors, keyframe-request tap).
 pub use videoroom_webrtc as media;
 pub mod limits;
+pub mod linger;
 pub mod metrics;
 pub mod peer;
 pub mod registry;
