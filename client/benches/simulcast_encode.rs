@@ -1,7 +1,7 @@
 //! Simulcast encode cost: CPU per captured 1280×720 frame (30 fps content, one encoder thread)
 //! of
 //! - `single`: one 720p layer (the full layer's encoder alone),
-//! - `separate`: three independent encoders plus box downscaling, as `publish.rs`'s
+//! - `separate`: three independent encoders plus box downscaling, as `publish/encode.rs`'s
 //!   `EncodeStage` does (`camera_layers`, `LayerSpec::size`/`target_kbps`, quarter scaled from
 //!   half),
 //! - `multi`: libvpx's multi-resolution encoder ([`Vp8MultiEncoder`]) at the same sizes and
@@ -133,7 +133,7 @@ fn run(variant: Variant, frames: &[I420Frame]) -> Run {
     let mut layer_ns = vec![0u64; layers.len()];
     let mut scale_ns = 0u64;
     let mut tail_ns = 0u64;
-    // Encoders are created outside the measurement (as publish.rs does once per track).
+    // Encoders are created outside the measurement (as publish/ does once per track).
     let mut single =
         (variant == Variant::Single).then(|| Vp8Encoder::new(top.clone()).expect("encoder"));
     let mut separate: Vec<Vp8Encoder> = if variant == Variant::Separate {
