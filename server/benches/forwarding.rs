@@ -176,7 +176,7 @@ fn parse_args() -> Result<Args, String> {
                      --seconds 10            measurement window per run\n  \
                      --wire                  also capture lo with tcpdump (root) after the window and report the\n                          \
                      server's own wire-to-wire latency, without the load process's WebRTC stacks\n  \
-                     --perf DIR              perf record (DWARF call graphs) the server during each window into DIR"
+                     --perf DIR              perf record (DWARF call graphs; BENCH_PERF_FREQ Hz, default 499) the server during each window into DIR"
                 );
                 std::process::exit(0);
             }

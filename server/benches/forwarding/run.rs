@@ -419,7 +419,9 @@ impl Perf {
         let child = Command::new("perf")
             // DWARF unwinding: release builds keep no frame pointers, so `-g` alone loses the
             // callers of most frames.
-            .args(["record", "--call-graph", "dwarf,16384", "-F", "499"])
+            .args(["record", "--call-graph", "dwarf,16384", "-F"])
+            // `BENCH_PERF_FREQ` (Hz) for more samples than the default 499.
+            .arg(std::env::var("BENCH_PERF_FREQ").unwrap_or_else(|_| "499".into()))
             .args(["-p", &pid.to_string(), "-o"])
             .arg(&file)
             .stdout(Stdio::null())
