@@ -6,13 +6,20 @@
 //! in its USERNAME, anything else by the source address that a peer's core authenticated. An
 //! unknown datagram stays where it landed, to be dropped and counted there.
 //!
+//! Passing on must not reorder a source's datagrams (audio forwarded out of order, seen as a
+//! flake of `media_port_many_rooms`): when the kernel has a backlog, one worker's `recvmmsg` can
+//! take a publisher's packet n and the other's, a moment later, n + 1; the owner forwarded n + 1
+//! at once and n when the hop arrived. So a worker receives and routes under the router's
+//! receive turn ([`Router::receive_turn`]), and takes the datagrams passed on to it before its
+//! own batch (`worker.rs`, `receive_in_order`).
+//!
 //! With one worker (the default on a 2-core host) there is no router and no lookup.
 
 use super::demux::{Class, Proto, classify};
 use super::stun::{self, Username};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::RwLock;
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 /// Index of a media worker.
 pub type WorkerId = usize;
@@ -23,6 +30,9 @@ pub type WorkerId = usize;
 pub struct Router {
     ufrags: RwLock<HashMap<Box<[u8]>, WorkerId>>,
     addrs: RwLock<HashMap<(Proto, SocketAddr), WorkerId>>,
+    /// Held by a worker from its `recvmmsg` until that batch's other workers' datagrams are in
+    /// their hop queues and its own hop queue is taken: the socket's order, kept across workers.
+    turn: Mutex<()>,
 }
 
 impl Router {
@@ -59,6 +69,14 @@ impl Router {
         {
             t.remove(&(proto, addr));
         }
+    }
+
+    /// The receive turn: one worker at a time receives from the socket, passes on what is not its
+    /// own and takes what was passed on to it, so each datagram received before another (of any
+    /// source) is in its owner's queue before the later one can be handled. Held for a syscall
+    /// and a few lookups; the work on the datagrams happens after it is released.
+    pub fn receive_turn(&self) -> MutexGuard<'_, ()> {
+        self.turn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The worker whose peer `buf` from `src` is for, if any is known.

@@ -86,20 +86,13 @@ impl WorkerState {
         }
         self.core.remove_peer(now, key);
     }
-
-    /// The other worker a datagram belongs to, if the router knows one.
-    fn elsewhere(&self, proto: Proto, src: SocketAddr, buf: &[u8]) -> Option<WorkerId> {
-        self.router
-            .as_ref()?
-            .owner(proto, src, buf)
-            .filter(|w| *w != self.index)
-    }
 }
 
 /// What one worker passes to another.
 #[derive(Debug)]
 pub(crate) enum Hop {
-    /// A datagram that arrived on the wrong worker.
+    /// A datagram for this worker's core: one that arrived on another worker, or (in the
+    /// `ready` list of `receive_in_order`) one of its own.
     In {
         /// UDP or an ICE-TCP connection.
         proto: Proto,
@@ -348,6 +341,7 @@ async fn run(
     mut tcp_events: Option<mpsc::Receiver<TcpEvent>>,
 ) {
     let mut batch: Vec<Datagram> = Vec::with_capacity(64);
+    let mut inbound: Vec<Hop> = Vec::with_capacity(64);
     let mut out: Vec<Transmit> = Vec::with_capacity(256);
     let mut exported = Exported::default();
     loop {
@@ -371,21 +365,12 @@ async fn run(
                 }
                 let now = Instant::now();
                 for _ in 0..RECV_BATCHES_PER_TURN {
-                    batch.clear();
-                    match udp.try_recv(&mut batch) {
+                    let route = state.router.as_deref().map(|r| (r, state.index, &state.hops[..]));
+                    match receive_in_order(&udp, route, &mut hop_rx, &mut batch, &mut inbound) {
                         Ok(0) => break,
                         Ok(_) => {
-                            for d in batch.drain(..) {
-                                if let Some(owner) = state.elsewhere(Proto::Udp, d.src, &d.bytes) {
-                                    let _ = state.hops[owner].try_send(Hop::In {
-                                        proto: Proto::Udp,
-                                        src: d.src,
-                                        dst_ip: d.dst_ip,
-                                        bytes: d.bytes,
-                                    });
-                                    continue;
-                                }
-                                state.core.handle_datagram(now, Proto::Udp, d.src, d.dst_ip, d.bytes);
+                            for hop in inbound.drain(..) {
+                                handle_hop(&mut state, now, hop);
                             }
                         }
                         Err(e) => {
@@ -480,7 +465,61 @@ fn handle_tcp_event(state: &mut WorkerState, now: Instant, event: TcpEvent) {
     });
 }
 
-/// A datagram passed on by another worker.
+/// Receives one `recvmmsg` batch and puts what this worker must handle into `ready`, in the
+/// order the socket had it; passes on other workers' datagrams (`route`: the router, this
+/// worker's index, every worker's hop queue; `None` with one worker). Returns how many datagrams
+/// the socket gave (0: nothing is queued, readiness is cleared).
+///
+/// Why the order needs care: every worker receives from the one socket, so under a backlog one
+/// worker's batch can hold a publisher's packet n (passed on to the owner) and the owner's next
+/// batch n + 1. Handling the owner's own batch first, or taking its hop queue before the other
+/// worker has put n in it, forwards n + 1 before n. So, under the router's receive turn: receive,
+/// take the hop queue (everything in it came from earlier batches, whose workers passed it on
+/// before giving the turn back), then route this batch. `ready` is that queue first, then this
+/// batch's own datagrams; what arrives in the queue later comes from later batches.
+pub(crate) fn receive_in_order(
+    udp: &UdpIo,
+    route: Option<(&Router, WorkerId, &[mpsc::Sender<Hop>])>,
+    hop_rx: &mut mpsc::Receiver<Hop>,
+    batch: &mut Vec<Datagram>,
+    ready: &mut Vec<Hop>,
+) -> std::io::Result<usize> {
+    let _turn = route.map(|(router, _, _)| router.receive_turn());
+    batch.clear();
+    let received = udp.try_recv(batch)?;
+    if received == 0 {
+        return Ok(0);
+    }
+    if route.is_some() {
+        while let Ok(hop) = hop_rx.try_recv() {
+            ready.push(hop);
+        }
+    }
+    for d in batch.drain(..) {
+        let elsewhere = route.and_then(|(router, index, hops)| {
+            router
+                .owner(Proto::Udp, d.src, &d.bytes)
+                .filter(|w| *w != index)
+                .and_then(|w| hops.get(w))
+        });
+        let hop = Hop::In {
+            proto: Proto::Udp,
+            src: d.src,
+            dst_ip: d.dst_ip,
+            bytes: d.bytes,
+        };
+        match elsewhere {
+            // A full queue drops it (UDP semantics), never reorders.
+            Some(queue) => {
+                let _ = queue.try_send(hop);
+            }
+            None => ready.push(hop),
+        }
+    }
+    Ok(received)
+}
+
+/// A datagram passed on by another worker, or one of this worker's own (`receive_in_order`).
 fn handle_hop(state: &mut WorkerState, now: Instant, hop: Hop) {
     match hop {
         Hop::In {
@@ -628,5 +667,155 @@ impl Exported {
         self.tracks = tracks;
         self.stats = s.clone();
         self.dropped = d;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// An RTP-looking datagram (not STUN: routed by source address) carrying `n`.
+    fn numbered(n: u32) -> [u8; 8] {
+        let [a, b, c, d] = n.to_be_bytes();
+        [0x80, 111, 0, 0, a, b, c, d]
+    }
+
+    fn number_of(hop: &Hop) -> u32 {
+        match hop {
+            Hop::In { bytes, .. } => u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+            Hop::TcpOut { .. } => panic!("no TCP here"),
+        }
+    }
+
+    /// Two workers' handles of one socket, the router (`from` owned by worker 0) and the hop
+    /// queues.
+    struct TwoWorkers {
+        socket: std::net::UdpSocket,
+        router: Arc<Router>,
+        hops: Vec<mpsc::Sender<Hop>>,
+        hop_rxs: Vec<mpsc::Receiver<Hop>>,
+    }
+
+    fn two_workers(from: SocketAddr) -> TwoWorkers {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let router = Arc::new(Router::new());
+        router.bind(Proto::Udp, from, 0);
+        let (hops, hop_rxs) = (0..2).map(|_| mpsc::channel(HOP_QUEUE)).unzip();
+        TwoWorkers {
+            socket,
+            router,
+            hops,
+            hop_rxs,
+        }
+    }
+
+    /// Worker 1 takes the first half of a burst from the socket and passes it on; worker 0 takes
+    /// the second: worker 0 handles the first half first.
+    #[tokio::test]
+    async fn what_another_worker_received_earlier_is_handled_before_the_own_batch() {
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let mut w = two_workers(client.local_addr().expect("addr"));
+        let server = w.socket.local_addr().expect("addr");
+        let ios = [
+            UdpIo::from_std(w.socket.try_clone().expect("clone")).expect("io"),
+            UdpIo::from_std(w.socket.try_clone().expect("clone")).expect("io"),
+        ];
+        let (mut batch, mut ready) = (Vec::new(), Vec::new());
+        for n in 0..4 {
+            client.send_to(&numbered(n), server).expect("send");
+        }
+        ios[1].readable().await.expect("readable");
+        let route = Some((&*w.router, 1, &w.hops[..]));
+        let got = receive_in_order(&ios[1], route, &mut w.hop_rxs[1], &mut batch, &mut ready);
+        assert_eq!(got.expect("recv"), 4);
+        assert!(ready.is_empty(), "all of them are worker 0's");
+
+        for n in 4..8 {
+            client.send_to(&numbered(n), server).expect("send");
+        }
+        ios[0].readable().await.expect("readable");
+        let route = Some((&*w.router, 0, &w.hops[..]));
+        let got = receive_in_order(&ios[0], route, &mut w.hop_rxs[0], &mut batch, &mut ready);
+        assert_eq!(got.expect("recv"), 4);
+        let order: Vec<u32> = ready.iter().map(number_of).collect();
+        assert_eq!(order, (0..8).collect::<Vec<_>>());
+    }
+
+    /// The race itself: two threads receive a stream of bursts from the one socket at once, as
+    /// two media workers do, and everything belongs to worker 0. It must see the sender's order.
+    #[test]
+    fn two_workers_receiving_at_once_keep_a_sources_order() {
+        const BURSTS: u32 = 400;
+        const BURST: u32 = 24;
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let mut w = two_workers(client.local_addr().expect("addr"));
+        let server = w.socket.local_addr().expect("addr");
+        let done = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for (index, mut hop_rx) in w.hop_rxs.drain(..).enumerate().rev() {
+            let socket = w.socket.try_clone().expect("clone");
+            let (router, hops, done) = (Arc::clone(&w.router), w.hops.clone(), Arc::clone(&done));
+            threads.push(std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    let udp = UdpIo::from_std(socket).expect("io");
+                    let (mut batch, mut ready, mut seen) = (Vec::new(), Vec::new(), Vec::new());
+                    while !done.load(Ordering::Relaxed) {
+                        let route = Some((&*router, index, &hops[..]));
+                        tokio::select! {
+                            biased;
+                            r = udp.readable() => {
+                                r.expect("readable");
+                                while receive_in_order(
+                                    &udp, route, &mut hop_rx, &mut batch, &mut ready,
+                                ).expect("recv") > 0
+                                {
+                                    seen.extend(ready.drain(..).map(|h| number_of(&h)));
+                                }
+                            }
+                            Some(hop) = hop_rx.recv() => seen.push(number_of(&hop)),
+                            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                        }
+                    }
+                    seen
+                })
+            }));
+        }
+        for burst in 0..BURSTS {
+            for k in 0..BURST {
+                let _ = client.send_to(&numbered(burst * BURST + k), server);
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        done.store(true, Ordering::Relaxed);
+        let seen: Vec<Vec<u32>> = threads
+            .into_iter()
+            .map(|t| t.join().expect("worker thread"))
+            .collect();
+        let (worker0, worker1) = (&seen[1], &seen[0]);
+        assert!(worker1.is_empty(), "worker 1 handled worker 0's datagrams");
+        assert!(
+            worker0.len() as u32 > BURSTS * BURST / 2,
+            "only {} of {} arrived",
+            worker0.len(),
+            BURSTS * BURST
+        );
+        let reordered: Vec<(u32, u32)> = worker0
+            .windows(2)
+            .filter(|p| p[1] <= p[0])
+            .map(|p| (p[0], p[1]))
+            .collect();
+        assert!(
+            reordered.is_empty(),
+            "{} of {} handled out of order, e.g. {:?}",
+            reordered.len(),
+            worker0.len(),
+            &reordered[..reordered.len().min(5)]
+        );
     }
 }
