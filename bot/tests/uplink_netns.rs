@@ -20,38 +20,9 @@
 mod common;
 
 use common::netns::Netns;
-use common::timeline::{freezes, sizes, wall_ms};
-use serde_json::Value;
+use common::timeline::{budget, freezes, local_camera, sizes, wall_ms};
 use std::time::Duration;
 use tokio::process::Command;
-
-/// `[wall ms, budget kbit/s, layers paused by the budget, layers sent]` of the publisher's
-/// camera.
-fn budget(track: &Value) -> Vec<[u64; 4]> {
-    track["budget_timeline"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|e| {
-                    Some([
-                        e[0].as_u64()?,
-                        e[1].as_u64()?,
-                        e[2].as_u64()?,
-                        e[3].as_u64()?,
-                    ])
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Our camera's entry in a bot's `local_tracks`.
-fn local_camera(report: &Value) -> &Value {
-    report["local_tracks"]
-        .as_array()
-        .and_then(|a| a.iter().find(|t| t["source"] == "camera"))
-        .unwrap_or_else(|| panic!("no local camera in {report}"))
-}
 
 /// Most frames a viewer may conceal of the publisher's audio over the run. The cap comes on a
 /// FIFO link filled with ~2.2 Mbit/s of video: until the estimate drops and the layers are

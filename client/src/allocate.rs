@@ -19,8 +19,14 @@
 //! therefore rationed: none for [`PROBE_INTERVAL`] after the budget paused a layer, that
 //! interval doubles (up to [`MAX_PROBE_INTERVAL`]) after a failed probe (the layer paused again
 //! within [`PROBE_WINDOW`]) and is back to its start after a layer resumed by a probe stays on
-//! for [`PROBE_WINDOW`]. A probe runs at the layer's floor, and stops at once if less than
-//! [`PROBE_GUARD_SHARE`] of what we send arrives.
+//! for [`PROBE_WINDOW`]. A probe runs at the layer's floor: its first frames (a keyframe: a
+//! burst of packets) go out, then the layer holds until [`PROBE_VERDICT`], when the feedback on
+//! them is in; it fails if the path queued [`PROBE_GUARD_QUEUE_MS`] meanwhile, and later if
+//! less than [`PROBE_GUARD_SHARE`] of what we send arrives (from [`PROBE_GUARD_AFTER`] on). No
+//! probe starts while the path queues that long. A failed probe thus costs a path that cannot
+//! carry it one burst, which its queue absorbs, instead of the layer's rate for as long as the
+//! guard takes to see it (which cost viewers of the lower layers a freeze of over a second
+//! behind a 400 kbit/s uplink).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -49,12 +55,23 @@ pub const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(120);
 pub const PROBE_GUARD_SHARE: f64 = 0.85;
 /// See [`PROBE_GUARD_SHARE`]: the estimator's rate windows (1 s) must hold some of the probe.
 pub const PROBE_GUARD_AFTER: Duration = Duration::from_millis(500);
+/// A probe has also failed, at once, when the path queues this long: the layer's first frame
+/// (a keyframe) and its rate fill the bottleneck's queue long before the rate windows show
+/// it, and everything behind them (the lower layers, audio, retransmissions) waits or is
+/// dropped. No probe starts while the path queues this long.
+pub const PROBE_GUARD_QUEUE_MS: u32 = 100;
+/// A probe sends the layer until the next allocation, [`PROBE_CHECK_EVERY`] later (its keyframe
+/// and at most a frame more), then holds it until this long after its start, when the feedback on those frames is in (their
+/// trip through a full queue included): a path that cannot carry the layer has then seen one
+/// short burst instead of the layer's rate for as long as the guard takes to see it. A layer
+/// that passes goes on (with a new keyframe).
+pub const PROBE_VERDICT: Duration = Duration::from_millis(500);
 /// A layer resumed by a probe and paused again within this was a failed probe.
 pub const PROBE_WINDOW: Duration = Duration::from_secs(10);
 /// While a probe is young (its first [`PROBE_WATCH`]), the allocation runs this often instead
 /// of every [`INTERVAL`], so that the guard stops a failing probe as soon as it shows (the
 /// overload costs the layers below it their packets, and the viewers a freeze, until then).
-pub const PROBE_CHECK_EVERY: Duration = Duration::from_millis(100);
+pub const PROBE_CHECK_EVERY: Duration = Duration::from_millis(50);
 /// See [`PROBE_CHECK_EVERY`].
 pub const PROBE_WATCH: Duration = Duration::from_secs(2);
 
@@ -67,6 +84,9 @@ pub struct Estimate {
     pub delivered_kbps: Option<u32>,
     /// What we sent over the same window, kbit/s (by departure).
     pub sent_kbps: Option<u32>,
+    /// How long the packets of the latest feedback waited in queues on the path, ms
+    /// ([`videoroom_webrtc::queue_delay`]).
+    pub queue_delay_ms: Option<u32>,
 }
 
 /// What a track is, for precedence.
@@ -118,6 +138,8 @@ struct LayerState {
     fits_since: Option<Instant>,
     /// When a probe resumed it (cleared once it stayed on for [`PROBE_WINDOW`]).
     probed_at: Option<Instant>,
+    /// The longest queueing delay reported since the probe started (ms).
+    probe_queue_ms: u32,
 }
 
 impl LayerState {
@@ -126,6 +148,7 @@ impl LayerState {
             active: true,
             fits_since: None,
             probed_at: None,
+            probe_queue_ms: 0,
         }
     }
 }
@@ -215,6 +238,9 @@ impl Allocator {
             self.delivered.pop_front();
         }
         let demonstrated = self.delivered.iter().map(|&(_, d)| d).max().unwrap_or(0);
+        let queued = estimate
+            .queue_delay_ms
+            .is_some_and(|q| q >= PROBE_GUARD_QUEUE_MS);
         let total = estimate.kbps;
         let audio = tracks.iter().filter(|t| t.kind == TrackKind::Audio).count() as u32;
         let mut left = total.saturating_sub(audio.saturating_mul(AUDIO_RESERVE_KBPS));
@@ -241,15 +267,25 @@ impl Allocator {
                     state.fits_since = None;
                     false
                 } else if state.active {
-                    let probe_failed = state.probed_at.is_some_and(|p| {
-                        let since = now.saturating_duration_since(p);
-                        since >= PROBE_GUARD_AFTER && since < PROBE_WINDOW
-                    }) && matches!(
+                    let since = state.probed_at.map(|p| now.saturating_duration_since(p));
+                    if since.is_some_and(|s| s < PROBE_WINDOW) {
+                        state.probe_queue_ms = state
+                            .probe_queue_ms
+                            .max(estimate.queue_delay_ms.unwrap_or(0));
+                    }
+                    let starved = matches!(
                         (estimate.delivered_kbps, estimate.sent_kbps),
                         (Some(d), Some(s)) if f64::from(d) < f64::from(s) * PROBE_GUARD_SHARE
                     );
+                    let probe_failed = since.is_some_and(|since| {
+                        since < PROBE_WINDOW
+                            && (state.probe_queue_ms >= PROBE_GUARD_QUEUE_MS
+                                || (since >= PROBE_GUARD_AFTER && starved))
+                    });
                     if left >= floor && !probe_failed {
-                        true
+                        // A young probe holds after its first frames (the keyframe) until the
+                        // feedback on them is in: what they did to the path's queue decides.
+                        !since.is_some_and(|s| !s.is_zero() && s < PROBE_VERDICT)
                     } else {
                         // Congestion: no probe for a while, longer if this was one.
                         state.active = false;
@@ -270,12 +306,13 @@ impl Allocator {
                     // Everything up to this layer, at its nominal rate.
                     let after = total - left + nominal;
                     let safe = after <= demonstrated;
-                    let may_probe = self.next_probe.is_none_or(|p| now >= p);
+                    let may_probe = self.next_probe.is_none_or(|p| now >= p) && !queued;
                     if held && (safe || may_probe) {
                         state.active = true;
                         state.fits_since = None;
                         if !safe {
                             state.probed_at = Some(now);
+                            state.probe_queue_ms = estimate.queue_delay_ms.unwrap_or(0);
                             self.next_probe = Some(now + self.probe_interval);
                         }
                         true
@@ -346,6 +383,7 @@ mod tests {
             kbps,
             delivered_kbps: Some(kbps),
             sent_kbps: Some(kbps),
+            queue_delay_ms: Some(0),
         })
     }
 
@@ -462,6 +500,7 @@ mod tests {
             kbps,
             delivered_kbps: Some(delivered),
             sent_kbps: Some(delivered),
+            queue_delay_ms: Some(0),
         })
     }
 
@@ -523,6 +562,7 @@ mod tests {
             kbps: 900,
             delivered_kbps: Some(400),
             sent_kbps: Some(800),
+            queue_delay_ms: Some(0),
         });
         // A young probe asks for the allocation every PROBE_CHECK_EVERY.
         assert!(a.probe_running(probe));
@@ -535,13 +575,74 @@ mod tests {
         let mut b = Allocator::new();
         b.allocate(t0, blind(400, 400), &tracks);
         let probe = resumed_after(&mut b, t0 + S, 900);
-        let early = b.allocate(probe + Duration::from_millis(100), congested, &tracks);
-        assert_ne!(early.tracks[0][1], Paused);
+        let early = b.allocate(probe + PROBE_VERDICT - MS, congested, &tracks);
+        assert_eq!(early.tracks[0][1], Paused, "held until the verdict");
+        assert!(b.probe_running(probe + PROBE_VERDICT - MS), "held, not stopped");
         assert!(b.probe_running(probe + PROBE_WATCH - MS));
         assert!(
             !b.probe_running(probe + PROBE_WATCH),
             "an old probe is not watched"
         );
+    }
+
+    #[test]
+    fn a_probe_sends_a_burst_and_holds_until_its_feedback_says_whether_the_path_queued() {
+        let tracks = [camera(), mic()];
+        let queue = |ms: u32| {
+            Some(Estimate {
+                kbps: 900,
+                delivered_kbps: Some(250),
+                sent_kbps: Some(250),
+                queue_delay_ms: Some(ms),
+            })
+        };
+        let mut a = Allocator::new();
+        let t0 = Instant::now();
+        a.allocate(t0, blind(400, 400), &tracks);
+        let probe = resumed_after(&mut a, t0 + S, 900);
+        // Its first frames went out; it holds while their feedback comes in. 200 ms in, the
+        // rates still look fine but the path queues 150 ms: stopped.
+        let at = probe + PROBE_CHECK_EVERY;
+        assert_eq!(a.allocate(at, queue(60), &tracks).tracks[0][1], Paused);
+        assert!(a.probe_running(at), "held, not stopped");
+        let decided = a.allocate(at + PROBE_CHECK_EVERY, queue(150), &tracks);
+        assert_eq!(decided.tracks[0][1], Paused, "{decided:?}");
+        assert!(!a.probe_running(at + PROBE_CHECK_EVERY), "stopped");
+        // Queueing seen during the hold still fails it at the verdict, though drained by then.
+        let mut c = Allocator::new();
+        c.allocate(t0, blind(400, 400), &tracks);
+        let probe = resumed_after(&mut c, t0 + S, 900);
+        c.allocate(probe + 2 * PROBE_CHECK_EVERY, queue(130), &tracks);
+        assert_eq!(c.allocate(probe + PROBE_VERDICT, queue(5), &tracks).tracks[0][1], Paused);
+        assert!(!c.probe_running(probe + PROBE_VERDICT));
+        // A probe whose burst the path took goes on at the verdict.
+        let mut d = Allocator::new();
+        d.allocate(t0, blind(400, 400), &tracks);
+        let probe = resumed_after(&mut d, t0 + S, 900);
+        for k in 1..5u32 {
+            let held = d.allocate(probe + k * PROBE_CHECK_EVERY, queue(40), &tracks);
+            assert_eq!(held.tracks[0][1], Paused, "held at {k}");
+        }
+        let verdict = d.allocate(probe + PROBE_VERDICT, queue(20), &tracks);
+        assert!(matches!(verdict.tracks[0][1], Send(_)), "{verdict:?}");
+        assert!(d.probe_running(probe + PROBE_VERDICT));
+        // The next probe is due after twice the interval, but not while the path queues.
+        let due = at + PROBE_CHECK_EVERY + 2 * PROBE_INTERVAL;
+        let mut t = due;
+        while t < due + 5 * S {
+            assert_eq!(a.allocate(t, queue(120), &tracks).tracks[0][1], Paused);
+            t += 500 * MS;
+        }
+        // Drained: it starts (after its hold).
+        let mut started = None;
+        while t < due + 10 * S {
+            if a.allocate(t, queue(10), &tracks).tracks[0][1] != Paused {
+                started = Some(t);
+                break;
+            }
+            t += 500 * MS;
+        }
+        assert!(started.is_some(), "no probe once the queue drained");
     }
 
     #[test]

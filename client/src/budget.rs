@@ -147,6 +147,9 @@ impl SendBudget {
                     kbps: kbps(s.bps?),
                     delivered_kbps: s.delivered_bps.map(kbps),
                     sent_kbps: s.sent_bps.map(kbps),
+                    queue_delay_ms: s
+                        .queue_delay
+                        .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX)),
                 })
             });
         let mut demands = Vec::with_capacity(inner.tracks.len());

@@ -30,6 +30,7 @@ use rtc::interceptor::{
     BandwidthEstimator, CongestionControlBuilder, EstimatorStats, Gcc, PacketReport, Registry,
     Slot, TwccSenderBuilder,
 };
+use crate::queue_delay::QueueDelay;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -190,6 +191,9 @@ pub struct EstimateStats {
     pub sent_bps: Option<u64>,
     /// Arrived over the last window, by the receiver's clock.
     pub delivered_bps: Option<u64>,
+    /// How long the packets of the latest feedback waited in queues on the path
+    /// ([`QueueDelay`]).
+    pub queue_delay: Option<Duration>,
     /// Feedback batches folded in so far.
     pub reports: u64,
 }
@@ -201,6 +205,8 @@ struct Shared {
     gcc_bps: AtomicU64,
     sent_bps: AtomicU64,
     delivered_bps: AtomicU64,
+    /// Microseconds (at least 1).
+    queue_delay_us: AtomicU64,
     reports: AtomicU64,
 }
 
@@ -223,6 +229,7 @@ impl SendEstimate {
             gcc_bps: nonzero(&self.0.gcc_bps),
             sent_bps: nonzero(&self.0.sent_bps),
             delivered_bps: nonzero(&self.0.delivered_bps),
+            queue_delay: nonzero(&self.0.queue_delay_us).map(Duration::from_micros),
             reports: self.0.reports.load(Ordering::Relaxed),
         }
     }
@@ -247,6 +254,7 @@ pub struct Estimator {
     config: BweConfig,
     sent: RateWindow,
     delivered: RateWindow,
+    queue: QueueDelay,
     /// Departures are kept as offsets from the first one seen.
     epoch: Option<Instant>,
     target: f64,
@@ -273,6 +281,7 @@ impl Estimator {
             config,
             sent: RateWindow::new(config.window),
             delivered: RateWindow::new(config.window),
+            queue: QueueDelay::new(),
             epoch: None,
             target: config.start_bps.clamp(config.min_bps, config.max_bps),
             out: out.clone(),
@@ -298,6 +307,11 @@ impl BandwidthEstimator for Estimator {
                 self.delivered.add(arrival, r.size);
             }
         }
+        if let Some(epoch) = self.epoch {
+            self.queue.on_batch(reports.iter().filter(|r| r.arrived).filter_map(|r| {
+                Some((r.departure.saturating_duration_since(epoch), r.arrival?))
+            }));
+        }
         let mut gcc = self.gcc.target_bitrate();
         let (sent, delivered) = (self.sent.bps(), self.delivered.bps());
         self.target = bound(gcc, sent, delivered, &self.config);
@@ -314,6 +328,9 @@ impl BandwidthEstimator for Estimator {
         store(&s.gcc_bps, Some(gcc));
         store(&s.sent_bps, sent);
         store(&s.delivered_bps, delivered);
+        if let Some(queued) = self.queue.latest() {
+            store(&s.queue_delay_us, Some(queued.as_micros() as f64));
+        }
         store(&s.bps, Some(self.target));
         s.reports.fetch_add(1, Ordering::Relaxed);
     }

@@ -8,6 +8,7 @@
 //! Not for: signaling (see `videoroom-protocol`) or anything that owns sockets or tasks.
 
 pub mod bwe;
+pub mod queue_delay;
 
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder};

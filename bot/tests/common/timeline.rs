@@ -34,3 +34,31 @@ pub fn freezes(track: &Value) -> Vec<(u64, u64)> {
         })
         .unwrap_or_default()
 }
+
+/// `[wall ms, budget kbit/s, layers paused by the budget, layers sent]` of the publisher's
+/// camera.
+pub fn budget(track: &Value) -> Vec<[u64; 4]> {
+    track["budget_timeline"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| {
+                    Some([
+                        e[0].as_u64()?,
+                        e[1].as_u64()?,
+                        e[2].as_u64()?,
+                        e[3].as_u64()?,
+                    ])
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Our camera's entry in a bot's `local_tracks`.
+pub fn local_camera(report: &Value) -> &Value {
+    report["local_tracks"]
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["source"] == "camera"))
+        .unwrap_or_else(|| panic!("no local camera in {report}"))
+}

@@ -42,9 +42,10 @@ pub fn new_screen_encoder(settings: &VideoSendSettings) -> Result<Vp8Encoder, Vp
     Vp8Encoder::new(config)
 }
 
-/// Creates the encoder (fails early on a bad configuration).
+/// Creates a camera's encoder ([`Vp8Config::camera`]; the other simulcast layers copy its
+/// settings); fails early on a bad configuration.
 pub fn new_encoder(settings: &VideoSendSettings) -> Result<Vp8Encoder, Vp8Error> {
-    let mut config = Vp8Config::new(settings.width, settings.height, settings.target_kbps);
+    let mut config = Vp8Config::camera(settings.width, settings.height, settings.target_kbps);
     config.fps = settings.fps.max(1);
     Vp8Encoder::new(config)
 }
