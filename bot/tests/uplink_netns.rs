@@ -6,9 +6,9 @@
 //! video freezes for over 1 s after the first 5 s of the cap. Nothing in the test tells the
 //! publisher about the limit.
 //!
-//! The call lasts long enough under the cap (~50 s) for the publisher's first probe (a paused
-//! layer resumed at its floor ~30 s after the pause, stopped as soon as less than what is sent
-//! arrives): a probe that froze the viewers would fail the test.
+//! The call lasts long enough under the cap (~50 s) for the publisher's first probe (~30 s after
+//! the pause: a paused layer's keyframe, then the layer held until the feedback on it shows the
+//! path queueing, and kept paused): a probe that froze the viewers would fail the test.
 //!
 //! The limit comes after the call is up (not from the start) because that is the case the
 //! estimator has to react to: a link that degrades under a running call, from an estimate and
