@@ -577,7 +577,10 @@ mod tests {
         let probe = resumed_after(&mut b, t0 + S, 900);
         let early = b.allocate(probe + PROBE_VERDICT - MS, congested, &tracks);
         assert_eq!(early.tracks[0][1], Paused, "held until the verdict");
-        assert!(b.probe_running(probe + PROBE_VERDICT - MS), "held, not stopped");
+        assert!(
+            b.probe_running(probe + PROBE_VERDICT - MS),
+            "held, not stopped"
+        );
         assert!(b.probe_running(probe + PROBE_WATCH - MS));
         assert!(
             !b.probe_running(probe + PROBE_WATCH),
@@ -613,7 +616,10 @@ mod tests {
         c.allocate(t0, blind(400, 400), &tracks);
         let probe = resumed_after(&mut c, t0 + S, 900);
         c.allocate(probe + 2 * PROBE_CHECK_EVERY, queue(130), &tracks);
-        assert_eq!(c.allocate(probe + PROBE_VERDICT, queue(5), &tracks).tracks[0][1], Paused);
+        assert_eq!(
+            c.allocate(probe + PROBE_VERDICT, queue(5), &tracks).tracks[0][1],
+            Paused
+        );
         assert!(!c.probe_running(probe + PROBE_VERDICT));
         // A probe whose burst the path took goes on at the verdict.
         let mut d = Allocator::new();

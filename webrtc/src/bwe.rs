@@ -26,11 +26,11 @@
 //! No pacer: packets leave when the sender writes them (the departure instant the history
 //! records is the write instant).
 
+use crate::queue_delay::QueueDelay;
 use rtc::interceptor::{
     BandwidthEstimator, CongestionControlBuilder, EstimatorStats, Gcc, PacketReport, Registry,
     Slot, TwccSenderBuilder,
 };
-use crate::queue_delay::QueueDelay;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -308,9 +308,11 @@ impl BandwidthEstimator for Estimator {
             }
         }
         if let Some(epoch) = self.epoch {
-            self.queue.on_batch(reports.iter().filter(|r| r.arrived).filter_map(|r| {
-                Some((r.departure.saturating_duration_since(epoch), r.arrival?))
-            }));
+            self.queue.on_batch(
+                reports.iter().filter(|r| r.arrived).filter_map(|r| {
+                    Some((r.departure.saturating_duration_since(epoch), r.arrival?))
+                }),
+            );
         }
         let mut gcc = self.gcc.target_bitrate();
         let (sent, delivered) = (self.sent.bps(), self.delivered.bps());

@@ -61,6 +61,9 @@ pub(crate) struct Chain {
     interceptors: Vec<Box<dyn Interceptor>>,
     read_outs: VecDeque<TaggedPacket>,
     write_outs: VecDeque<TaggedPacket>,
+    /// videoroom patch: the belt of the last walk, empty between walks, kept for its allocation
+    /// (a walk used to build a new `VecDeque` per packet).
+    spare_belt: VecDeque<TaggedPacket>,
 }
 
 impl Chain {
@@ -93,13 +96,35 @@ impl Chain {
     /// packet an interceptor emits lands on the belt *behind* the ones it passed through, and is then
     /// carried to every interceptor still ahead — which is what makes injected packets impossible to
     /// bypass with.
+    ///
+    /// videoroom patch: `passes` says whether an interceptor lets this direction's packets by
+    /// untouched ([`Interceptor::passes_writes_through`]); the belt then goes past it, behind what
+    /// it had queued, instead of through its queue.
     fn walk<'a, T>(
         interceptors: impl Iterator<Item = &'a mut Box<dyn Interceptor>>,
         mut belt: VecDeque<T>,
         handle: fn(&mut dyn Interceptor, T) -> Result<(), Error>,
         poll: fn(&mut dyn Interceptor) -> Option<T>,
+        passes: fn(&dyn Interceptor) -> bool,
+        observe: fn(&mut dyn Interceptor, &T),
     ) -> VecDeque<T> {
         for interceptor in interceptors {
+            if passes(interceptor.as_ref()) {
+                for next in belt.iter() {
+                    observe(interceptor.as_mut(), next);
+                }
+                // What its queue holds goes first, then the belt, as if the belt had been
+                // appended to the queue and the queue drained.
+                let passing = belt.len();
+                while let Some(next) = poll(interceptor.as_mut()) {
+                    belt.push_back(next);
+                }
+                let queued = belt.len() - passing;
+                if queued > 0 && passing > 0 {
+                    belt.rotate_right(queued);
+                }
+                continue;
+            }
             while let Some(next) = belt.pop_front() {
                 // An interceptor takes the packet and decides what becomes of it: hold it, drop
                 // it, or put it on its own queue to be collected below.
@@ -116,24 +141,53 @@ impl Chain {
         belt
     }
 
-    fn drain_read(&mut self) {
-        let belt = Self::walk(
+    /// videoroom patch: one read walk with `msg` (if any) on the spare belt, its output appended
+    /// to `read_outs` (or becoming it, when that is empty: no packet moved).
+    fn walk_read(&mut self, msg: Option<TaggedPacket>) {
+        let mut belt = std::mem::take(&mut self.spare_belt);
+        belt.extend(msg);
+        let mut belt = Self::walk(
             self.interceptors.iter_mut(),
-            VecDeque::new(),
+            belt,
             |s, p| s.handle_read(p),
             |s| s.poll_read(),
+            |_| false,
+            |_, _| {},
         );
-        self.read_outs.extend(belt);
+        if self.read_outs.is_empty() {
+            std::mem::swap(&mut self.read_outs, &mut belt);
+        } else {
+            self.read_outs.append(&mut belt);
+        }
+        self.spare_belt = belt;
+    }
+
+    /// videoroom patch: as [`walk_read`](Self::walk_read), in the write direction.
+    fn walk_write(&mut self, msg: Option<TaggedPacket>) {
+        let mut belt = std::mem::take(&mut self.spare_belt);
+        belt.extend(msg);
+        let mut belt = Self::walk(
+            self.interceptors.iter_mut().rev(),
+            belt,
+            |s, p| s.handle_write(p),
+            |s| s.poll_write(),
+            |s| s.passes_writes_through(),
+            |s, p| s.observe_write(p),
+        );
+        if self.write_outs.is_empty() {
+            std::mem::swap(&mut self.write_outs, &mut belt);
+        } else {
+            self.write_outs.append(&mut belt);
+        }
+        self.spare_belt = belt;
+    }
+
+    fn drain_read(&mut self) {
+        self.walk_read(None);
     }
 
     fn drain_write(&mut self) {
-        let belt = Self::walk(
-            self.interceptors.iter_mut().rev(),
-            VecDeque::new(),
-            |s, p| s.handle_write(p),
-            |s| s.poll_write(),
-        );
-        self.write_outs.extend(belt);
+        self.walk_write(None);
     }
 }
 
@@ -145,13 +199,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for Chain {
     type Time = Instant;
 
     fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        let belt = Self::walk(
-            self.interceptors.iter_mut(),
-            VecDeque::from([msg]),
-            |s, p| s.handle_read(p),
-            |s| s.poll_read(),
-        );
-        self.read_outs.extend(belt);
+        self.walk_read(Some(msg));
         Ok(())
     }
 
@@ -165,13 +213,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for Chain {
     }
 
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        let belt = Self::walk(
-            self.interceptors.iter_mut().rev(),
-            VecDeque::from([msg]),
-            |s, p| s.handle_write(p),
-            |s| s.poll_write(),
-        );
-        self.write_outs.extend(belt);
+        self.walk_write(Some(msg));
         Ok(())
     }
 
@@ -235,5 +277,160 @@ impl Interceptor for Chain {
         for interceptor in self.interceptors.iter_mut() {
             interceptor.unbind_remote_stream(info);
         }
+    }
+}
+
+/// videoroom patch: carrying outbound packets past interceptors that let them by
+/// ([`Interceptor::passes_writes_through`]) gives what walking them through their queues gives.
+#[cfg(test)]
+mod pass_through_tests {
+    use super::*;
+    use crate::{AttributedPacket, Packet};
+    use shared::TransportContext;
+
+    /// Tags what it handles (unless it is 1, 3 or 4) and generates a packet of its own on
+    /// some timeouts, queued like the NACK generator's and the report interceptors'.
+    ///
+    /// Probe 2 also watches what goes by (`observe_write`, as the sender-report interceptor and
+    /// the NACK responder do): the timestamp sum of what it saw goes into what it generates.
+    struct Probe {
+        id: u32,
+        pass: bool,
+        ticks: u32,
+        seen: u32,
+        queue: VecDeque<TaggedPacket>,
+    }
+
+    fn rtp(sequence_number: u16, timestamp: u32) -> TaggedPacket {
+        let mut packet = rtp::Packet::default();
+        packet.header.sequence_number = sequence_number;
+        packet.header.timestamp = timestamp;
+        TaggedPacket {
+            now: Instant::now(),
+            transport: TransportContext::default(),
+            message: AttributedPacket::new(Packet::Rtp(packet)),
+        }
+    }
+
+    impl Protocol<TaggedPacket, TaggedPacket, ()> for Probe {
+        type Rout = TaggedPacket;
+        type Wout = TaggedPacket;
+        type Eout = ();
+        type Error = Error;
+        type Time = Instant;
+
+        fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Error> {
+            self.queue.push_back(msg);
+            Ok(())
+        }
+        fn poll_read(&mut self) -> Option<TaggedPacket> {
+            None
+        }
+        fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
+            if self.id == 2 {
+                self.observe_write(&msg);
+                self.queue.push_back(msg);
+                return Ok(());
+            }
+            if !matches!(self.id, 1 | 3 | 4)
+                && let Packet::Rtp(p) = &mut msg.message.packet
+            {
+                p.header.timestamp = p.header.timestamp.wrapping_mul(31).wrapping_add(self.id);
+            }
+            self.queue.push_back(msg);
+            Ok(())
+        }
+        fn poll_write(&mut self) -> Option<TaggedPacket> {
+            self.queue.pop_front()
+        }
+        fn handle_timeout(&mut self, _now: Instant) -> Result<(), Error> {
+            self.ticks += 1;
+            if self.ticks % (self.id + 1) == 0 {
+                self.queue.push_back(rtp(
+                    (self.id * 1000 + self.ticks) as u16,
+                    self.id ^ self.seen,
+                ));
+            }
+            Ok(())
+        }
+        fn poll_timeout(&mut self) -> Option<Instant> {
+            None
+        }
+    }
+
+    impl Interceptor for Probe {
+        fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+        fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+        fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+        fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+        fn passes_writes_through(&self) -> bool {
+            self.pass
+        }
+        fn observe_write(&mut self, msg: &TaggedPacket) {
+            if self.id == 2
+                && let Packet::Rtp(p) = &msg.message.packet
+            {
+                self.seen = self.seen.wrapping_add(p.header.timestamp);
+            }
+        }
+    }
+
+    /// Interceptors 1, 3 and 4 only queue their writes, 2 watches and queues; `skip` says whether
+    /// they say so.
+    fn chain(skip: bool) -> Chain {
+        Chain::new(
+            (0..6)
+                .map(|id| {
+                    Box::new(Probe {
+                        id,
+                        pass: skip && matches!(id, 1..=4),
+                        ticks: 0,
+                        seen: 0,
+                        queue: VecDeque::new(),
+                    }) as Box<dyn Interceptor>
+                })
+                .collect(),
+        )
+    }
+
+    fn key(p: &TaggedPacket) -> (u16, u32) {
+        match &p.message.packet {
+            Packet::Rtp(p) => (p.header.sequence_number, p.header.timestamp),
+            Packet::Rtcp(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn skipping_pass_through_interceptors_changes_no_output() {
+        let (mut walked, mut skipped) = (chain(false), chain(true));
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let now = Instant::now();
+        let mut out = 0;
+        for n in 0..20_000u32 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            for chain in [&mut walked, &mut skipped] {
+                match seed % 5 {
+                    0 => chain.handle_timeout(now).unwrap(),
+                    1 | 2 => chain.handle_write(rtp(n as u16, n)).unwrap(),
+                    _ => {}
+                }
+            }
+            let polls = if seed % 7 == 0 {
+                usize::MAX
+            } else {
+                (seed % 3) as usize
+            };
+            for _ in 0..polls {
+                let (a, b) = (walked.poll_write(), skipped.poll_write());
+                assert_eq!(a.as_ref().map(key), b.as_ref().map(key), "step {n}");
+                if a.is_none() {
+                    break;
+                }
+                out += 1;
+            }
+        }
+        assert!(out > 10_000, "{out} packets compared");
     }
 }

@@ -1,6 +1,6 @@
 //! videoroom patch: the hasher of the maps looked up once or more per RTP packet (the send
-//! history's indexes, the per-SSRC stream tables of the TWCC sender and the congestion
-//! controller).
+//! history's indexes, the per-SSRC stream tables of the TWCC sender, the congestion
+//! controller, the sender-report interceptor and the NACK responder).
 //!
 //! Their keys are SSRCs and sequence numbers, a handful of bytes each, and the std default
 //! (SipHash-1-3 with random keys) was a visible part of the cost of every packet sent. Entries

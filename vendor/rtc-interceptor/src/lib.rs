@@ -375,6 +375,24 @@ pub trait Interceptor:
 
     /// unbind_remote_stream is called when the Stream is removed. It can be used to clean up any data related to that track.
     fn unbind_remote_stream(&mut self, info: &StreamInfo);
+
+    /// videoroom patch: whether this interceptor lets outbound packets by unchanged:
+    /// `handle_write(msg)` is exactly [`observe_write(&msg)`](Self::observe_write) followed by
+    /// appending `msg` to the back of the queue `poll_write` pops from (never failing), and
+    /// `poll_write` does nothing but pop that queue.
+    ///
+    /// A [`Chain`](crate::Registry) then carries outbound packets past the interceptor instead of
+    /// moving each one into its queue and out again: it calls `observe_write` on each, collects
+    /// what the queue already holds (what the interceptor generated) and puts it in front of the
+    /// packets going by, the order the queue would have given. `false` (the default) is always
+    /// correct.
+    fn passes_writes_through(&self) -> bool {
+        false
+    }
+
+    /// videoroom patch: what `handle_write` does with a packet besides queueing it, for an
+    /// interceptor that [passes writes through](Self::passes_writes_through). Nothing by default.
+    fn observe_write(&mut self, _msg: &TaggedPacket) {}
 }
 
 /// An interceptor whose concrete type has been erased.
@@ -384,6 +402,15 @@ pub trait Interceptor:
 pub type BoxedInterceptor = Box<dyn Interceptor>;
 
 impl<P: Interceptor + ?Sized> Interceptor for Box<P> {
+    // videoroom patch: forwarded like the rest (see `Interceptor::passes_writes_through`).
+    fn passes_writes_through(&self) -> bool {
+        (**self).passes_writes_through()
+    }
+
+    fn observe_write(&mut self, msg: &TaggedPacket) {
+        (**self).observe_write(msg)
+    }
+
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         (**self).bind_local_stream(info)
     }
@@ -412,6 +439,15 @@ impl<P: Interceptor + ?Sized> Interceptor for Box<P> {
 /// outlives only `'a`. [`Registry::with`] is where the `'static` bound is asked for instead —
 /// locally, by the one method that has to box what it is given.
 impl<P: Interceptor + ?Sized> Interceptor for &mut P {
+    // videoroom patch: forwarded like the rest (see `Interceptor::passes_writes_through`).
+    fn passes_writes_through(&self) -> bool {
+        (**self).passes_writes_through()
+    }
+
+    fn observe_write(&mut self, msg: &TaggedPacket) {
+        (**self).observe_write(msg)
+    }
+
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         (**self).bind_local_stream(info)
     }

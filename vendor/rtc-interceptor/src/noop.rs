@@ -112,6 +112,12 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for NoopInterceptor {
 }
 
 impl Interceptor for NoopInterceptor {
+    // videoroom patch: `handle_write` only queues and `poll_write` only pops (generated packets
+    // are queued by `handle_timeout`), so a chain may carry outbound packets past it.
+    fn passes_writes_through(&self) -> bool {
+        true
+    }
+
     fn bind_local_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}

@@ -259,6 +259,12 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for NackGeneratorInterceptor {
 }
 
 impl Interceptor for NackGeneratorInterceptor {
+    // videoroom patch: `handle_write` only queues and `poll_write` only pops (generated packets
+    // are queued by `handle_timeout`), so a chain may carry outbound packets past it.
+    fn passes_writes_through(&self) -> bool {
+        true
+    }
+
     fn bind_remote_stream(&mut self, info: &StreamInfo) {
         if stream_supports_nack(info)
             && let Some(receive_log) = ReceiveLog::new(self.size)

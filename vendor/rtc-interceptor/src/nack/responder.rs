@@ -3,12 +3,13 @@
 use super::send_buffer::SendBuffer;
 use super::stream_supports_nack;
 use crate::Interceptor;
+use crate::index_hash::IndexMap;
 use crate::stream_info::StreamInfo;
 use crate::{Attribute, AttributedPacket, Packet, TaggedPacket};
 use sansio::Protocol;
 use shared::TransportContext;
 use shared::error::Error;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 /// Builder for the NackResponderInterceptor.
@@ -77,7 +78,8 @@ pub struct NackResponderInterceptor {
     size: u16,
 
     /// Send buffers per local stream SSRC
-    streams: HashMap<u32, LocalStream>,
+    // videoroom patch: looked up for every packet sent; a cheap hasher (`index_hash`).
+    streams: IndexMap<u32, LocalStream>,
 
     /// Queue for retransmitted packets
     write_queue: VecDeque<TaggedPacket>,
@@ -86,11 +88,21 @@ pub struct NackResponderInterceptor {
 }
 
 impl NackResponderInterceptor {
+    /// videoroom patch: what `handle_write` does with an outbound packet besides queueing it:
+    /// buffer outgoing RTP packets.
+    fn observe_outbound(&mut self, msg: &TaggedPacket) {
+        if let Packet::Rtp(ref rtp_packet) = msg.message.packet
+            && let Some(stream) = self.streams.get_mut(&rtp_packet.header.ssrc)
+        {
+            stream.send_buffer.add(rtp_packet.clone());
+        }
+    }
+
     fn new(size: u16) -> Self {
         Self {
             read_queue: VecDeque::new(),
             size,
-            streams: HashMap::new(),
+            streams: IndexMap::default(),
             write_queue: VecDeque::new(),
         }
     }
@@ -207,12 +219,9 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for NackResponderInterceptor {
     }
 
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        // Buffer outgoing RTP packets
-        if let Packet::Rtp(ref rtp_packet) = msg.message.packet
-            && let Some(stream) = self.streams.get_mut(&rtp_packet.header.ssrc)
-        {
-            stream.send_buffer.add(rtp_packet.clone());
-        }
+        // videoroom patch: the buffering moved to `observe_outbound` (see
+        // `Interceptor::passes_writes_through`).
+        self.observe_outbound(&msg);
 
         self.write_queue.push_back(msg);
 
@@ -234,6 +243,16 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for NackResponderInterceptor {
 }
 
 impl Interceptor for NackResponderInterceptor {
+    // videoroom patch: `handle_write` is `observe_write` and queueing, and `poll_write` only pops
+    // (generated packets are queued elsewhere), so a chain may carry outbound packets past it.
+    fn passes_writes_through(&self) -> bool {
+        true
+    }
+
+    fn observe_write(&mut self, msg: &TaggedPacket) {
+        self.observe_outbound(msg);
+    }
+
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         if stream_supports_nack(info)
             && let Some(send_buffer) = SendBuffer::new(self.size)

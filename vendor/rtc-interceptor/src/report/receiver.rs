@@ -248,6 +248,12 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ReceiverReportInterceptor {
 }
 
 impl Interceptor for ReceiverReportInterceptor {
+    // videoroom patch: `handle_write` only queues and `poll_write` only pops (generated packets
+    // are queued by `handle_timeout`), so a chain may carry outbound packets past it.
+    fn passes_writes_through(&self) -> bool {
+        true
+    }
+
     fn bind_remote_stream(&mut self, info: &StreamInfo) {
         let stream = ReceiverStream::new(info.ssrc, info.clock_rate);
         self.streams.insert(info.ssrc, stream);

@@ -2,13 +2,14 @@
 
 use super::sender_stream::SenderStream;
 use crate::Interceptor;
+use crate::index_hash::IndexMap;
 use crate::stream_info::StreamInfo;
 use crate::{AttributedPacket, Packet, TaggedPacket};
 use rtcp::header::PacketType;
 use sansio::Protocol;
 use shared::TransportContext;
 use shared::error::Error;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Builder for the SenderReportInterceptor.
@@ -146,13 +147,28 @@ pub struct SenderReportInterceptor {
     /// Whether to always use the latest packet, even if out-of-order.
     use_latest_packet: bool,
 
-    streams: HashMap<u32, SenderStream>,
+    // videoroom patch: looked up for every packet sent; a cheap hasher (`index_hash`).
+    streams: IndexMap<u32, SenderStream>,
 
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
 }
 
 impl SenderReportInterceptor {
+    /// videoroom patch: what `handle_write` does with an outbound packet besides queueing it.
+    fn observe_outbound(&mut self, msg: &TaggedPacket) {
+        if let Packet::Rtp(rtp_packet) = &msg.message.packet
+            && let Some(stream) = self.streams.get_mut(&rtp_packet.header.ssrc)
+        {
+            stream.process_rtp(msg.now, rtp_packet);
+
+            // Arm the report timer from the first packet's instant (see nack::generator).
+            if self.next_timeout.is_none() {
+                self.next_timeout = Some(msg.now + self.interval);
+            }
+        }
+    }
+
     /// Create a new SenderReportInterceptor.
     fn new(interval: Duration, use_latest_packet: bool) -> Self {
         Self {
@@ -161,7 +177,7 @@ impl SenderReportInterceptor {
 
             use_latest_packet,
 
-            streams: HashMap::new(),
+            streams: IndexMap::default(),
 
             read_queue: VecDeque::new(),
             write_queue: VecDeque::new(),
@@ -196,16 +212,9 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for SenderReportInterceptor {
     }
 
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtp(rtp_packet) = &msg.message.packet
-            && let Some(stream) = self.streams.get_mut(&rtp_packet.header.ssrc)
-        {
-            stream.process_rtp(msg.now, rtp_packet);
-
-            // Arm the report timer from the first packet's instant (see nack::generator).
-            if self.next_timeout.is_none() {
-                self.next_timeout = Some(msg.now + self.interval);
-            }
-        }
+        // videoroom patch: the bookkeeping moved to `observe_outbound` (see
+        // `Interceptor::passes_writes_through`).
+        self.observe_outbound(&msg);
 
         self.write_queue.push_back(msg);
 
@@ -245,6 +254,16 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for SenderReportInterceptor {
 }
 
 impl Interceptor for SenderReportInterceptor {
+    // videoroom patch: `handle_write` is `observe_write` and queueing, and `poll_write` only pops
+    // (generated packets are queued elsewhere), so a chain may carry outbound packets past it.
+    fn passes_writes_through(&self) -> bool {
+        true
+    }
+
+    fn observe_write(&mut self, msg: &TaggedPacket) {
+        self.observe_outbound(msg);
+    }
+
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         let stream = SenderStream::new(info.ssrc, info.clock_rate, self.use_latest_packet);
         self.streams.insert(info.ssrc, stream);

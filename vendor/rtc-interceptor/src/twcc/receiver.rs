@@ -217,6 +217,12 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for TwccReceiverInterceptor {
 }
 
 impl Interceptor for TwccReceiverInterceptor {
+    // videoroom patch: `handle_write` only queues and `poll_write` only pops (generated packets
+    // are queued by `handle_timeout`), so a chain may carry outbound packets past it.
+    fn passes_writes_through(&self) -> bool {
+        true
+    }
+
     fn bind_remote_stream(&mut self, info: &StreamInfo) {
         if let Some(hdr_ext_id) = stream_supports_twcc(info) {
             // Don't track if ID is 0 (invalid)
