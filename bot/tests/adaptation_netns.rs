@@ -37,19 +37,7 @@ async fn a_capped_downlink_gets_a_lower_layer_and_climbs_back() {
         "adapt",
         "Pub",
         Some(&host),
-        &[
-            "--duration",
-            "44s",
-            "--width",
-            "1280",
-            "--height",
-            "720",
-            "--fps",
-            "15",
-            "--video-kbps",
-            "1500",
-            "-q",
-        ],
+        &[&["--duration", "44s", "-q"][..], &common::CAMERA_720P].concat(),
     );
     let mut free = common::spawn_via_media_ip(
         Command::new(common::BOT),

@@ -46,20 +46,10 @@ async fn a_capped_uplink_pauses_the_upper_layers_and_keeps_audio_and_video_flowi
         "Pub",
         Some(&inside),
         &[
-            "--duration",
-            "60s",
-            "--width",
-            "1280",
-            "--height",
-            "720",
-            "--fps",
-            "15",
-            "--video-kbps",
-            "1500",
-            "--audio",
-            "tone",
-            "-q",
-        ],
+            &["--duration", "60s", "--audio", "tone", "-q"][..],
+            &common::CAMERA_720P,
+        ]
+        .concat(),
     );
     let watch = [
         "--duration",

@@ -31,20 +31,10 @@ async fn a_freed_uplink_gets_its_upper_layer_back_through_a_probe() {
         "Pub",
         Some(&inside),
         &[
-            "--duration",
-            "62s",
-            "--width",
-            "1280",
-            "--height",
-            "720",
-            "--fps",
-            "15",
-            "--video-kbps",
-            "1500",
-            "--audio",
-            "tone",
-            "-q",
-        ],
+            &["--duration", "62s", "--audio", "tone", "-q"][..],
+            &common::CAMERA_720P,
+        ]
+        .concat(),
     );
     let mut viewer = common::spawn_via_media_ip(
         Command::new(common::BOT),

@@ -17,6 +17,19 @@ use tokio::sync::mpsc;
 
 pub const BOT: &str = env!("CARGO_BIN_EXE_videoroom-bot");
 
+/// The publisher of the shaped-link tests: a 1280×720 camera at 15 fps, simulcast layers of
+/// 1.5 Mbit/s, 500 and 150 kbit/s.
+pub const CAMERA_720P: [&str; 8] = [
+    "--width",
+    "1280",
+    "--height",
+    "720",
+    "--fps",
+    "15",
+    "--video-kbps",
+    "1500",
+];
+
 /// A fresh path for a stats file.
 pub fn temp_path(name: &str) -> PathBuf {
     static NEXT: AtomicU32 = AtomicU32::new(0);
