@@ -126,8 +126,9 @@ pub struct SendStats {
     pub packets_sent: u64,
     /// Encoded payload bytes written (the encoder's output; RTP/SRTP overhead excluded).
     pub bytes_sent: u64,
-    /// Video: on how many layers the last sent frame went out (3 for a 720p simulcast camera,
-    /// 1 for a single-layer track; 0 before the first frame).
+    /// Video: how many layers sent a frame within the last second (3 for a 720p simulcast
+    /// camera, 1 for a single-layer track; 0 before the first frame). A camera's rate control may
+    /// drop a layer's frame now and then; the layer still counts.
     pub layers_sent: u32,
     /// Video: how many layers the server said nobody receives, not encoded (dynacast).
     pub layers_paused: u32,

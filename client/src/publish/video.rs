@@ -34,6 +34,10 @@ pub struct VideoSendSettings {
     pub target_kbps: u32,
 }
 
+/// A layer counts as sent ([`SendStats::layers_sent`](super::SendStats::layers_sent)) while its
+/// last frame went out less than this ago.
+const LAYER_SENT_WITHIN: Duration = Duration::from_secs(1);
+
 /// Creates a screen share's encoder: libvpx's screen-content settings
 /// ([`Vp8Config::screen`]) at the settings' size and bitrate.
 pub fn new_screen_encoder(settings: &VideoSendSettings) -> Result<Vp8Encoder, Vp8Error> {
@@ -194,6 +198,8 @@ async fn video_send_loop(
         .collect();
     let order = lock(&control.layer_ssrcs).clone();
     let simulcast = packetizers.len() > 1;
+    // When each layer last went out (for `SendStats::layers_sent`).
+    let mut last_sent: Vec<Option<std::time::Instant>> = vec![None; packetizers.len()];
     let mut stage = Some(stage);
     let mut bound: Option<Arc<TrackLocalStaticRTP>> = None;
     let mut labels = Labels::default();
@@ -259,7 +265,7 @@ async fn video_send_loop(
             Outcome::Skip => continue,
             Outcome::Stop => return,
         };
-        let mut layers_sent = 0u32;
+        let mut any_sent = false;
         for (index, frame) in frames {
             let Some((spec, packetizer)) = packetizers.get_mut(index) else {
                 continue;
@@ -292,7 +298,10 @@ async fn video_send_loop(
                 (layer.width, layer.height) = sizes.get(index).copied().unwrap_or_default();
             }
             drop(stats);
-            layers_sent += 1;
+            any_sent = true;
+            if let Some(at) = last_sent.get_mut(index) {
+                *at = Some(std::time::Instant::now());
+            }
             control
                 .bytes_sent
                 .fetch_add(frame.data.len() as u64, Ordering::Relaxed);
@@ -300,9 +309,18 @@ async fn video_send_loop(
                 control.keyframes_sent.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if layers_sent > 0 {
+        if any_sent {
             control.frames_sent.fetch_add(1, Ordering::Relaxed);
-            control.layers_sent.store(layers_sent, Ordering::Relaxed);
+            // Layers that went out lately, not the last capture's: a layer whose rate control
+            // dropped this frame (`Vp8Config::camera`) is still being sent.
+            let now = std::time::Instant::now();
+            let recent = last_sent
+                .iter()
+                .filter(|at| at.is_some_and(|at| now.duration_since(at) < LAYER_SENT_WITHIN))
+                .count();
+            control
+                .layers_sent
+                .store(u32::try_from(recent).unwrap_or(u32::MAX), Ordering::Relaxed);
         }
     }
 }
