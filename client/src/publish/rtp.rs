@@ -44,6 +44,29 @@ impl RtpState {
             picture_id: rand::random::<u16>() & 0x7FFF,
         }
     }
+
+    /// The timestamp of a frame captured at `capture_micros` on a `clock_rate` clock (from the
+    /// track's first capture), at least `min_step` after the previous one (two frames must
+    /// never share a timestamp: a receiver would merge them), and the previous one.
+    fn next_timestamp(
+        &mut self,
+        capture_micros: u64,
+        clock_rate: u32,
+        min_step: u32,
+    ) -> (u32, Option<u32>) {
+        let first = *self.first_capture_micros.get_or_insert(capture_micros);
+        let ticks = capture_micros.saturating_sub(first) * u64::from(clock_rate) / 1_000_000;
+        // RTP timestamps wrap at 2^32 by design.
+        let mut timestamp = self.timestamp_base.wrapping_add(ticks as u32);
+        let previous = self.last_timestamp;
+        if let Some(last) = previous
+            && timestamp.wrapping_sub(last) as i32 <= 0
+        {
+            timestamp = last.wrapping_add(min_step);
+        }
+        self.last_timestamp = Some(timestamp);
+        (timestamp, previous)
+    }
 }
 
 /// How packets on the bound track are labelled: the transceiver's mid and the header extension
@@ -145,21 +168,9 @@ impl Vp8Packetizer {
     }
 
     pub(super) fn packetize(&mut self, frame: &EncodedFrame) -> Vec<rtc::rtp::Packet> {
-        let first = *self
+        let (timestamp, _) = self
             .state
-            .first_capture_micros
-            .get_or_insert(frame.capture_micros);
-        let ticks =
-            frame.capture_micros.saturating_sub(first) * u64::from(VP8_CLOCK_RATE) / 1_000_000;
-        // RTP timestamps wrap at 2^32 by design.
-        let mut timestamp = self.state.timestamp_base.wrapping_add(ticks as u32);
-        if let Some(last) = self.state.last_timestamp
-            && timestamp.wrapping_sub(last) as i32 <= 0
-        {
-            // Two frames must never share a timestamp: a receiver would merge them.
-            timestamp = last.wrapping_add(1);
-        }
-        self.state.last_timestamp = Some(timestamp);
+            .next_timestamp(frame.capture_micros, VP8_CLOCK_RATE, 1);
         if frame.data.is_empty() {
             return Vec::new();
         }
@@ -200,24 +211,12 @@ impl OpusPacketizer {
     }
 
     pub(super) fn packetize(&mut self, payload: Vec<u8>, capture_micros: u64) -> rtc::rtp::Packet {
-        let first = *self
-            .state
-            .first_capture_micros
-            .get_or_insert(capture_micros);
-        let ticks = capture_micros.saturating_sub(first) * u64::from(SAMPLE_RATE) / 1_000_000;
-        // RTP timestamps wrap at 2^32 by design.
-        let mut timestamp = self.state.timestamp_base.wrapping_add(ticks as u32);
-        if let Some(last) = self.state.last_timestamp
-            && timestamp.wrapping_sub(last) as i32 <= 0
-        {
-            timestamp = last.wrapping_add(FRAME_SAMPLES as u32);
-        }
+        let (timestamp, previous) =
+            self.state
+                .next_timestamp(capture_micros, SAMPLE_RATE, FRAME_SAMPLES as u32);
         // After a pause (mute), the first packet of a talk spurt carries the marker bit.
-        let marker = self
-            .state
-            .last_timestamp
-            .is_none_or(|last| timestamp.wrapping_sub(last) > 2 * FRAME_SAMPLES as u32);
-        self.state.last_timestamp = Some(timestamp);
+        let marker =
+            previous.is_none_or(|last| timestamp.wrapping_sub(last) > 2 * FRAME_SAMPLES as u32);
         let sequence_number = self.state.sequence;
         self.state.sequence = self.state.sequence.wrapping_add(1);
         rtc::rtp::Packet {
