@@ -301,6 +301,8 @@ pub fn engine_and_interceptors() -> Result<(MediaEngine, Registry), webrtc::erro
 #[derive(Default)]
 pub struct KeyframeRequestTap {
     read_queue: VecDeque<TaggedPacket>,
+    /// Only what `handle_write` was given directly: in a chain, writes go past it (it
+    /// [passes them through](Interceptor::passes_writes_through)).
     write_queue: VecDeque<TaggedPacket>,
 }
 
@@ -349,6 +351,11 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
 }
 
 impl Interceptor for KeyframeRequestTap {
+    /// Writes go by untouched: `handle_write` only queues them and `poll_write` only pops.
+    fn passes_writes_through(&self) -> bool {
+        true
+    }
+
     fn bind_local_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}

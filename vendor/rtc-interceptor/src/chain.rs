@@ -106,11 +106,11 @@ impl Chain {
         handle: fn(&mut dyn Interceptor, T) -> Result<(), Error>,
         poll: fn(&mut dyn Interceptor) -> Option<T>,
         passes: fn(&dyn Interceptor) -> bool,
-        observe: fn(&mut dyn Interceptor, &T),
+        observe: fn(&mut dyn Interceptor, &mut T),
     ) -> VecDeque<T> {
         for interceptor in interceptors {
             if passes(interceptor.as_ref()) {
-                for next in belt.iter() {
+                for next in belt.iter_mut() {
                     observe(interceptor.as_mut(), next);
                 }
                 // What its queue holds goes first, then the belt, as if the belt had been
@@ -293,6 +293,7 @@ mod pass_through_tests {
     ///
     /// Probe 2 also watches what goes by (`observe_write`, as the sender-report interceptor and
     /// the NACK responder do): the timestamp sum of what it saw goes into what it generates.
+    /// Probe 3 changes what goes by in place (`observe_write`, as the TWCC sender numbers it).
     struct Probe {
         id: u32,
         pass: bool,
@@ -327,8 +328,8 @@ mod pass_through_tests {
             None
         }
         fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
-            if self.id == 2 {
-                self.observe_write(&msg);
+            if matches!(self.id, 2 | 3) {
+                self.observe_write(&mut msg);
                 self.queue.push_back(msg);
                 return Ok(());
             }
@@ -366,17 +367,19 @@ mod pass_through_tests {
         fn passes_writes_through(&self) -> bool {
             self.pass
         }
-        fn observe_write(&mut self, msg: &TaggedPacket) {
-            if self.id == 2
-                && let Packet::Rtp(p) = &msg.message.packet
-            {
-                self.seen = self.seen.wrapping_add(p.header.timestamp);
+        fn observe_write(&mut self, msg: &mut TaggedPacket) {
+            if let Packet::Rtp(p) = &mut msg.message.packet {
+                match self.id {
+                    2 => self.seen = self.seen.wrapping_add(p.header.timestamp),
+                    3 => p.header.timestamp ^= 0x5a5a_0000 | self.ticks,
+                    _ => {}
+                }
             }
         }
     }
 
-    /// Interceptors 1, 3 and 4 only queue their writes, 2 watches and queues; `skip` says whether
-    /// they say so.
+    /// Interceptors 1 and 4 only queue their writes, 2 watches and queues, 3 changes and queues;
+    /// `skip` says whether they say so.
     fn chain(skip: bool) -> Chain {
         Chain::new(
             (0..6)

@@ -376,8 +376,8 @@ pub trait Interceptor:
     /// unbind_remote_stream is called when the Stream is removed. It can be used to clean up any data related to that track.
     fn unbind_remote_stream(&mut self, info: &StreamInfo);
 
-    /// videoroom patch: whether this interceptor lets outbound packets by unchanged:
-    /// `handle_write(msg)` is exactly [`observe_write(&msg)`](Self::observe_write) followed by
+    /// videoroom patch: whether this interceptor lets outbound packets by, one for one and in
+    /// order: `handle_write(msg)` is exactly [`observe_write(&mut msg)`](Self::observe_write) followed by
     /// appending `msg` to the back of the queue `poll_write` pops from (never failing), and
     /// `poll_write` does nothing but pop that queue.
     ///
@@ -391,8 +391,9 @@ pub trait Interceptor:
     }
 
     /// videoroom patch: what `handle_write` does with a packet besides queueing it, for an
-    /// interceptor that [passes writes through](Self::passes_writes_through). Nothing by default.
-    fn observe_write(&mut self, _msg: &TaggedPacket) {}
+    /// interceptor that [passes writes through](Self::passes_writes_through): record it, or
+    /// change it in place (the TWCC sender numbers it). Nothing by default.
+    fn observe_write(&mut self, _msg: &mut TaggedPacket) {}
 }
 
 /// An interceptor whose concrete type has been erased.
@@ -407,7 +408,7 @@ impl<P: Interceptor + ?Sized> Interceptor for Box<P> {
         (**self).passes_writes_through()
     }
 
-    fn observe_write(&mut self, msg: &TaggedPacket) {
+    fn observe_write(&mut self, msg: &mut TaggedPacket) {
         (**self).observe_write(msg)
     }
 
@@ -444,7 +445,7 @@ impl<P: Interceptor + ?Sized> Interceptor for &mut P {
         (**self).passes_writes_through()
     }
 
-    fn observe_write(&mut self, msg: &TaggedPacket) {
+    fn observe_write(&mut self, msg: &mut TaggedPacket) {
         (**self).observe_write(msg)
     }
 

@@ -217,25 +217,9 @@ impl<E: BandwidthEstimator> Protocol<TaggedPacket, TaggedPacket, ()>
     }
 
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtp(ref rtp_packet) = msg.message.packet {
-            // Only a stream this endpoint is sending and that negotiated transport-wide CC is
-            // tracked; anything else has no sequence space the remote will report against.
-            // videoroom patch: one lookup of the stream, not two.
-            if let Some(stream) = self.streams.get(&rtp_packet.header.ssrc) {
-                let twcc_sequence_number = Self::twcc_sequence_number(stream, rtp_packet);
-                self.history.add_outgoing(
-                    rtp_packet.header.ssrc,
-                    rtp_packet.header.sequence_number,
-                    twcc_sequence_number.is_some(),
-                    twcc_sequence_number.unwrap_or_default(),
-                    rtp_packet.marshal_size(),
-                    // The release instant. The pacer has already run on this leg — recording the
-                    // enqueue instant instead would charge its queueing delay to the network.
-                    msg.now,
-                );
-            }
-        }
-
+        // videoroom patch: the recording moved to `record_sent` (see
+        // `Interceptor::passes_writes_through`).
+        self.record_sent(&msg);
         self.write_queue.push_back(msg);
         Ok(())
     }
@@ -260,7 +244,41 @@ impl<E: BandwidthEstimator> Protocol<TaggedPacket, TaggedPacket, ()>
     }
 }
 
+impl<E: BandwidthEstimator> CongestionControlInterceptor<E> {
+    /// Records a packet of a bound stream in the send history.
+    fn record_sent(&mut self, msg: &TaggedPacket) {
+        if let Packet::Rtp(ref rtp_packet) = msg.message.packet {
+            // Only a stream this endpoint is sending and that negotiated transport-wide CC is
+            // tracked; anything else has no sequence space the remote will report against.
+            // videoroom patch: one lookup of the stream, not two.
+            if let Some(stream) = self.streams.get(&rtp_packet.header.ssrc) {
+                let twcc_sequence_number = Self::twcc_sequence_number(stream, rtp_packet);
+                self.history.add_outgoing(
+                    rtp_packet.header.ssrc,
+                    rtp_packet.header.sequence_number,
+                    twcc_sequence_number.is_some(),
+                    twcc_sequence_number.unwrap_or_default(),
+                    rtp_packet.marshal_size(),
+                    // The release instant. The pacer has already run on this leg — recording the
+                    // enqueue instant instead would charge its queueing delay to the network.
+                    msg.now,
+                );
+            }
+        }
+    }
+}
+
 impl<E: BandwidthEstimator> Interceptor for CongestionControlInterceptor<E> {
+    // videoroom patch: `handle_write` is `observe_write` and queueing, `poll_write` only pops and
+    // nothing else is ever queued, so a chain may carry outbound packets past it.
+    fn passes_writes_through(&self) -> bool {
+        true
+    }
+
+    fn observe_write(&mut self, msg: &mut TaggedPacket) {
+        self.record_sent(msg);
+    }
+
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         // Tracked whether or not it negotiated transport-wide CC: RFC 8888 reports against the RTP
         // sequence number and needs no extension, so a stream without one is still worth recording.

@@ -249,7 +249,7 @@ impl Interceptor for NackResponderInterceptor {
         true
     }
 
-    fn observe_write(&mut self, msg: &TaggedPacket) {
+    fn observe_write(&mut self, msg: &mut TaggedPacket) {
         self.observe_outbound(msg);
     }
 

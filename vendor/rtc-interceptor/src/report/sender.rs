@@ -260,7 +260,7 @@ impl Interceptor for SenderReportInterceptor {
         true
     }
 
-    fn observe_write(&mut self, msg: &TaggedPacket) {
+    fn observe_write(&mut self, msg: &mut TaggedPacket) {
         self.observe_outbound(msg);
     }
 

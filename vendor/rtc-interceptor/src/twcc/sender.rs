@@ -131,18 +131,9 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for TwccSenderInterceptor {
     }
 
     fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtp(ref mut rtp_packet) = msg.message.packet
-            && let Some(stream) = self.streams.get(&rtp_packet.header.ssrc)
-        {
-            let seq = self.next_sequence_number;
-            self.next_sequence_number = self.next_sequence_number.wrapping_add(1);
-
-            // videoroom patch: the payload `TransportCcExtension { transport_sequence: seq }`
-            // marshals to, from a static table.
-            let _ = rtp_packet
-                .header
-                .set_extension(stream.hdr_ext_id, sequence_number_payload(seq).into());
-        }
+        // videoroom patch: the numbering moved to `number` (see
+        // `Interceptor::passes_writes_through`).
+        self.number(&mut msg);
         self.write_queue.push_back(msg);
         Ok(())
     }
@@ -160,7 +151,36 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for TwccSenderInterceptor {
     }
 }
 
+impl TwccSenderInterceptor {
+    /// Gives a packet of a bound stream the next transport-wide sequence number.
+    fn number(&mut self, msg: &mut TaggedPacket) {
+        if let Packet::Rtp(ref mut rtp_packet) = msg.message.packet
+            && let Some(stream) = self.streams.get(&rtp_packet.header.ssrc)
+        {
+            let seq = self.next_sequence_number;
+            self.next_sequence_number = self.next_sequence_number.wrapping_add(1);
+
+            // videoroom patch: the payload `TransportCcExtension { transport_sequence: seq }`
+            // marshals to, from a static table.
+            let _ = rtp_packet
+                .header
+                .set_extension(stream.hdr_ext_id, sequence_number_payload(seq).into());
+        }
+    }
+}
+
 impl Interceptor for TwccSenderInterceptor {
+    // videoroom patch: `handle_write` is `observe_write` (which numbers the packet in place) and
+    // queueing, `poll_write` only pops and nothing else is ever queued, so a chain may carry
+    // outbound packets past it.
+    fn passes_writes_through(&self) -> bool {
+        true
+    }
+
+    fn observe_write(&mut self, msg: &mut TaggedPacket) {
+        self.number(msg);
+    }
+
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         if let Some(hdr_ext_id) = stream_supports_twcc(info)
             && hdr_ext_id != 0
