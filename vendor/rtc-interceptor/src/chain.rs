@@ -64,6 +64,27 @@ pub(crate) struct Chain {
     /// videoroom patch: the belt of the last walk, empty between walks, kept for its allocation
     /// (a walk used to build a new `VecDeque` per packet).
     spare_belt: VecDeque<TaggedPacket>,
+    /// videoroom patch: the last write walk found every interceptor passing writes through and
+    /// drained every queue, and no interceptor was called since but through `observe_write`
+    /// (which queues nothing): a write walk without a packet would find nothing, and is skipped.
+    /// Every other call into the interceptors (reads, timeouts, binds) clears it.
+    writes_settled: bool,
+    /// videoroom patch: as `writes_settled` for reads: the last read walk drained every
+    /// interceptor's read queue, and since then none was called but to watch or poll writes. A
+    /// write handed to an interceptor, a timeout or a bind clears it.
+    reads_settled: bool,
+    /// videoroom patch: walk even when settled (the tests' reference chain).
+    #[cfg(test)]
+    walk_always: bool,
+}
+
+/// videoroom patch: what a walk found.
+struct Walked {
+    /// Every interceptor let the belt by (so every queue was drained and none was handed a
+    /// packet).
+    all_passed: bool,
+    /// Some interceptor was handed a packet.
+    handled_any: bool,
 }
 
 impl Chain {
@@ -107,7 +128,11 @@ impl Chain {
         poll: fn(&mut dyn Interceptor) -> Option<T>,
         passes: fn(&dyn Interceptor) -> bool,
         observe: fn(&mut dyn Interceptor, &mut T),
-    ) -> VecDeque<T> {
+    ) -> (VecDeque<T>, Walked) {
+        let mut walked = Walked {
+            all_passed: true,
+            handled_any: false,
+        };
         for interceptor in interceptors {
             if passes(interceptor.as_ref()) {
                 for next in belt.iter_mut() {
@@ -125,7 +150,9 @@ impl Chain {
                 }
                 continue;
             }
+            walked.all_passed = false;
             while let Some(next) = belt.pop_front() {
+                walked.handled_any = true;
                 // An interceptor takes the packet and decides what becomes of it: hold it, drop
                 // it, or put it on its own queue to be collected below.
                 if let Err(err) = handle(interceptor.as_mut(), next) {
@@ -138,7 +165,7 @@ impl Chain {
                 belt.push_back(next);
             }
         }
-        belt
+        (belt, walked)
     }
 
     /// videoroom patch: one read walk with `msg` (if any) on the spare belt, its output appended
@@ -146,7 +173,7 @@ impl Chain {
     fn walk_read(&mut self, msg: Option<TaggedPacket>) {
         let mut belt = std::mem::take(&mut self.spare_belt);
         belt.extend(msg);
-        let mut belt = Self::walk(
+        let (mut belt, walked) = Self::walk(
             self.interceptors.iter_mut(),
             belt,
             |s, p| s.handle_read(p),
@@ -154,6 +181,12 @@ impl Chain {
             |_| false,
             |_, _| {},
         );
+        // Handling a read may queue writes (a NACK's retransmissions); a walk that carried
+        // nothing called no interceptor but to poll it.
+        if walked.handled_any {
+            self.writes_settled = false;
+        }
+        self.reads_settled = true;
         if self.read_outs.is_empty() {
             std::mem::swap(&mut self.read_outs, &mut belt);
         } else {
@@ -166,7 +199,7 @@ impl Chain {
     fn walk_write(&mut self, msg: Option<TaggedPacket>) {
         let mut belt = std::mem::take(&mut self.spare_belt);
         belt.extend(msg);
-        let mut belt = Self::walk(
+        let (mut belt, walked) = Self::walk(
             self.interceptors.iter_mut().rev(),
             belt,
             |s, p| s.handle_write(p),
@@ -174,6 +207,10 @@ impl Chain {
             |s| s.passes_writes_through(),
             |s, p| s.observe_write(p),
         );
+        self.writes_settled = walked.all_passed;
+        if walked.handled_any {
+            self.reads_settled = false;
+        }
         if self.write_outs.is_empty() {
             std::mem::swap(&mut self.write_outs, &mut belt);
         } else {
@@ -183,11 +220,30 @@ impl Chain {
     }
 
     fn drain_read(&mut self) {
-        self.walk_read(None);
+        if !self.reads_settled || self.walks_always() {
+            self.walk_read(None);
+        }
     }
 
     fn drain_write(&mut self) {
-        self.walk_write(None);
+        if !self.writes_settled || self.walks_always() {
+            self.walk_write(None);
+        }
+    }
+
+    /// videoroom patch: a walk is never skipped (the tests' reference).
+    fn walks_always(&self) -> bool {
+        #[cfg(test)]
+        return self.walk_always;
+        #[cfg(not(test))]
+        false
+    }
+
+    /// videoroom patch: something other than a walk called the interceptors; both directions
+    /// may have something queued.
+    fn unsettle(&mut self) {
+        self.writes_settled = false;
+        self.reads_settled = false;
     }
 }
 
@@ -227,6 +283,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for Chain {
     }
 
     fn handle_timeout(&mut self, now: Self::Time) -> Result<(), Self::Error> {
+        self.unsettle();
         for interceptor in self.interceptors.iter_mut() {
             interceptor.handle_timeout(now)?;
         }
@@ -241,6 +298,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for Chain {
     }
 
     fn close(&mut self) -> Result<(), Self::Error> {
+        self.unsettle();
         for interceptor in self.interceptors.iter_mut() {
             interceptor.close()?;
         }
@@ -253,6 +311,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for Chain {
 impl Interceptor for Chain {
     /// A local stream this endpoint is now sending.
     fn bind_local_stream(&mut self, info: &StreamInfo) {
+        self.unsettle();
         for interceptor in self.interceptors.iter_mut() {
             interceptor.bind_local_stream(info);
         }
@@ -260,6 +319,7 @@ impl Interceptor for Chain {
 
     /// A local stream this endpoint has stopped sending.
     fn unbind_local_stream(&mut self, info: &StreamInfo) {
+        self.unsettle();
         for interceptor in self.interceptors.iter_mut() {
             interceptor.unbind_local_stream(info);
         }
@@ -267,6 +327,7 @@ impl Interceptor for Chain {
 
     /// A remote stream this endpoint is now receiving.
     fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        self.unsettle();
         for interceptor in self.interceptors.iter_mut() {
             interceptor.bind_remote_stream(info);
         }
@@ -274,6 +335,7 @@ impl Interceptor for Chain {
 
     /// A remote stream this endpoint has stopped receiving.
     fn unbind_remote_stream(&mut self, info: &StreamInfo) {
+        self.unsettle();
         for interceptor in self.interceptors.iter_mut() {
             interceptor.unbind_remote_stream(info);
         }
@@ -287,6 +349,8 @@ mod pass_through_tests {
     use super::*;
     use crate::{AttributedPacket, Packet};
     use shared::TransportContext;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Tags what it handles (unless it is 1, 3 or 4) and generates a packet of its own on
     /// some timeouts, queued like the NACK generator's and the report interceptors'.
@@ -300,6 +364,10 @@ mod pass_through_tests {
         ticks: u32,
         seen: u32,
         queue: VecDeque<TaggedPacket>,
+        /// Reads it passes on (tagged) or releases on timeouts, as a jitter buffer would.
+        reads: VecDeque<TaggedPacket>,
+        /// `poll_write` and `poll_read` calls, shared by the chain's probes.
+        polls: Arc<AtomicUsize>,
     }
 
     fn rtp(sequence_number: u16, timestamp: u32) -> TaggedPacket {
@@ -320,12 +388,21 @@ mod pass_through_tests {
         type Error = Error;
         type Time = Instant;
 
-        fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Error> {
-            self.queue.push_back(msg);
+        fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
+            if let Packet::Rtp(p) = &mut msg.message.packet {
+                if self.id % 2 == 0 {
+                    // A reaction queued as a write, as a NACK's retransmissions are.
+                    self.queue
+                        .push_back(rtp(p.header.sequence_number, p.header.timestamp ^ self.id));
+                }
+                p.header.timestamp = p.header.timestamp.wrapping_mul(17).wrapping_add(self.id);
+            }
+            self.reads.push_back(msg);
             Ok(())
         }
         fn poll_read(&mut self) -> Option<TaggedPacket> {
-            None
+            self.polls.fetch_add(1, Ordering::Relaxed);
+            self.reads.pop_front()
         }
         fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
             if matches!(self.id, 2 | 3) {
@@ -342,6 +419,7 @@ mod pass_through_tests {
             Ok(())
         }
         fn poll_write(&mut self) -> Option<TaggedPacket> {
+            self.polls.fetch_add(1, Ordering::Relaxed);
             self.queue.pop_front()
         }
         fn handle_timeout(&mut self, _now: Instant) -> Result<(), Error> {
@@ -351,6 +429,10 @@ mod pass_through_tests {
                     (self.id * 1000 + self.ticks) as u16,
                     self.id ^ self.seen,
                 ));
+            }
+            if self.ticks % (self.id + 2) == 0 {
+                self.reads
+                    .push_back(rtp((self.id * 2000 + self.ticks) as u16, self.ticks));
             }
             Ok(())
         }
@@ -378,22 +460,28 @@ mod pass_through_tests {
         }
     }
 
-    /// Interceptors 1 and 4 only queue their writes, 2 watches and queues, 3 changes and queues;
-    /// `skip` says whether they say so.
-    fn chain(skip: bool) -> Chain {
-        Chain::new(
-            (0..6)
-                .map(|id| {
-                    Box::new(Probe {
-                        id,
-                        pass: skip && matches!(id, 1..=4),
-                        ticks: 0,
-                        seen: 0,
-                        queue: VecDeque::new(),
-                    }) as Box<dyn Interceptor>
-                })
-                .collect(),
-        )
+    /// Probes `ids`, of which 1 and 4 only queue their writes, 2 watches and queues, 3 changes and
+    /// queues; `skip` says whether they say so, and whether the chain may skip idle walks. Even
+    /// probes also queue a write for each read (as a NACK queues retransmissions); every probe
+    /// passes reads on and releases some on timeouts. The counter counts polls.
+    fn chain(ids: std::ops::Range<u32>, skip: bool) -> (Chain, Arc<AtomicUsize>) {
+        let polls = Arc::new(AtomicUsize::new(0));
+        let mut chain = Chain::new(
+            ids.map(|id| {
+                Box::new(Probe {
+                    id,
+                    pass: skip && matches!(id, 1..=4),
+                    ticks: 0,
+                    seen: 0,
+                    queue: VecDeque::new(),
+                    reads: VecDeque::new(),
+                    polls: polls.clone(),
+                }) as Box<dyn Interceptor>
+            })
+            .collect(),
+        );
+        chain.walk_always = !skip;
+        (chain, polls)
     }
 
     fn key(p: &TaggedPacket) -> (u16, u32) {
@@ -403,9 +491,12 @@ mod pass_through_tests {
         }
     }
 
-    #[test]
-    fn skipping_pass_through_interceptors_changes_no_output() {
-        let (mut walked, mut skipped) = (chain(false), chain(true));
+    /// Drives a chain of `ids` whose probes say they pass writes through and one whose probes do
+    /// not with the same random writes, reads, timeouts and partial polls, and compares every
+    /// packet out. Returns the two chains' `poll_write` counts.
+    fn compare(ids: std::ops::Range<u32>) -> (usize, usize) {
+        let ((mut walked, walked_polls), (mut skipped, skipped_polls)) =
+            (chain(ids.clone(), false), chain(ids, true));
         let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
         let now = Instant::now();
         let mut out = 0;
@@ -414,9 +505,10 @@ mod pass_through_tests {
             seed ^= seed >> 7;
             seed ^= seed << 17;
             for chain in [&mut walked, &mut skipped] {
-                match seed % 5 {
+                match seed % 6 {
                     0 => chain.handle_timeout(now).unwrap(),
                     1 | 2 => chain.handle_write(rtp(n as u16, n)).unwrap(),
+                    3 => chain.handle_read(rtp(n as u16, !n)).unwrap(),
                     _ => {}
                 }
             }
@@ -427,7 +519,15 @@ mod pass_through_tests {
             };
             for _ in 0..polls {
                 let (a, b) = (walked.poll_write(), skipped.poll_write());
-                assert_eq!(a.as_ref().map(key), b.as_ref().map(key), "step {n}");
+                assert_eq!(a.as_ref().map(key), b.as_ref().map(key), "write, step {n}");
+                if a.is_none() {
+                    break;
+                }
+                out += 1;
+            }
+            for _ in 0..(seed >> 8) % 3 {
+                let (a, b) = (walked.poll_read(), skipped.poll_read());
+                assert_eq!(a.as_ref().map(key), b.as_ref().map(key), "read, step {n}");
                 if a.is_none() {
                     break;
                 }
@@ -435,5 +535,26 @@ mod pass_through_tests {
             }
         }
         assert!(out > 10_000, "{out} packets compared");
+        (
+            walked_polls.load(Ordering::Relaxed),
+            skipped_polls.load(Ordering::Relaxed),
+        )
+    }
+
+    #[test]
+    fn skipping_pass_through_interceptors_changes_no_output() {
+        compare(0..6);
+    }
+
+    /// When every interceptor passes writes through, a write walk without a packet is skipped
+    /// until a read, a timeout or a bind may have queued something; a read walk without a packet
+    /// until a timeout, a bind or a write handed to an interceptor may have.
+    #[test]
+    fn an_all_pass_chain_skips_empty_walks_and_changes_no_output() {
+        let (walked_polls, skipped_polls) = compare(1..5);
+        assert!(
+            skipped_polls * 2 < walked_polls,
+            "polls: {skipped_polls} skipping, {walked_polls} walking"
+        );
     }
 }

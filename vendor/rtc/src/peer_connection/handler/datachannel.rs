@@ -45,7 +45,10 @@ impl DataChannelHandlerContext {
 
     /// Records the newest instant a caller has supplied. See the design's §9.3 for why there is
     /// no monotonicity assert alongside the `max`.
-    fn observe(&mut self, now: Instant) {
+    ///
+    /// videoroom patch: crate-visible, for the write path that carries SRTP output past the
+    /// handler (`RTCPeerConnection::flush_writes`).
+    pub(crate) fn observe(&mut self, now: Instant) {
         self.now = now.max(self.now);
     }
 }
