@@ -65,6 +65,8 @@ new=$(per_packet "$new_bin")
 if [ -n "$old_rev" ]; then
   tree="$ROOT/target/forwarding-instructions/$old_rev"
   if [ ! -d "$tree" ]; then
+    # A worktree whose directory went with `cargo clean` is still registered: forget it first.
+    git worktree prune
     git worktree add --detach "$tree" "$old_rev" >/dev/null
     if [ ! -f "$tree/server/benches/forwarding_instructions.rs" ]; then
       cp server/benches/forwarding_instructions.rs "$tree/server/benches/"
