@@ -268,10 +268,12 @@ impl RTCPeerConnection {
     /// videoroom patch: what leaves the SRTP handler for the wire (`Rtp(RTPMessage::Raw)`: every
     /// SRTP and SRTCP packet) is carried past the data channel, SCTP and DTLS handlers, which
     /// only pass it on (the data channel handler also notes its instant, done here). It enters
-    /// the ICE handler ahead of what those three emit in this flush, as it would have: they
-    /// queue a message they pass on behind what they had queued before and ahead of what their
-    /// `poll_write` generates (DTLS's close_notify, SCTP's deferred transmits). Each forwarded
-    /// packet so makes three handler hops fewer, each a move into a handler's queue and out.
+    /// the ICE handler ahead of what those three emit in this flush: still ahead of what their
+    /// `poll_write` generates (DTLS's close_notify, SCTP's deferred transmits), now also ahead of
+    /// a DTLS or SCTP packet they had queued earlier (a retransmission on a timeout). Order
+    /// between media and DTLS/SCTP packets means nothing to the receiver; within each it is
+    /// unchanged. Each forwarded packet so makes three handler hops fewer, each a move into a
+    /// handler's queue and out.
     fn flush_writes(&mut self) {
         use sansio::Protocol;
 
