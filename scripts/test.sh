@@ -58,4 +58,9 @@ echo "==> desktop app: cargo tauri build --debug --bundles deb"
 "$ROOT/scripts/cargo-tauri" build --debug --bundles deb --ci
 echo "==> cargo test"
 cargo test --workspace --locked "$@"
+# The vendored crates are outside the workspace; their own tests include the ones written for
+# our patches (vendor/*/PATCHES.md). rtc is vendored without its integration tests.
+echo "==> cargo test: vendor/rtc-interceptor, vendor/rtc (lib)"
+cargo test --manifest-path vendor/rtc-interceptor/Cargo.toml --locked --target-dir target/vendor "$@"
+cargo test --manifest-path vendor/rtc/Cargo.toml --lib --locked --target-dir target/vendor "$@"
 echo "==> disk: target $(du -sh target 2>/dev/null | cut -f1), $(df -h --output=avail . | tail -1 | tr -d ' ') left"
