@@ -303,7 +303,16 @@ impl RTCPeerConnection {
             get_srtp_handler
         );
         let mut to_wire = VecDeque::new();
-        if intermediate_wouts.iter().any(is_for_the_wire) {
+        if intermediate_wouts.iter().all(is_for_the_wire) {
+            // The usual flush (forwarded packets only): the queue moves over whole, nothing is
+            // allocated.
+            for msg in &intermediate_wouts {
+                self.pipeline_context
+                    .datachannel_handler_context
+                    .observe(msg.now);
+            }
+            std::mem::swap(&mut to_wire, &mut intermediate_wouts);
+        } else if intermediate_wouts.iter().any(is_for_the_wire) {
             let mut rest = VecDeque::with_capacity(intermediate_wouts.len());
             for msg in intermediate_wouts.drain(..) {
                 if is_for_the_wire(&msg) {
